@@ -1,0 +1,28 @@
+using System.CommandLine;
+using NqmValidate.Cli.Commands;
+
+namespace NqmValidate.Cli;
+
+/// <summary>The `nqm` command tree. Each subcommand lives in Commands/ and maps options to a library call.</summary>
+public static class NqmApp
+{
+    public static RootCommand BuildRoot()
+    {
+        var root = new RootCommand(
+            "NqmValidate: measure how steps-to-target scale with batch size on real networks, " +
+            "fit a Noisy Quadratic Model to their curvature and noise, and compare.");
+        foreach (var command in Commands()) root.Subcommands.Add(command);
+        return root;
+    }
+
+    static IEnumerable<Command> Commands()
+    {
+        yield return DoctorCommand.Create();
+    }
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        var parse = BuildRoot().Parse(args);
+        return await parse.InvokeAsync();
+    }
+}

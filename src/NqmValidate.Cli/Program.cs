@@ -1,0 +1,3 @@
+using NqmValidate.Cli;
+
+return await NqmApp.RunAsync(args);
