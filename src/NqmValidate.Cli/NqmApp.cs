@@ -18,6 +18,9 @@ public static class NqmApp
     static IEnumerable<Command> Commands()
     {
         yield return DoctorCommand.Create();
+        yield return SweepCommand.Create();
+        yield return MergeCommand.Create();
+        yield return StatusCommand.Create();
     }
 
     public static async Task<int> RunAsync(string[] args)
