@@ -163,8 +163,9 @@ public static class SpecLoader
         }
         catch (JsonException e)
         {
-            // System.Text.Json names the path ($.optimizers[0].lr) and the unknown key in its message.
-            throw new SpecException($"{source}: {e.Message}", e);
+            // System.Text.Json names the unknown key or the bad value; add where it is.
+            string where = e.Path is null ? "" : $" (at {e.Path}, line {e.LineNumber + 1})";
+            throw new SpecException($"{source}: {e.Message}{where}", e);
         }
         if (spec is null) throw new SpecException($"{source}: the spec is `null`; expected a JSON object.");
         SpecValidation.Validate(spec, source);

@@ -190,11 +190,11 @@ public sealed class ResultsStore
                 throw new SweepStoreException($"{path}: status `reached` without `steps_to_target`.");
             return new TrialLog(status, steps, run, ReadTrainLoss(Path.Combine(dir, "curve.csv")));
         }
-        catch (Exception e) when (tolerant && e is SweepStoreException or JsonException or IOException or CsvFormatException)
+        catch (Exception e) when (tolerant && e is SweepStoreException or JsonException or IOException or CsvHelperException)
         {
             return null;
         }
-        catch (Exception e) when (e is JsonException or CsvFormatException)
+        catch (Exception e) when (e is JsonException or CsvHelperException)
         {
             throw new SweepStoreException($"{dir}: unreadable trial files: {e.Message}", e);
         }
@@ -213,13 +213,15 @@ public sealed class ResultsStore
         var list = new List<(long, double)>();
         if (!File.Exists(path)) return list;
         using var reader = new StreamReader(path);
-        using var csv = CsvReader.Create(reader);
-        if (!csv.Headers.Contains("step") || !csv.Headers.Contains("train_loss")) return list;
+        using var csv = new CsvReader(reader, CultureInfo.InvariantCulture);
+        if (!csv.Read()) return list;
+        csv.ReadHeader();
+        if (csv.HeaderRecord is not { } header || !header.Contains("step") || !header.Contains("train_loss")) return list;
         while (csv.Read())
         {
-            string? loss = csv.GetStringOrNull("train_loss");
+            string? loss = csv.GetField("train_loss");
             if (string.IsNullOrWhiteSpace(loss)) continue;
-            list.Add((long.Parse(csv.GetString("step"), CultureInfo.InvariantCulture), double.Parse(loss, CultureInfo.InvariantCulture)));
+            list.Add((long.Parse(csv.GetField("step")!, CultureInfo.InvariantCulture), double.Parse(loss, CultureInfo.InvariantCulture)));
         }
         return list;
     }

@@ -1,5 +1,6 @@
 using System.Globalization;
 using CsvHelper;
+using CsvHelper.Configuration;
 
 namespace NqmValidate.Training.Sweeps;
 
@@ -61,7 +62,7 @@ public static class SweepTables
     static readonly string[] TrialsHeader =
     [
         "study", "optimizer", "batch_size", "trial", "seed", "learning_rate", "momentum", "beta1", "epsilon",
-        "status", "steps_to_target", "steps_run", "initial_loss", "final_loss", "rank", "step_cap", "trial_status", "replicate",
+        "status", "steps_to_target", "steps_run", "initial_loss", "final_loss", "rank", "step_cap", "replicate",
     ];
 
     public static string StepsCsv(IReadOnlyList<StepsRow> rows) => Csv(StepsHeader, rows.Select(r => new[]
@@ -72,25 +73,30 @@ public static class SweepTables
         I(r.StepsTrained),
     }));
 
-    /// <summary>trials.csv: `status` is how the trial counts in its study (pruning applied),
-    /// `trial_status` how the trial process itself ended, `steps_run` the steps that count.</summary>
+    /// <summary>trials.csv: `status` is how the trial counts in its study (pruning applied) and
+    /// `steps_run` the steps that count. How the trial process itself ended stays in its
+    /// trial.json: it may depend on timing (the cap it was launched with), the table must not.</summary>
     public static string TrialsCsv(IEnumerable<StudyResult> results) => Csv(TrialsHeader,
         results.SelectMany(s => s.Trials.OrderBy(t => t.Trial.Index).Select(t => new[]
         {
             s.Study.Id, s.Study.Optimizer, I(s.Study.BatchSize), t.Trial.Id, I(t.Trial.Seed), D(t.Trial.Point.LearningRate),
             D(t.Trial.Point.Momentum), D(t.Trial.Point.Beta1), D(t.Trial.Point.Epsilon), Snake(t.Status.ToString()),
             I(t.StepsToTarget), I(t.StepsCounted), D(t.InitialLoss), D(t.FinalLoss), I(t.Rank), I(t.StepCap),
-            Snake(t.Log.Status.ToString()), I(s.Study.Replicate),
+            I(s.Study.Replicate),
         })));
 
     static string Csv(string[] header, IEnumerable<string[]> rows)
     {
         using var text = new StringWriter(CultureInfo.InvariantCulture);
-        using (var csv = CsvWriter.Create(text, leaveOpen: true))
+        using (var csv = new CsvWriter(text, new CsvConfiguration(CultureInfo.InvariantCulture) { NewLine = "\n" }, leaveOpen: true))
         {
-            csv.WriteHeader(header);
-            foreach (var r in rows) csv.WriteRecord(r);
-            csv.Flush();
+            foreach (var h in header) csv.WriteField(h);
+            csv.NextRecord();
+            foreach (var r in rows)
+            {
+                foreach (var f in r) csv.WriteField(f);
+                csv.NextRecord();
+            }
         }
         return text.ToString();
     }
