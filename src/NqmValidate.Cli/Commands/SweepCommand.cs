@@ -1,3 +1,4 @@
+using NqmValidate.Training.Trials;
 using System.CommandLine;
 using NqmValidate.Training.Sweeps;
 
@@ -5,7 +6,7 @@ namespace NqmValidate.Cli.Commands;
 
 /// <summary>The options of `nqm sweep`, mapped from the command line.</summary>
 public sealed record SweepCommandOptions(
-    string SpecPath, string? OutDirectory, int? Jobs, int? Threads, string? Device, string? DataDir, int? TrainExamples,
+    string SpecPath, string? OutDirectory, int? Jobs, int? Threads, string? Device, string? DataDir,
     bool NoPrune, string? Order, string? Shard, bool RetryCrashed, string? EmitSlurm, bool Gpu, int? Shards,
     string? Partition, string? TimeLimit, string Progress);
 
@@ -18,7 +19,6 @@ public static class SweepCommand
     static readonly Option<int?> Threads = new("--threads") { Description = "Threads per trial process (overrides `threads`)." };
     static readonly Option<string?> Device = new("--device") { Description = "cpu | cuda (overrides `device`)." };
     static readonly Option<string?> DataDir = new("--data-dir") { Description = "Fashion-MNIST folder (overrides workload.data.dir)." };
-    static readonly Option<int?> TrainExamples = new("--train-examples") { Description = "Use only the first N training examples (overrides workload.data.train_examples)." };
     static readonly Option<bool> NoPrune = new("--no-prune") { Description = "Run every trial to its budget (exhaustive search; for comparison)." };
     static readonly Option<string?> Order = new("--order") { Description = "predicted | canonical trial order (overrides `order`)." };
     static readonly Option<string?> ShardOpt = new("--shard") { Description = "Run shard i/n only (default: from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT, else all)." };
@@ -37,7 +37,7 @@ public static class SweepCommand
     public static Command Create()
     {
         var command = new Command("sweep", "Run every study (optimizer × batch size × seed) of an experiment spec; resumable, parallel, shardable.");
-        foreach (var o in new Option[] { Spec, Out, Jobs, Threads, Device, DataDir, TrainExamples, NoPrune, Order, ShardOpt, RetryCrashed,
+        foreach (var o in new Option[] { Spec, Out, Jobs, Threads, Device, DataDir, NoPrune, Order, ShardOpt, RetryCrashed,
                      EmitSlurm, Gpu, Shards, Partition, TimeLimit, Progress })
             command.Options.Add(o);
         command.SetAction((parse, cancel) => RunAsync(Map(parse), cancel));
@@ -45,8 +45,7 @@ public static class SweepCommand
     }
 
     public static SweepCommandOptions Map(ParseResult p) => new(
-        p.GetValue(Spec)!, p.GetValue(Out), p.GetValue(Jobs), p.GetValue(Threads), p.GetValue(Device), p.GetValue(DataDir),
-        p.GetValue(TrainExamples), p.GetValue(NoPrune), p.GetValue(Order), p.GetValue(ShardOpt), p.GetValue(RetryCrashed),
+        p.GetValue(Spec)!, p.GetValue(Out), p.GetValue(Jobs), p.GetValue(Threads), p.GetValue(Device), p.GetValue(DataDir), p.GetValue(NoPrune), p.GetValue(Order), p.GetValue(ShardOpt), p.GetValue(RetryCrashed),
         p.GetValue(EmitSlurm), p.GetValue(Gpu), p.GetValue(Shards), p.GetValue(Partition), p.GetValue(TimeLimit), p.GetValue(Progress)!);
 
     /// <summary>Defaults → spec file → command-line overrides, validated again after the overrides.</summary>
@@ -65,7 +64,6 @@ public static class SweepCommand
                 Data = spec.Workload!.Data with
                 {
                     Dir = o.DataDir is null ? spec.Workload.Data.Dir : Path.GetFullPath(o.DataDir),
-                    TrainExamples = o.TrainExamples ?? spec.Workload.Data.TrainExamples,
                 },
             },
         };

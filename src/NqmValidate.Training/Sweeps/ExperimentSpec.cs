@@ -1,5 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using NqmValidate.Training.Models;
+using NqmValidate.Training.Optimizers;
 
 namespace NqmValidate.Training.Sweeps;
 
@@ -22,7 +24,7 @@ public sealed record ExperimentSpec
     public long Seed { get; init; } = 0;
     public WorkloadSpec? Workload { get; init; }
     public IReadOnlyList<int>? BatchSizes { get; init; }
-    public IReadOnlyList<OptimizerSpec>? Optimizers { get; init; }
+    public IReadOnlyList<OptimizerSearch>? Optimizers { get; init; }
     /// <summary>Independent replicates of every study (different trial seeds, same search points).</summary>
     public int Seeds { get; init; } = 1;
     public BudgetSpec? Budget { get; init; }
@@ -46,32 +48,27 @@ public sealed record ExperimentSpec
 public sealed record WorkloadSpec
 {
     public DataSpec Data { get; init; } = new();
-    public ModelSpec? Model { get; init; }
+    public ModelSettings? Model { get; init; }
     public TargetSpec? Target { get; init; }
 }
 
 public sealed record DataSpec
 {
-    /// <summary>Folder with the Fashion-MNIST IDX files; null = the trial's default.</summary>
+    /// <summary>Folder with the Fashion-MNIST IDX files; null = the trial's default ($NQM_DATA_DIR or the Debian package's folder).</summary>
     public string? Dir { get; init; }
-    /// <summary>Use only the first N training examples (tests and smoke runs); null = all.</summary>
-    public int? TrainExamples { get; init; }
 }
 
-public sealed record ModelSpec
+/// <summary>The model, in the trial's own terms (NqmValidate.Training.Models.ModelRegistry).</summary>
+public sealed record ModelSettings
 {
-    /// <summary>mlp | cnn | resnet.</summary>
+    /// <summary>A model registry name: mlp, cnn, cnn-narrow, cnn-wide, resnet, resnet-nonorm.</summary>
     public string Name { get; init; } = "";
     /// <summary>MLP hidden widths, e.g. [256, 256].</summary>
-    public IReadOnlyList<int>? Hidden { get; init; }
-    /// <summary>CNN variant: narrow | base | wide.</summary>
-    public string? Variant { get; init; }
-    /// <summary>ResNet blocks per stage.</summary>
-    public int? Depth { get; init; }
-    /// <summary>ResNet base width.</summary>
-    public int? Width { get; init; }
-    /// <summary>ResNet with normalisation layers.</summary>
-    public bool? Norm { get; init; }
+    public IReadOnlyList<int>? HiddenWidths { get; init; }
+    /// <summary>CNN/ResNet width multiplier.</summary>
+    public double? WidthMultiplier { get; init; }
+    /// <summary>ResNet basic blocks per stage.</summary>
+    public int? BlocksPerStage { get; init; }
 }
 
 public sealed record TargetSpec
@@ -82,7 +79,7 @@ public sealed record TargetSpec
 }
 
 /// <summary>One optimizer and its search space; each (optimizer, batch size, seed) is a study.</summary>
-public sealed record OptimizerSpec
+public sealed record OptimizerSearch
 {
     /// <summary>sgd | momentum | nesterov | adam.</summary>
     public string Name { get; init; } = "";
@@ -122,13 +119,13 @@ public sealed record BudgetSpec
         Steps ?? Math.Clamp((long)Math.Ceiling(Examples!.Value / batchSize), MinSteps, MaxSteps);
 }
 
-/// <summary>How trials evaluate. The evaluation schedule must not depend on max_steps (docs/sweeps.md).</summary>
+/// <summary>How trials evaluate. (The trial's evaluation grid does not depend on max_steps, see docs/sweeps.md.)</summary>
 public sealed record EvaluationSpec
 {
     /// <summary>Size of the fixed training-set evaluation subset (train_loss targets); null = trial default.</summary>
     public int? EvalExamples { get; init; }
-    /// <summary>Evaluate every N steps instead of the trial's default schedule; null = trial default.</summary>
-    public int? EvalEvery { get; init; }
+    /// <summary>Diverged when the loss exceeds this multiple of the initial loss; null = trial default.</summary>
+    public double? DivergenceFactor { get; init; }
 }
 
 /// <summary>Loads and validates experiment specs.</summary>
@@ -179,9 +176,11 @@ public static class SpecLoader
 /// <summary>Checks every field and reports all faults at once, each naming its field.</summary>
 public static class SpecValidation
 {
-    public static readonly string[] Optimizers = ["sgd", "momentum", "nesterov", "adam"];
-    public static readonly string[] Models = ["mlp", "cnn", "resnet"];
-    public static readonly string[] CnnVariants = ["narrow", "base", "wide"];
+    public static readonly string[] Optimizers = OptimizerFactory.Names;
+    public static string[] Models => [.. ModelRegistry.Names];
+
+    /// <summary>The trial's model spec for the spec's model section.</summary>
+    public static ModelSpec ToModelSpec(ModelSettings m) => new(m.Name, m.HiddenWidths?.ToArray(), m.WidthMultiplier, m.BlocksPerStage);
     public static readonly string[] Metrics = ["train_loss", "validation_error"];
     public static readonly string[] Searches = ["grid", "halton"];
     public static readonly string[] Orders = ["predicted", "canonical"];
@@ -207,20 +206,16 @@ public static class SpecValidation
         else
         {
             var w = s.Workload;
-            if (w.Data.TrainExamples is < 1) f.Add($"workload.data.train_examples: must be >= 1 (got {w.Data.TrainExamples}).");
             if (w.Model is null) f.Add($"workload.model: missing; expected {{ \"name\": {OneOf(Models)} }}.");
             else
             {
                 var m = w.Model;
                 if (!Models.Contains(m.Name)) f.Add($"workload.model.name: must be {OneOf(Models)} (got \"{m.Name}\").");
-                if (m.Hidden is not null && (m.Name != "mlp" || m.Hidden.Count == 0 || m.Hidden.Any(h => h < 1)))
-                    f.Add("workload.model.hidden: only for `mlp`, a non-empty list of widths >= 1.");
-                if (m.Variant is not null && (m.Name != "cnn" || !CnnVariants.Contains(m.Variant)))
-                    f.Add($"workload.model.variant: only for `cnn`, {OneOf(CnnVariants)} (got \"{m.Variant}\").");
-                if ((m.Depth is not null || m.Width is not null || m.Norm is not null) && m.Name != "resnet")
-                    f.Add("workload.model.depth/width/norm: only for `resnet`.");
-                if (m.Depth is < 1) f.Add($"workload.model.depth: must be >= 1 (got {m.Depth}).");
-                if (m.Width is < 1) f.Add($"workload.model.width: must be >= 1 (got {m.Width}).");
+                else
+                {
+                    try { ModelRegistry.Resolve(ToModelSpec(m)); }
+                    catch (ModelSpecException e) { f.Add($"workload.model: {e.Message}"); }
+                }
             }
             if (w.Target is null) f.Add($"workload.target: missing; expected {{ \"metric\": {OneOf(Metrics)}, \"threshold\": number }}.");
             else
@@ -260,7 +255,7 @@ public static class SpecValidation
             if (b.MaxSteps < b.MinSteps) f.Add($"budget.max_steps: must be >= min_steps (got {b.MaxSteps} < {b.MinSteps}).");
         }
         if (s.Evaluation.EvalExamples is < 1) f.Add($"evaluation.eval_examples: must be >= 1 (got {s.Evaluation.EvalExamples}).");
-        if (s.Evaluation.EvalEvery is < 1) f.Add($"evaluation.eval_every: must be >= 1 (got {s.Evaluation.EvalEvery}).");
+        if (s.Evaluation.DivergenceFactor is { } d && !(d > 1)) f.Add($"evaluation.divergence_factor: must be > 1 (got {d}).");
         if (s.Threads < 1) f.Add($"threads: must be >= 1 (got {s.Threads}).");
         if (s.Jobs < 1) f.Add($"jobs: must be >= 1 (got {s.Jobs}).");
         if (!Devices.Contains(s.Device)) f.Add($"device: must be {OneOf(Devices)} (got \"{s.Device}\").");
@@ -270,7 +265,7 @@ public static class SpecValidation
         return f;
     }
 
-    static void OptimizerFaults(OptimizerSpec o, string at, List<string> f)
+    static void OptimizerFaults(OptimizerSearch o, string at, List<string> f)
     {
         if (!Optimizers.Contains(o.Name)) f.Add($"{at}.name: must be {OneOf(Optimizers)} (got \"{o.Name}\").");
         if (!Searches.Contains(o.Search)) f.Add($"{at}.search: must be {OneOf(Searches)} (got \"{o.Search}\").");

@@ -9,23 +9,6 @@ namespace NqmValidate.Training.Sweeps;
 /// <summary>A sweep directory that cannot be used as asked (another spec, unreadable trial).</summary>
 public sealed class SweepStoreException(string message, Exception? inner = null) : Exception(message, inner);
 
-/// <summary>Writes files atomically: a temporary file beside the target, then a rename.</summary>
-public static class AtomicFile
-{
-    public static void WriteAllText(string path, string text)
-    {
-        string tmp = $"{path}.tmp-{Environment.ProcessId}-{Guid.NewGuid():N}";
-        using (var s = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write))
-        using (var w = new StreamWriter(s))
-        {
-            w.Write(text);
-            w.Flush();
-            s.Flush(flushToDisk: true);
-        }
-        File.Move(tmp, path, overwrite: true);
-    }
-}
-
 /// <summary>
 /// The results store of a sweep directory:
 /// <code>

@@ -11,10 +11,10 @@ public sealed record HyperPoint(double LearningRate, double? Momentum, double? B
 /// </summary>
 public sealed class SearchSpace
 {
-    readonly OptimizerSpec _spec;
+    readonly OptimizerSearch _spec;
     readonly List<(string Name, LogRange Range)> _dims = [];
 
-    public SearchSpace(OptimizerSpec spec)
+    public SearchSpace(OptimizerSearch spec)
     {
         _spec = spec;
         _dims.Add(("learning_rate", spec.LearningRate!));

@@ -49,7 +49,7 @@ public sealed record SweepPlan(ExperimentSpec Spec, IReadOnlyList<ChainPlan> Cha
     public IReadOnlyList<ChainPlan> Shard(int index, int count) =>
         Chains.Where((_, i) => i % count == index).ToList();
 
-    public OptimizerSpec Optimizer(string name) => Spec.Optimizers!.First(o => o.Name == name);
+    public OptimizerSearch Optimizer(string name) => Spec.Optimizers!.First(o => o.Name == name);
 }
 
 /// <summary>Which part of a sweep one process runs.</summary>

@@ -27,9 +27,9 @@ public sealed record SweepSummary(
     int TrialsAdopted, int TrialsCrashedNow, long StepsTrained, TimeSpan Wall);
 
 /// <summary>
-/// Runs a sweep: every study of its shard, `jobs` trial processes at once, resuming from the
-/// store. Within a study, trials launch in run order with a step cap from the earlier trials
-/// finished so far; the tables are a pure function of the logs (see <see cref="StudyResults"/>),
+/// Runs a sweep: every study of its shard, up to `jobs` trial processes at once (one per chain),
+/// resuming from the store. Within a study, trials run in run order, each with the step cap of
+/// the trials before it; the tables are a pure function of the logs (see <see cref="StudyResults"/>),
 /// so they do not depend on timing, parallelism, or on kills and resumes.
 /// </summary>
 public sealed class SweepRunner(ITrialRunner runner)
@@ -151,30 +151,28 @@ public sealed class SweepRunner(ITrialRunner runner)
         _ => log.Status.ToString().ToLowerInvariant(),
     };
 
-    /// <summary>The next trial to launch: from the chain with the fewest running trials (so that
-    /// trials of one study mostly run after their predecessors and get tighter caps), the
-    /// lowest-ranked trial not yet finished or running.</summary>
+    /// <summary>
+    /// The next trial to launch: in each chain, trials run one at a time in run order, so that
+    /// every trial is launched with exactly the step cap its study gives it (all earlier trials
+    /// have finished). The trial then runs exactly as it would in any other run (the trial is
+    /// deterministic from its arguments), so its log is a pure function of the spec. Parallelism
+    /// comes from running several chains (optimizers × seeds) at once.
+    /// </summary>
     static (ChainProgress, TrialPlan, int)? Next(List<ChainProgress> chains, IEnumerable<Running> running, HashSet<string> skipped)
     {
-        var active = running.ToList();
-        (ChainProgress, TrialPlan, int)? best = null;
-        int bestLoad = int.MaxValue;
+        var busy = running.Select(r => r.Chain).ToHashSet();
         foreach (var chain in chains)
         {
-            if (chain.Complete) continue;
-            int load = active.Count(r => r.Chain == chain);
-            if (load >= bestLoad) continue;
+            if (chain.Complete || busy.Contains(chain)) continue;
             for (int rank = 0; rank < chain.Order.Count; rank++)
             {
                 var t = chain.Order[rank];
-                if (chain.Logs.ContainsKey(t.Id) || active.Any(r => r.Chain == chain && r.Trial == t)
-                    || skipped.Contains(chain.Current!.Id + "/" + t.Id)) continue;
-                best = (chain, t, rank);
-                bestLoad = load;
-                break;
+                if (chain.Logs.ContainsKey(t.Id)) continue;
+                if (skipped.Contains(chain.Current!.Id + "/" + t.Id)) break; // blocked until the next run
+                return (chain, t, rank);
             }
         }
-        return best;
+        return null;
     }
 
     static void DeleteCrashed(ResultsStore store, IReadOnlyList<ChainPlan> chains)

@@ -1,3 +1,4 @@
+using NqmValidate.Training.Trials;
 using System.Globalization;
 using CsvHelper;
 using CsvHelper.Configuration;

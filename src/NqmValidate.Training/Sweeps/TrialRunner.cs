@@ -40,13 +40,11 @@ public static class TrialCommandLine
         var m = w.Model!;
         var p = r.Trial.Point;
         var a = new List<string> { "train", "--model", m.Name };
-        if (m.Hidden is not null) a.AddRange(["--hidden", string.Join(",", m.Hidden)]);
-        if (m.Variant is not null) a.AddRange(["--variant", m.Variant]);
-        if (m.Depth is not null) a.AddRange(["--depth", m.Depth.Value.ToString(CultureInfo.InvariantCulture)]);
-        if (m.Width is not null) a.AddRange(["--width", m.Width.Value.ToString(CultureInfo.InvariantCulture)]);
-        if (m.Norm is not null) a.AddRange(["--norm", m.Norm.Value ? "true" : "false"]);
+        if (m.HiddenWidths is not null) a.AddRange(["--hidden-widths", string.Join(",", m.HiddenWidths)]);
+        if (m.WidthMultiplier is { } wm) a.AddRange(["--width-multiplier", F(wm)]);
+        if (m.BlocksPerStage is { } bps) a.AddRange(["--blocks-per-stage", bps.ToString(CultureInfo.InvariantCulture)]);
         a.AddRange(["--optimizer", r.Study.Optimizer, "--batch-size", r.Study.BatchSize.ToString(CultureInfo.InvariantCulture),
-            "--learning-rate", F(p.LearningRate)]);
+            "--learning-rate", F(p.LearningRate), "--lr-schedule", "constant"]);
         if (p.Momentum is { } mom) a.AddRange(["--momentum", F(mom)]);
         if (p.Beta1 is { } b1) a.AddRange(["--beta1", F(b1)]);
         if (p.Beta2 is { } b2) a.AddRange(["--beta2", F(b2)]);
@@ -57,10 +55,9 @@ public static class TrialCommandLine
             "--threads", spec.Threads.ToString(CultureInfo.InvariantCulture),
             "--device", spec.Device]);
         if (w.Data.Dir is not null) a.AddRange(["--data-dir", w.Data.Dir]);
-        if (w.Data.TrainExamples is { } n) a.AddRange(["--train-examples", n.ToString(CultureInfo.InvariantCulture)]);
         if (spec.Evaluation.EvalExamples is { } e) a.AddRange(["--eval-examples", e.ToString(CultureInfo.InvariantCulture)]);
-        if (spec.Evaluation.EvalEvery is { } every) a.AddRange(["--eval-every", every.ToString(CultureInfo.InvariantCulture)]);
-        a.AddRange(["--out", directory]);
+        if (spec.Evaluation.DivergenceFactor is { } d) a.AddRange(["--divergence-factor", F(d)]);
+        a.AddRange(["--out", directory, "--quiet"]);
         return a;
     }
 }
