@@ -173,11 +173,11 @@ public sealed class ResultsStore
                 throw new SweepStoreException($"{path}: status `reached` without `steps_to_target`.");
             return new TrialLog(status, steps, run, ReadTrainLoss(Path.Combine(dir, "curve.csv")));
         }
-        catch (Exception e) when (tolerant && e is SweepStoreException or JsonException or IOException or CsvHelperException)
+        catch (Exception e) when (tolerant && e is SweepStoreException or JsonException or IOException or CsvHelperException or FormatException)
         {
             return null;
         }
-        catch (Exception e) when (e is JsonException or CsvHelperException)
+        catch (Exception e) when (e is JsonException or CsvHelperException or FormatException)
         {
             throw new SweepStoreException($"{dir}: unreadable trial files: {e.Message}", e);
         }
@@ -191,21 +191,8 @@ public sealed class ResultsStore
         throw new SweepStoreException($"{source}: unknown status \"{text}\" (expected one of running, reached, budget_exhausted, diverged, interrupted, crashed).");
     }
 
-    static IReadOnlyList<(long, double)> ReadTrainLoss(string path)
-    {
-        var list = new List<(long, double)>();
-        if (!File.Exists(path)) return list;
-        using var reader = new StreamReader(path);
-        using var csv = new CsvReader(reader, CultureInfo.InvariantCulture);
-        if (!csv.Read()) return list;
-        csv.ReadHeader();
-        if (csv.HeaderRecord is not { } header || !header.Contains("step") || !header.Contains("train_loss")) return list;
-        while (csv.Read())
-        {
-            string? loss = csv.GetField("train_loss");
-            if (string.IsNullOrWhiteSpace(loss)) continue;
-            list.Add((long.Parse(csv.GetField("step")!, CultureInfo.InvariantCulture), double.Parse(loss, CultureInfo.InvariantCulture)));
-        }
-        return list;
-    }
+    static IReadOnlyList<(long, double)> ReadTrainLoss(string path) =>
+        File.Exists(path)
+            ? CurveFile.Read(path).Where(p => p.TrainLoss is not null).Select(p => (p.Step, p.TrainLoss!.Value)).ToList()
+            : [];
 }

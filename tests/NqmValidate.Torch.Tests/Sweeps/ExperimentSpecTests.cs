@@ -37,7 +37,8 @@ public class ExperimentSpecTests
     [InlineData("\"trials\": 8,", "", "optimizers[1].trials: halton search needs `trials` >= 1")]
     [InlineData("\"max\": 0.5 } }", "\"max\": 1.5 } }", "optimizers[1].one_minus_momentum.max: 1 − β must be < 1")]
     [InlineData("[16, 64, 256]", "[16, 16]", "batch_sizes: duplicates")]
-    [InlineData("\"name\": \"mlp\"", "\"name\": \"vgg\"", "workload.model.name: must be one of `mlp`, `cnn`, `resnet` (got \"vgg\")")]
+    [InlineData("\"name\": \"mlp\"", "\"name\": \"vgg\"", "workload.model.name: must be one of `mlp`, `cnn`, `cnn-narrow`, `cnn-wide`, `resnet`, `resnet-nonorm` (got \"vgg\")")]
+    [InlineData("\"name\": \"mlp\"", "\"name\": \"cnn\"", "workload.model: hidden_widths applies to the mlp only")]
     [InlineData("\"jobs\": 3", "\"jobs\": 0", "jobs: must be >= 1 (got 0)")]
     [InlineData("\"jobs\": 3", "\"jobs\": 3, \"order\": \"random\"", "order: must be one of `predicted`, `canonical`")]
     [InlineData("\"budget\": { \"examples\": 64000,", "\"budget\": { \"steps\": 10, \"examples\": 64000,", "budget: give exactly one of `steps` and `examples`")]
@@ -55,7 +56,7 @@ public class ExperimentSpecTests
     [Fact]
     public void AnUnknownNestedKeyIsAnErrorNamingItsPath()
     {
-        string message = Fault(Edit("\"hidden\": [16]", "\"hiden\": [16]"));
+        string message = Fault(Edit("\"hidden_widths\": [16]", "\"hiden_widths\": [16]"));
         Assert.Contains("hiden", message);
         Assert.Contains("$.workload.model", message);
     }

@@ -74,7 +74,7 @@ public class SearchSpaceTests
     [Fact]
     public void AdamDefaultsBeta1AndEpsilonWhenNotSearched()
     {
-        var adam = new OptimizerSpec { Name = "adam", LearningRate = new LogRange { Min = 1e-4, Max = 1e-2, Points = 3 } };
+        var adam = new OptimizerSearch { Name = "adam", LearningRate = new LogRange { Min = 1e-4, Max = 1e-2, Points = 3 } };
         var p = new SearchSpace(adam).Points()[0].Point;
         Assert.Equal(0.9, p.Beta1);
         Assert.Equal(1e-8, p.Epsilon);

@@ -79,8 +79,7 @@ public static class SweepTestKit
       "name": "tiny",
       "seed": 7,
       "workload": {
-        "data": { "train_examples": 512 },
-        "model": { "name": "mlp", "hidden": [16] },
+        "model": { "name": "mlp", "hidden_widths": [16] },
         "target": { "metric": "train_loss", "threshold": 1.0 }
       },
       "batch_sizes": [16, 64, 256],
