@@ -1,5 +1,6 @@
 using NqmValidate.Training.Trials;
 using System.CommandLine;
+using System.Runtime.InteropServices;
 using NqmValidate.Training.Sweeps;
 
 namespace NqmValidate.Cli.Commands;
@@ -40,7 +41,16 @@ public static class SweepCommand
         foreach (var o in new Option[] { Spec, Out, Jobs, Threads, Device, DataDir, NoPrune, Order, ShardOpt, RetryCrashed,
                      EmitSlurm, Gpu, Shards, Partition, TimeLimit, Progress })
             command.Options.Add(o);
-        command.SetAction((parse, cancel) => RunAsync(Map(parse), cancel));
+        // Signals are handled here, not by System.CommandLine (whose termination timeout would end
+        // the process before the running trials have stopped and been cleaned up).
+        command.SetAction(parse =>
+        {
+            using var cancel = new CancellationTokenSource();
+            void Stop(PosixSignalContext context) { context.Cancel = true; cancel.Cancel(); }
+            using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
+            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
+            return RunAsync(Map(parse), cancel.Token).GetAwaiter().GetResult();
+        });
         return command;
     }
 

@@ -147,7 +147,7 @@ public sealed class ProcessTrialRunner : ITrialRunner
         {
             cancelled = true;
             // Ask the trial to stop cleanly (it records `interrupted`), then insist.
-            if (!process.HasExited) _ = Kill(process.Id, SigInt);
+            if (!process.HasExited) _ = Kill(process.Id, SigTerm);
             using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(10));
             try { await process.WaitForExitAsync(grace.Token); }
             catch (OperationCanceledException) { process.Kill(entireProcessTree: true); await process.WaitForExitAsync(); }
@@ -156,7 +156,8 @@ public sealed class ProcessTrialRunner : ITrialRunner
         lock (gate) return new TrialExit(process.ExitCode, string.Join("\n", tail), cancelled);
     }
 
-    const int SigInt = 2;
+    // SIGTERM rather than SIGINT: a sweep started in the background inherits an ignored SIGINT, and so would its trials.
+    const int SigTerm = 15;
 
     [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
     static extern int Kill(int pid, int signal);
