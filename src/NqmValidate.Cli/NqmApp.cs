@@ -18,6 +18,7 @@ public static class NqmApp
     static IEnumerable<Command> Commands()
     {
         yield return DoctorCommand.Create();
+        yield return TrainCommand.Create();
     }
 
     public static async Task<int> RunAsync(string[] args)
