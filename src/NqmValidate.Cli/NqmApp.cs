@@ -19,6 +19,7 @@ public static class NqmApp
     {
         yield return DoctorCommand.Create();
         yield return TrainCommand.Create();
+        yield return SimulateCommand.Create();
     }
 
     public static async Task<int> RunAsync(string[] args)
