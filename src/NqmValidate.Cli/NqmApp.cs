@@ -23,6 +23,7 @@ public static class NqmApp
         yield return SweepCommand.Create();
         yield return MergeCommand.Create();
         yield return StatusCommand.Create();
+        yield return SimulateCommand.Create();
     }
 
     public static async Task<int> RunAsync(string[] args)
