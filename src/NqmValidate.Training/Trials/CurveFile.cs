@@ -1,5 +1,6 @@
 using System.Globalization;
 using CsvHelper;
+using CsvHelper.Configuration;
 
 namespace NqmValidate.Training.Trials;
 
@@ -14,12 +15,18 @@ public static class CurveFile
     /// <summary>Writes the curve atomically. Numbers use the invariant culture's shortest round-trip form.</summary>
     public static void Write(string path, IEnumerable<CurvePoint> points) => AtomicFile.Write(path, stream =>
     {
-        using var csv = CsvWriter.Create(stream, CsvWriterOptions.Default, leaveOpen: true);
-        csv.WriteRecord(Header);
+        using var writer = new StreamWriter(stream, leaveOpen: true);
+        using var csv = new CsvWriter(writer, CultureInfo.InvariantCulture, leaveOpen: true);
+        foreach (var h in Header) csv.WriteField(h);
+        csv.NextRecord();
         foreach (var p in points)
-            csv.WriteRecord([
+        {
+            foreach (var field in new[] {
                 Format(p.Step), Format(p.ExamplesSeen), Format(p.TrainSeconds), Format(p.MinibatchLoss),
-                Format(p.TrainLoss), Format(p.ValidationLoss), Format(p.ValidationError), Format(p.LearningRate)]);
+                Format(p.TrainLoss), Format(p.ValidationLoss), Format(p.ValidationError), Format(p.LearningRate) })
+                csv.WriteField(field);
+            csv.NextRecord();
+        }
         csv.Flush();
     });
 
@@ -27,14 +34,16 @@ public static class CurveFile
     public static IReadOnlyList<CurvePoint> Read(string path)
     {
         using var reader = new StreamReader(path);
-        using var csv = CsvReader.Create(reader, CsvReaderOptions.Default, leaveOpen: false);
+        using var csv = new CsvReader(reader, new CsvConfiguration(CultureInfo.InvariantCulture) { MissingFieldFound = null });
+        csv.Read();
+        csv.ReadHeader();
         var points = new List<CurvePoint>();
         while (csv.Read())
         {
-            double? D(string name) => csv.GetStringOrNull(name) is { Length: > 0 } s ? double.Parse(s, CultureInfo.InvariantCulture) : null;
+            double? D(string name) => csv.GetField(name) is { Length: > 0 } s ? double.Parse(s, CultureInfo.InvariantCulture) : null;
             points.Add(new CurvePoint(
-                long.Parse(csv.GetString("step"), CultureInfo.InvariantCulture),
-                long.Parse(csv.GetString("examples_seen"), CultureInfo.InvariantCulture),
+                long.Parse(csv.GetField("step")!, CultureInfo.InvariantCulture),
+                long.Parse(csv.GetField("examples_seen")!, CultureInfo.InvariantCulture),
                 D("train_seconds") ?? 0, D("minibatch_loss"), D("train_loss"), D("validation_loss"), D("validation_error"),
                 D("learning_rate")));
         }
