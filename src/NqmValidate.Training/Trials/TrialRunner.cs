@@ -86,6 +86,8 @@ public static class TrialRunner
         readonly DataSplit _train, _trainEval, _validation;
         readonly SortedDictionary<long, CurvePoint> _curve = new();
         readonly Stopwatch _trainClock = new(), _evalClock = new();
+        // Parameter copies are recycled: allocating fresh ones at every grid point costs page faults on each step that takes one.
+        readonly Stack<Dictionary<string, Tensor>> _snapshotPool = new();
         int _evaluations;
 
         public TrialSession(TrialConfig config, FashionMnistData data, Device device)
@@ -112,6 +114,7 @@ public static class TrialRunner
             _model.Dispose();
             _trainEval.Images.Dispose();
             _trainEval.Labels.Dispose();
+            while (_snapshotPool.TryPop(out var state)) DisposeState(state);
         }
 
         DataSplit TargetSplit => _target.Metric == TargetMetric.TrainLoss ? _trainEval : _validation;
@@ -128,7 +131,7 @@ public static class TrialRunner
             }
             finally
             {
-                foreach (var (_, state) in snapshots) DisposeState(state);
+                foreach (var (_, state) in snapshots) _snapshotPool.Push(state);
             }
         }
 
@@ -146,14 +149,14 @@ public static class TrialRunner
             if (!double.IsFinite(initialLoss)) (status, divergence) = (TrialStatus.Diverged, "the initial training loss is not finite");
             else if (_target.IsMetBy(TargetValue(initial))) (status, reached) = (TrialStatus.Reached, 0);
 
-            double averageLoss = double.NaN;
+            double averageLoss = double.NaN, currentLr = double.NaN;
             long nextGrid = EvaluationSchedule.NextGridPoint(0), nextCoarse = schedule.NextCoarse(0), lastCoarse = 0;
             while (status is null)
             {
                 if (cancel.IsCancellationRequested) { status = TrialStatus.Interrupted; final = null; break; }
                 step++;
                 double lr = OptimizerFactory.LearningRateAt(_config.Optimizer, step);
-                OptimizerFactory.SetLearningRate(_optimizer, lr);
+                if (lr != currentLr) OptimizerFactory.SetLearningRate(_optimizer, currentLr = lr);
                 _trainClock.Start();
                 double loss = RunBatch(_train, step, 0, 0).LossSum;
                 _trainClock.Stop();
@@ -199,7 +202,7 @@ public static class TrialRunner
                     }
                     else
                     {
-                        foreach (var (_, state) in snapshots) DisposeState(state);
+                        foreach (var (_, state) in snapshots) _snapshotPool.Push(state);
                         snapshots.Clear();
                         lastCoarse = step;
                         nextCoarse = schedule.NextCoarse(step);
@@ -330,7 +333,10 @@ public static class TrialRunner
         Dictionary<string, Tensor> Snapshot()
         {
             using var noGrad = no_grad();
-            return _model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone().DetachFromDisposeScope());
+            if (!_snapshotPool.TryPop(out var state))
+                return _model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone().DetachFromDisposeScope());
+            foreach (var (name, tensor) in _model.state_dict()) state[name].copy_(tensor);
+            return state;
         }
 
         void Restore(Dictionary<string, Tensor> state)
