@@ -105,11 +105,11 @@ public sealed class TrainingBenchmark : IBenchmark
 
     sealed class RssProbe : ITrialObserver
     {
-        public long At1000, At5000;
+        public long At1000, At5000, Live1000, Live5000;
         public void Stepped(long step, double loss)
         {
-            if (step == 1000) At1000 = CurrentRss();
-            if (step == 5000) At5000 = CurrentRss();
+            if (step == 1000) (At1000, Live1000) = (CurrentRss(), DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+            if (step == 5000) (At5000, Live5000) = (CurrentRss(), DisposeScopeManager.Statistics.ThreadTotalLiveCount);
         }
     }
 
@@ -120,7 +120,7 @@ public sealed class TrainingBenchmark : IBenchmark
         var record = TrialRunner.Run(ConfigFor(new Case("mlp", 128, 5000), 5000) with { EvalExamples = 10_000 }, data, default, probe).Record;
         double growth = (probe.At5000 - probe.At1000) / (double)probe.At1000;
         Console.WriteLine(FormattableString.Invariant(
-            $"memory: 5,000-step MLP trial (B=128, {record.Evaluations} evaluations, {clock.Elapsed.TotalSeconds:F0} s): RSS {Mb(probe.At1000)} MB at step 1,000, {Mb(probe.At5000)} MB at step 5,000 (growth {100 * growth:F2}%, target < 5%: {(growth < 0.05 ? "met" : "NOT met")}); peak RSS of the process {Mb(PeakRss())} MB (includes the data set in memory)"));
+            $"memory: 5,000-step MLP trial (B=128, {record.Evaluations} evaluations, {clock.Elapsed.TotalSeconds:F0} s): RSS {Mb(probe.At1000)} MB at step 1,000, {Mb(probe.At5000)} MB at step 5,000 (growth {100 * growth:F2}%, target < 5%: {(growth < 0.05 ? "met" : "NOT met")}); live tensors {probe.Live1000} at step 1,000, {probe.Live5000} at step 5,000; peak RSS of the process {Mb(PeakRss())} MB (includes the data set in memory)"));
     }
 
     static long CurrentRss() => StatusField("VmRSS:");

@@ -32,7 +32,11 @@ public static class TrialRunner
     const int EvalChunk = 1000;
     const double LossAverageWeight = 0.1;
 
-    /// <summary>Loads the data, runs the trial and writes trial.json (at the start with status running, and at the end) and curve.csv into <paramref name="outDir"/>.</summary>
+    /// <summary>
+    /// Loads the data, runs the trial and writes trial.json (once the data is loaded with status running, and at the
+    /// end) and curve.csv into <paramref name="outDir"/>. Bad input throws before anything is written; an unexpected
+    /// failure during training is recorded as status crashed (with its error) and rethrown.
+    /// </summary>
     public static TrialResult RunToDirectory(TrialConfig config, string outDir, CancellationToken cancel = default,
         ITrialObserver? observer = null, string[]? commandLine = null)
     {
@@ -41,25 +45,33 @@ public static class TrialRunner
         var resolved = config.Resolve();
         TorchRuntime.Initialize(resolved.Threads);
         var device = TorchRuntime.ResolveDevice(resolved.Device);
-        Directory.CreateDirectory(outDir);
+        using var data = FashionMnist.Load(resolved.DataDir, new FashionMnistOptions(EvalExamples: resolved.EvalExamples, Device: device));
+        double loadSeconds = wall.Elapsed.TotalSeconds;
         var (commit, dirty) = GitInfo.Current;
         var running = new TrialRecord
         {
-            Status = TrialStatus.Running, Config = resolved, StartedUtc = started, GitCommit = commit, GitDirty = dirty,
-            Versions = VersionInfo.Current(), CommandLine = commandLine,
+            Status = TrialStatus.Running, Config = resolved, StartedUtc = started, LoadSeconds = loadSeconds,
+            GitCommit = commit, GitDirty = dirty, Versions = VersionInfo.Current(), CommandLine = commandLine,
         };
-        TrialJson.Write(Path.Combine(outDir, "trial.json"), running);
-
-        using var data = FashionMnist.Load(resolved.DataDir, new FashionMnistOptions(EvalExamples: resolved.EvalExamples, Device: device));
-        double loadSeconds = wall.Elapsed.TotalSeconds;
-        var result = Run(resolved, data, cancel, observer);
+        string trialJson = Path.Combine(outDir, "trial.json");
+        TrialJson.Write(trialJson, running);
+        TrialResult result;
+        try
+        {
+            result = Run(resolved, data, cancel, observer);
+        }
+        catch (Exception e) when (e is not TrialConfigException)
+        {
+            TrialJson.Write(trialJson, running with { Status = TrialStatus.Crashed, Error = $"{e.GetType().Name}: {e.Message}", WallSeconds = wall.Elapsed.TotalSeconds });
+            throw;
+        }
         var record = result.Record with
         {
             StartedUtc = started, LoadSeconds = loadSeconds, WallSeconds = wall.Elapsed.TotalSeconds,
             GitCommit = commit, GitDirty = dirty, CommandLine = commandLine,
         };
         CurveFile.Write(Path.Combine(outDir, CurveFile.FileName), result.Curve);
-        TrialJson.Write(Path.Combine(outDir, "trial.json"), record);
+        TrialJson.Write(trialJson, record);
         return result with { Record = record };
     }
 
@@ -334,7 +346,7 @@ public static class TrialRunner
         {
             using var noGrad = no_grad();
             if (!_snapshotPool.TryPop(out var state))
-                return _model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone().DetachFromDisposeScope());
+                return _model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.clone().DetachFromDisposeScope());
             foreach (var (name, tensor) in _model.state_dict()) state[name].copy_(tensor);
             return state;
         }

@@ -55,6 +55,17 @@ public class TrialRunnerTests(TrialData data) : IClassFixture<TrialData>
     }
 
     [Fact]
+    public void ATrialLeavesNoLiveTensorsBehind()
+    {
+        // Per-thread count of TorchSharp tensors alive: whatever a trial creates (batches, evaluations, parameter
+        // copies, the model) must be disposed by the time it returns, or long sweeps leak native memory.
+        long before = TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        var r = TrialRunner.Run(SmallMlp with { MaxSteps = 150, Target = new Target(TargetMetric.TrainLoss, 1e-4), EvalExamples = 200 }, data.RealSmall);
+        Assert.Equal(TrialStatus.BudgetExhausted, r.Record.Status);
+        Assert.Equal(before, TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+    }
+
+    [Fact]
     public void AValidationErrorTargetIsMeasuredOnTheValidationSplit()
     {
         var r = TrialRunner.Run(SmallMlp with { Target = new Target(TargetMetric.ValidationError, 0.35) }, data.RealSmall);
