@@ -36,7 +36,7 @@ public sealed class TrainingBenchmark : IBenchmark
         Console.WriteLine($"training-throughput: threads {threads}, {repeats} repeats, medians; harness = TrialRunner wall time minus its evaluation time");
         if (!args.Contains("--skip-memory")) MemoryGrowth(data); // first, so the peak is that of data + one MLP trial
         Console.WriteLine($"{"model",-6} {"B",5} {"steps",6} {"bare ex/s",11} {"harness ex/s",13} {"ratio",6}  {"(min..max ratio)",18} {"steps-only ratio",17}");
-        Case[] cases = [new("mlp", 16, 400), new("mlp", 128, 150), new("mlp", 1024, 30), new("cnn", 64, 25)];
+        Case[] cases = [new("mlp", 16, 400), new("mlp", 128, 400), new("mlp", 1024, 30), new("cnn", 64, 25)];
         int only = Array.IndexOf(args, "--only");
         if (only >= 0) cases = cases.Where(c => $"{c.Model}:{c.BatchSize}" == args[only + 1]).ToArray();
         var ratios = new List<double>();
@@ -55,7 +55,8 @@ public sealed class TrainingBenchmark : IBenchmark
             Console.WriteLine(FormattableString.Invariant(
                 $"{c.Model,-6} {c.BatchSize,5} {c.Steps,6} {Measure.Median(bare),11:F0} {Measure.Median(harness),13:F0} {ratio,6:F3}  ({pairRatios.Min():F3}..{pairRatios.Max():F3}) {Measure.Median(stepsOnly) / Measure.Median(bare),17:F3}"));
         }
-        Console.WriteLine(FormattableString.Invariant($"throughput ratio: worst {ratios.Min():F3}, target >= 0.9: {(ratios.Min() >= 0.9 ? "met" : "NOT met")}"));
+        if (ratios.Count > 0)
+            Console.WriteLine(FormattableString.Invariant($"throughput ratio: worst {ratios.Min():F3}, target >= 0.9: {(ratios.Min() >= 0.9 ? "met" : "NOT met")}"));
         return 0;
     }
 
