@@ -85,6 +85,21 @@ public static class TrialRunner
         return session.Run(cancel, observer ?? new NoObserver());
     }
 
+    /// <summary>
+    /// The model of a trial after <paramref name="steps"/> updates (0 = its initial weights), trained exactly as
+    /// <see cref="Run"/> trains it (same seeds, batches and learning rates; no evaluation): a checkpoint for
+    /// curvature measurements that matches a trial's trajectory. The caller owns (disposes) the model. The
+    /// target is not used and may be null.
+    /// </summary>
+    public static nn.Module<Tensor, Tensor> TrainModel(TrialConfig config, FashionMnistData data, long steps)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(steps);
+        var resolved = (config with { Target = config.Target ?? new Target(TargetMetric.TrainLoss, 1) }).Resolve();
+        TorchRuntime.Initialize(resolved.Threads);
+        using var session = new TrialSession(resolved, data, TorchRuntime.ResolveDevice(resolved.Device));
+        return session.TrainAndRelease(steps);
+    }
+
     sealed class NoObserver : ITrialObserver;
 
     /// <summary>The state of one running trial.</summary>
@@ -119,11 +134,25 @@ public static class TrialRunner
             _shuffler = new EpochShuffler(_train.Count, config.BatchSize, Seeds.Derive(config.Seed, Seeds.DataStream), device);
         }
 
+        bool _modelReleased;
+
+        /// <summary>Runs <paramref name="steps"/> updates without evaluating and hands the model over to the caller.</summary>
+        public nn.Module<Tensor, Tensor> TrainAndRelease(long steps)
+        {
+            for (long step = 1; step <= steps; step++)
+            {
+                OptimizerFactory.SetLearningRate(_optimizer, OptimizerFactory.LearningRateAt(_config.Optimizer, step));
+                RunBatch(_train, step, 0, 0);
+            }
+            _modelReleased = true;
+            return _model;
+        }
+
         public void Dispose()
         {
             _shuffler.Dispose();
             _optimizer.Dispose();
-            _model.Dispose();
+            if (!_modelReleased) _model.Dispose();
             _trainEval.Images.Dispose();
             _trainEval.Labels.Dispose();
             while (_snapshotPool.TryPop(out var state)) DisposeState(state);

@@ -66,6 +66,26 @@ public class TrialRunnerTests(TrialData data) : IClassFixture<TrialData>
     }
 
     [Fact]
+    public void TrainModelReproducesTheTrialsParametersAtAGivenStep()
+    {
+        var config = SmallMlp with { Optimizer = new OptimizerSpec("momentum", 0.05, Schedule: "linear"), MaxSteps = 30,
+            Target = new Target(TargetMetric.TrainLoss, 1e-4), EvalExamples = 500 };
+        var trial = TrialRunner.Run(config, data.RealSmall).Record;
+        using var model = TrialRunner.TrainModel(config, data.RealSmall, 30);
+        // Independent evaluation of the returned model on the same evaluation subset (the first 500 training images).
+        model.eval();
+        using var scope = TorchSharp.torch.NewDisposeScope();
+        using var noGrad = TorchSharp.torch.no_grad();
+        var loss = TorchSharp.torch.nn.functional.cross_entropy(
+            model.call(data.RealSmall.Train.Images.narrow(0, 0, 500)), data.RealSmall.Train.Labels.narrow(0, 0, 500)).item<float>();
+        Assert.Equal(trial.FinalLoss!.Value, loss, 4);
+
+        using var initial = TrialRunner.TrainModel(config with { Target = null }, data.RealSmall, 0);
+        using var fresh = ModelRegistry.Create(config.Model, NqmValidate.Training.Seeds.Derive(config.Seed, NqmValidate.Training.Seeds.ModelStream));
+        Assert.All(initial.parameters().Zip(fresh.parameters()), p => Assert.True(p.First.equal(p.Second).all().item<bool>()));
+    }
+
+    [Fact]
     public void AValidationErrorTargetIsMeasuredOnTheValidationSplit()
     {
         var r = TrialRunner.Run(SmallMlp with { Target = new Target(TargetMetric.ValidationError, 0.35) }, data.RealSmall);
