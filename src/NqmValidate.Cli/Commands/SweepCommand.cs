@@ -124,6 +124,8 @@ public static class SweepCommand
         var script = SlurmScript.Render(spec, new SlurmOptions(dll, Path.GetFullPath(o.SpecPath), Path.GetFullPath(o.OutDirectory),
             shards, o.Gpu, o.Partition, o.TimeLimit));
         string path = Path.GetFullPath(o.EmitSlurm!);
+        // Slurm does not create the folder of --output: a task whose log cannot be opened fails.
+        Directory.CreateDirectory(Path.Combine(Path.GetFullPath(o.OutDirectory), "slurm"));
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         AtomicFile.WriteAllText(path, script);
         if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(path, File.GetUnixFileMode(path) | UnixFileMode.UserExecute);
