@@ -28,6 +28,25 @@ public static class CsvFiles
         });
     }
 
+    /// <summary>Reads typed records written by <see cref="Write{T}"/> (headers matched ignoring case and underscores).</summary>
+    public static IReadOnlyList<T> Read<T>(string path)
+    {
+        if (!File.Exists(path)) throw new RunFileException($"{path}: file not found.");
+        try
+        {
+            using var reader = new StreamReader(path);
+            using var csv = new CsvReader(reader, new CsvConfiguration(CultureInfo.InvariantCulture)
+            {
+                PrepareHeaderForMatch = args => args.Header.Replace("_", "").ToLowerInvariant(),
+            });
+            return csv.GetRecords<T>().ToList();
+        }
+        catch (CsvHelperException e)
+        {
+            throw new RunFileException($"{path}: malformed CSV ({e.Message.Split('\n')[0]}).", e);
+        }
+    }
+
     /// <summary>Reads every row as a dictionary from lower-case column name to raw text.</summary>
     public static IReadOnlyList<IReadOnlyDictionary<string, string>> ReadRows(string path, params string[] requiredColumns)
     {
