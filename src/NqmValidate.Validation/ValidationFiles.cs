@@ -55,7 +55,7 @@ public sealed record VerdictRow(
     string Rule);
 
 /// <summary>spectra.csv: the NQM spectra the fit built (one row per bin per variant), for plots and audit.</summary>
-public sealed record SpectrumRow(string Variant, double H, double C, double S0, double Count, double? Preconditioner);
+public sealed record FittedSpectrumRow(string Variant, double H, double C, double S0, double Count, double? Preconditioner);
 
 /// <summary>File names inside a validation directory.</summary>
 public static class ValidationFileNames

@@ -13,7 +13,7 @@ public sealed record ValidationResult(
     IReadOnlyList<ErrorRow> Errors,
     IReadOnlyList<ScalingRow> Scaling,
     IReadOnlyList<VerdictRow> Verdicts,
-    IReadOnlyList<SpectrumRow> Spectra,
+    IReadOnlyList<FittedSpectrumRow> Spectra,
     FitRecord Fit);
 
 /// <summary>fit.json: the calibration choices and the numbers they produced.</summary>
@@ -203,7 +203,7 @@ public static class Validator
         var e = VerdictRules.NqmBeatsBaseline(nqmErr.Length > 0 ? Stats.Median(nqmErr) : null, baseErr.Length > 0 ? Stats.Median(baseErr) : null, Math.Min(nqmErr.Length, baseErr.Length));
         verdicts.Add(new VerdictRow(e.Id, e.Claim, e.OutcomeText, e.Evidence, "—", $"primary variant {primary}", e.Rule));
 
-        var spectra = variants.SelectMany(v => v.Bins.Select(b => new SpectrumRow(v.Name, b.H, b.C, b.S0, b.Count, null))).ToList();
+        var spectra = variants.SelectMany(v => v.Bins.Select(b => new FittedSpectrumRow(v.Name, b.H, b.C, b.S0, b.Count, null))).ToList();
         var fitRecord = new FitRecord(options, initialLoss, initialSource, floor, inputs.TargetLoss, initialExcess, targetExcess, primary,
             options.CalibrationOptimizer, calibrationB, timeScale, bNoise, bNoiseSource,
             variants.Select(v => new VariantRecord(v.Name, v.Source, v.Noise, v.Notes, v.Bins.Count, v.Dimensions, v.MaxCurvature, v.InitialLoss)).ToList());
