@@ -18,6 +18,8 @@ public static class NqmApp
     static IEnumerable<Command> Commands()
     {
         yield return DoctorCommand.Create();
+        yield return FitCommand.Create();
+        yield return ReportCommand.Create();
     }
 
     public static async Task<int> RunAsync(string[] args)

@@ -57,9 +57,13 @@ public sealed record VerdictRow(
 /// <summary>spectra.csv: the NQM spectra the fit built (one row per bin per variant), for plots and audit.</summary>
 public sealed record FittedSpectrumRow(string Variant, double H, double C, double S0, double Count, double? Preconditioner);
 
+/// <summary>measured.csv: the sweep's per-study results the comparison used (copied so the report reads only this directory).</summary>
+public sealed record MeasuredRow(string Optimizer, double BatchSize, double? StepsToTarget, double? StepsMin, double? StepsMax, double? LearningRate, double? Momentum, int TrialsRun, int TrialsReached, int TrialsDiverged);
+
 /// <summary>File names inside a validation directory.</summary>
 public static class ValidationFileNames
 {
+    public const string Measured = "measured.csv";
     public const string Predictions = "predictions.csv";
     public const string Comparison = "comparison.csv";
     public const string Errors = "errors.csv";

@@ -21,6 +21,7 @@ public static class ValidationReport
         var scaling = CsvFiles.Read<ScalingRow>(F(ValidationFileNames.Scaling));
         var verdicts = CsvFiles.Read<VerdictRow>(F(ValidationFileNames.Verdicts));
         var spectra = CsvFiles.Read<FittedSpectrumRow>(F(ValidationFileNames.Spectra));
+        var measured = CsvFiles.Read<MeasuredRow>(F(ValidationFileNames.Measured));
         using var fit = JsonDocument.Parse(File.ReadAllText(F(ValidationFileNames.Fit)));
         string primary = fit.RootElement.GetProperty("primary_variant").GetString()!;
         var optimizers = comparison.Select(c => c.Optimizer).Distinct().ToArray();
@@ -58,8 +59,8 @@ public static class ValidationReport
             "All optimizers, measured"));
 
         doc.Add(new Heading(1, "Optimal learning rate against batch size"));
-        doc.Add(new Figure("learning-rate.png", Charts.Png(LearningRateChart(primary, predictions)),
-            $"NQM-optimal learning rate per batch size ({ValidationFileNames.Predictions}); the measured best learning rates are in the sweep's steps.csv and their slopes below"));
+        doc.Add(new Figure("learning-rate.png", Charts.Png(LearningRateChart(primary, predictions, measured)),
+            $"Best measured learning rate per batch size ({ValidationFileNames.Measured}) and the NQM-optimal one ({ValidationFileNames.Predictions}); slopes below"));
         doc.Add(new Table(["curve", "optimizer", "S_min", "B_noise (critical batch size)", "R² (log)", "points", "slope of log(lr) vs log(B)"],
             scaling.Select(s => (IReadOnlyList<string>)[s.Source, s.Optimizer, Num(s.SMin, "G4"), Num(s.BNoise, "G4"), Num(s.RSquaredLog, "F3"), s.Points.ToString(Inv), Num(s.LearningRateSlope, "F2")]).ToList(),
             ValidationFileNames.Scaling));
@@ -138,13 +139,15 @@ public static class ValidationReport
             SeriesStyle.MarkersWithRange, m.Select(c => c.MeasuredMin ?? c.MeasuredSteps ?? double.NaN).ToArray(), m.Select(c => c.MeasuredMax ?? c.MeasuredSteps ?? double.NaN).ToArray());
     }
 
-    static ChartSpec LearningRateChart(string primary, IReadOnlyList<PredictionRow> predictions)
+    static ChartSpec LearningRateChart(string primary, IReadOnlyList<PredictionRow> predictions, IReadOnlyList<MeasuredRow> measured)
     {
-        var series = predictions.Where(p => p.Variant == primary).GroupBy(p => (p.Optimizer, p.NqmOptimizer))
+        var series = measured.Where(m => m.StepsToTarget is not null && m.LearningRate > 0).GroupBy(m => m.Optimizer)
+            .Select(g => new ChartSeries($"measured {g.Key} lr", g.Select(m => m.BatchSize).ToArray(), g.Select(m => m.LearningRate!.Value).ToArray(), SeriesStyle.Markers))
+            .ToList();
+        series.AddRange(predictions.Where(p => p.Variant == primary).GroupBy(p => (p.Optimizer, p.NqmOptimizer))
             .Select(g => g.OrderBy(p => p.BatchSize).ToArray())
             .Select(rows => new ChartSeries($"NQM {rows[0].Optimizer} [{rows[0].NqmOptimizer}] effective lr", rows.Select(r => r.BatchSize).ToArray(),
-                rows.Select(r => r.EffectiveLearningRate ?? double.NaN).ToArray()))
-            .ToList();
+                rows.Select(r => r.EffectiveLearningRate ?? double.NaN).ToArray())));
         return new ChartSpec($"NQM-optimal (effective) learning rate, {primary}", "batch size", "learning rate", series, LogX: true, LogY: true);
     }
 

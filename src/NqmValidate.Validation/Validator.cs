@@ -14,6 +14,7 @@ public sealed record ValidationResult(
     IReadOnlyList<ScalingRow> Scaling,
     IReadOnlyList<VerdictRow> Verdicts,
     IReadOnlyList<FittedSpectrumRow> Spectra,
+    IReadOnlyList<MeasuredRow> Measured,
     FitRecord Fit);
 
 /// <summary>fit.json: the calibration choices and the numbers they produced.</summary>
@@ -207,7 +208,10 @@ public static class Validator
         var fitRecord = new FitRecord(options, initialLoss, initialSource, floor, inputs.TargetLoss, initialExcess, targetExcess, primary,
             options.CalibrationOptimizer, calibrationB, timeScale, bNoise, bNoiseSource,
             variants.Select(v => new VariantRecord(v.Name, v.Source, v.Noise, v.Notes, v.Bins.Count, v.Dimensions, v.MaxCurvature, v.InitialLoss)).ToList());
-        return new ValidationResult(predictions, comparison, errors, scaling, verdicts, spectra, fitRecord);
+        var measuredRows = sweep.Studies.OrderBy(s => s.Optimizer).ThenBy(s => s.BatchSize)
+            .Select(s => new MeasuredRow(s.Optimizer, s.BatchSize, s.StepsToTarget, s.StepsMin, s.StepsMax, s.LearningRate, s.Momentum, s.TrialsRun, s.TrialsReached, s.TrialsDiverged))
+            .ToList();
+        return new ValidationResult(predictions, comparison, errors, scaling, verdicts, spectra, measuredRows, fitRecord);
     }
 
     static double? Log2(double? predicted, double? measured) =>
@@ -223,6 +227,7 @@ public static class Validator
     public static void Write(ValidationResult result, string directory)
     {
         Directory.CreateDirectory(directory);
+        CsvFiles.Write(Path.Combine(directory, ValidationFileNames.Measured), result.Measured);
         CsvFiles.Write(Path.Combine(directory, ValidationFileNames.Predictions), result.Predictions);
         CsvFiles.Write(Path.Combine(directory, ValidationFileNames.Comparison), result.Comparison);
         CsvFiles.Write(Path.Combine(directory, ValidationFileNames.Errors), result.Errors);
