@@ -91,6 +91,9 @@ public sealed class ReportDocument(string title)
                 case Preformatted pre: html.Append("<pre>").Append(Enc(pre.Text)).AppendLine("</pre>"); break;
             }
         }
+        // Lets a headless browser check that every embedded figure decoded (scripts/check-report reads it back).
+        html.AppendLine("<script>window.addEventListener('load',function(){var ok=0;for(var i=0;i<document.images.length;i++){if(document.images[i].naturalWidth>0)ok++;}" +
+                        "document.body.setAttribute('data-images-decoded',ok);document.body.setAttribute('data-images-total',document.images.length);});</script>");
         html.AppendLine("</body></html>");
         return html.ToString();
     }
