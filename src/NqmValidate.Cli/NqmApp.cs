@@ -18,6 +18,7 @@ public static class NqmApp
     static IEnumerable<Command> Commands()
     {
         yield return DoctorCommand.Create();
+        yield return TrainCommand.Create();
         yield return FitCommand.Create();
         yield return ReportCommand.Create();
     }

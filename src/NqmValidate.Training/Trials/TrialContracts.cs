@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Text.Json.Serialization;
 
 namespace NqmValidate.Training.Trials;
@@ -7,7 +8,7 @@ namespace NqmValidate.Training.Trials;
 // atomically. Field names on disk are snake_case (see TrialJson.Options).
 
 /// <summary>How a trial ended. A divergence is an outcome, not a crash.</summary>
-[JsonConverter(typeof(JsonStringEnumConverter<TrialStatus>))]
+[JsonConverter(typeof(SnakeCaseEnumConverter<TrialStatus>))]
 public enum TrialStatus
 {
     /// <summary>Still training (only ever seen in a trial.json of a killed process).</summary>
@@ -25,7 +26,7 @@ public enum TrialStatus
 }
 
 /// <summary>Which metric a workload's target is stated in.</summary>
-[JsonConverter(typeof(JsonStringEnumConverter<TargetMetric>))]
+[JsonConverter(typeof(SnakeCaseEnumConverter<TargetMetric>))]
 public enum TargetMetric
 {
     /// <summary>Cross-entropy on the fixed evaluation subset of the training set (the primary target).</summary>
@@ -35,14 +36,29 @@ public enum TargetMetric
 }
 
 /// <summary>A target: the trial reaches it at the first evaluation with metric &lt; threshold.</summary>
-public sealed record Target(TargetMetric Metric, double Threshold);
+public sealed record Target(TargetMetric Metric, double Threshold)
+{
+    /// <summary>True when an evaluated value meets the target (strictly below the threshold).</summary>
+    public bool IsMetBy(double value) => value < Threshold;
 
-/// <summary>One row of curve.csv: an evaluation point (or a logged training step).</summary>
+    public override string ToString() => $"{(Metric == TargetMetric.TrainLoss ? "train loss" : "validation error")} < {Threshold}";
+}
+
+/// <summary>
+/// One row of curve.csv. <see cref="Step"/> = updates done; <see cref="MinibatchLoss"/> is the loss of the
+/// batch used by update <c>Step</c> (null at step 0); the evaluated metrics are those of the parameters after
+/// update <c>Step</c> (null = not evaluated at that step). <see cref="TrainSeconds"/> excludes evaluation time.
+/// </summary>
 public sealed record CurvePoint(
     long Step,
     long ExamplesSeen,
     double TrainSeconds,
-    double MinibatchLoss,
+    double? MinibatchLoss,
     double? TrainLoss,
     double? ValidationLoss,
-    double? ValidationError);
+    double? ValidationError,
+    double? LearningRate = null);
+
+/// <summary>Enum values on disk in snake_case (budget_exhausted, train_loss).</summary>
+public sealed class SnakeCaseEnumConverter<T>() : JsonStringEnumConverter<T>(JsonNamingPolicy.SnakeCaseLower, allowIntegerValues: false)
+    where T : struct, Enum;

@@ -1,0 +1,151 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace NqmValidate.Training.Data;
+
+/// <summary>
+/// A split held in memory: images <c>[N, 1, 28, 28]</c> float32 (normalised) and labels <c>[N]</c> int64,
+/// on the trial's device. Splits of one data set may share storage (views), so dispose the data set, not a split.
+/// </summary>
+public sealed record DataSplit(string Name, Tensor Images, Tensor Labels)
+{
+    public long Count => Labels.shape[0];
+}
+
+/// <summary>Pixel normalisation: x ↦ (x/255 − Mean)/Std, with Mean and Std of the training split's pixels.</summary>
+public sealed record PixelNormalization(double Mean, double Std);
+
+/// <summary>How to split and where to hold Fashion-MNIST.</summary>
+/// <param name="ValidationExamples">Held out of the end of the 60,000 training images (Shallue et al.: 55,000/5,000).</param>
+/// <param name="EvalExamples">Size of the fixed evaluation subset (the first examples of the training split) used for training-loss targets.</param>
+/// <param name="Device">Where the tensors live (null = CPU).</param>
+public sealed record FashionMnistOptions(int ValidationExamples = FashionMnist.ValidationExamples, int EvalExamples = 10_000, Device? Device = null);
+
+/// <summary>The loaded data set. <see cref="TrainEval"/> is a fixed subset of <see cref="Train"/>.</summary>
+public sealed record FashionMnistData(
+    string Directory, DataSplit Train, DataSplit Validation, DataSplit TrainEval, DataSplit Test,
+    PixelNormalization Normalization) : IDisposable
+{
+    public void Dispose()
+    {
+        foreach (var split in new[] { TrainEval, Validation, Train, Test })
+        {
+            split.Images.Dispose();
+            split.Labels.Dispose();
+        }
+    }
+}
+
+/// <summary>Loads the real Fashion-MNIST (IDX files, gzip or plain) into memory as tensors.</summary>
+public static class FashionMnist
+{
+    public const string DefaultDirectory = "/usr/share/datasets/fashion-mnist";
+    public const string InstallHint = "Install it with `sudo apt-get install dataset-fashion-mnist` (Debian package), or pass --data-dir DIR with the four IDX files.";
+    public const int Classes = 10, Height = 28, Width = 28, ValidationExamples = 5_000;
+    public const string TrainImages = "train-images-idx3-ubyte", TrainLabels = "train-labels-idx1-ubyte",
+        TestImages = "t10k-images-idx3-ubyte", TestLabels = "t10k-labels-idx1-ubyte";
+
+    /// <summary>The data directory to use: the given one, else $NQM_DATA_DIR, else the Debian package's.</summary>
+    public static string ResolveDirectory(string? dataDir) =>
+        !string.IsNullOrWhiteSpace(dataDir) ? dataDir
+        : Environment.GetEnvironmentVariable("NQM_DATA_DIR") is { Length: > 0 } env ? env
+        : DefaultDirectory;
+
+    /// <summary>
+    /// Loads the training file (split into train/validation), the fixed evaluation subset and the test file.
+    /// Throws <see cref="DataSetException"/> naming the file and the fault.
+    /// </summary>
+    public static FashionMnistData Load(string? dataDir = null, FashionMnistOptions? options = null)
+    {
+        options ??= new FashionMnistOptions();
+        string dir = ResolveDirectory(dataDir);
+        if (!System.IO.Directory.Exists(dir))
+            throw new DataSetException(dir, DataFault.Missing, $"the Fashion-MNIST directory does not exist. {InstallHint}");
+
+        var (trainX, trainY) = ReadPair(dir, TrainImages, TrainLabels);
+        var (testX, testY) = ReadPair(dir, TestImages, TestLabels);
+        int trainCount = trainY.Length;
+        if (options.ValidationExamples < 1 || options.ValidationExamples >= trainCount)
+            throw new DataSetException(FindFile(dir, TrainLabels), DataFault.CountMismatch,
+                $"{trainCount} training examples cannot hold out {options.ValidationExamples} for validation.");
+        if (options.EvalExamples < 1)
+            throw new ArgumentOutOfRangeException(nameof(options), "EvalExamples must be at least 1.");
+
+        Device device = options.Device ?? CPU;
+        using var trainRaw = ToImageTensor(trainX, trainCount);
+        int fitCount = trainCount - options.ValidationExamples;
+        // Statistics of the training split only (the validation split stays unseen).
+        var (mean, std) = PixelStatistics(trainRaw.narrow(0, 0, fitCount));
+        var normalization = new PixelNormalization(mean, std);
+
+        Tensor allImages = Normalize(trainRaw, normalization, device);
+        Tensor allLabels = Keep(tensor(trainY, dtype: ScalarType.Int64).to(device));
+        int evalCount = Math.Min(options.EvalExamples, fitCount);
+        var train = new DataSplit("train", Keep(allImages.narrow(0, 0, fitCount)), Keep(allLabels.narrow(0, 0, fitCount)));
+        var validation = new DataSplit("validation",
+            Keep(allImages.narrow(0, fitCount, options.ValidationExamples)), Keep(allLabels.narrow(0, fitCount, options.ValidationExamples)));
+        // The evaluation subset is the first examples of the training split: the files are already in random order.
+        var trainEval = new DataSplit("train_eval", Keep(allImages.narrow(0, 0, evalCount)), Keep(allLabels.narrow(0, 0, evalCount)));
+        allImages.Dispose();
+        allLabels.Dispose();
+
+        using var testRaw = ToImageTensor(testX, testY.Length);
+        var test = new DataSplit("test", Normalize(testRaw, normalization, device), Keep(tensor(testY, dtype: ScalarType.Int64).to(device)));
+        return new FashionMnistData(dir, train, validation, trainEval, test, normalization);
+    }
+
+    // Tensors of the data set outlive any dispose scope the caller may have open.
+    static Tensor Keep(Tensor t) => t.DetachFromDisposeScope();
+
+    static (byte[] Images, long[] Labels) ReadPair(string dir, string imagesName, string labelsName)
+    {
+        string imagesPath = FindFile(dir, imagesName), labelsPath = FindFile(dir, labelsName);
+        var images = IdxReader.Read(imagesPath, 3);
+        var labels = IdxReader.Read(labelsPath, 1);
+        if (images.Dimensions[1] != Height || images.Dimensions[2] != Width)
+            throw new DataSetException(imagesPath, DataFault.WrongShape,
+                $"images are {images.Dimensions[1]}×{images.Dimensions[2]}, Fashion-MNIST's are {Height}×{Width}.");
+        if (images.Count != labels.Count)
+            throw new DataSetException(imagesPath, DataFault.CountMismatch,
+                $"{images.Count} images but {labelsPath} holds {labels.Count} labels.");
+        var result = new long[labels.Count];
+        for (int i = 0; i < result.Length; i++)
+        {
+            byte label = labels.Data[i];
+            if (label >= Classes)
+                throw new DataSetException(labelsPath, DataFault.LabelOutOfRange,
+                    $"label {label} at index {i} is outside 0..{Classes - 1}.");
+            result[i] = label;
+        }
+        return (images.Data, result);
+    }
+
+    /// <summary>The gzip file if present, else the plain one; a Missing fault naming both otherwise.</summary>
+    static string FindFile(string dir, string name)
+    {
+        string gz = Path.Combine(dir, name + ".gz"), plain = Path.Combine(dir, name);
+        if (File.Exists(gz)) return gz;
+        if (File.Exists(plain)) return plain;
+        throw new DataSetException(gz, DataFault.Missing, $"file not found (nor {plain}). {InstallHint}");
+    }
+
+    static Tensor ToImageTensor(byte[] pixels, long count) =>
+        tensor(pixels, new long[] { count, 1, Height, Width }, dtype: ScalarType.Byte);
+
+    static (double Mean, double Std) PixelStatistics(Tensor raw)
+    {
+        using var scope = NewDisposeScope();
+        var x = raw.to_type(ScalarType.Float64).div(255.0);
+        return (x.mean().item<double>(), x.std().item<double>());
+    }
+
+    static Tensor Normalize(Tensor raw, PixelNormalization n, Device device)
+    {
+        Tensor result;
+        using (NewDisposeScope())
+        {
+            result = raw.to_type(ScalarType.Float32).div_(255.0).sub_(n.Mean).div_(n.Std).to(device).MoveToOuterDisposeScope();
+        }
+        return Keep(result);
+    }
+}

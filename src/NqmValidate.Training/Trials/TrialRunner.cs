@@ -1,0 +1,347 @@
+using System.Diagnostics;
+using NqmValidate.Training.Data;
+using NqmValidate.Training.Models;
+using NqmValidate.Training.Optimizers;
+using NqmValidate.Training.Runtime;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace NqmValidate.Training.Trials;
+
+/// <summary>Optional hooks into a running trial (progress display, memory probes in benchmarks).</summary>
+public interface ITrialObserver
+{
+    /// <summary>After update <paramref name="step"/> with its mini-batch loss.</summary>
+    void Stepped(long step, double minibatchLoss) { }
+    /// <summary>After an evaluation (the row carries the evaluated metrics).</summary>
+    void Evaluated(CurvePoint point) { }
+}
+
+/// <summary>A finished (or stopped) trial: its record and its curve, sorted by step.</summary>
+public sealed record TrialResult(TrialRecord Record, IReadOnlyList<CurvePoint> Curve);
+
+/// <summary>
+/// Runs one trial: trains a model from its seed until the target is met (status reached, with the first
+/// evaluated step meeting it), the step budget is spent (budget_exhausted), the loss blows up (diverged), or the
+/// token is cancelled (interrupted). Evaluates on an <see cref="EvaluationSchedule"/>.
+/// </summary>
+public static class TrialRunner
+{
+    /// <summary>Memory allowed for parameter copies kept between two coarse evaluations.</summary>
+    public const long SnapshotMemoryBytes = 256L << 20;
+    const int EvalChunk = 1000;
+    const double LossAverageWeight = 0.1;
+
+    /// <summary>Loads the data, runs the trial and writes trial.json (at the start with status running, and at the end) and curve.csv into <paramref name="outDir"/>.</summary>
+    public static TrialResult RunToDirectory(TrialConfig config, string outDir, CancellationToken cancel = default,
+        ITrialObserver? observer = null, string[]? commandLine = null)
+    {
+        var started = DateTime.UtcNow;
+        var wall = Stopwatch.StartNew();
+        var resolved = config.Resolve();
+        TorchRuntime.Initialize(resolved.Threads);
+        var device = TorchRuntime.ResolveDevice(resolved.Device);
+        Directory.CreateDirectory(outDir);
+        var (commit, dirty) = GitInfo.Current;
+        var running = new TrialRecord
+        {
+            Status = TrialStatus.Running, Config = resolved, StartedUtc = started, GitCommit = commit, GitDirty = dirty,
+            Versions = VersionInfo.Current(), CommandLine = commandLine,
+        };
+        TrialJson.Write(Path.Combine(outDir, "trial.json"), running);
+
+        using var data = FashionMnist.Load(resolved.DataDir, new FashionMnistOptions(EvalExamples: resolved.EvalExamples, Device: device));
+        double loadSeconds = wall.Elapsed.TotalSeconds;
+        var result = Run(resolved, data, cancel, observer);
+        var record = result.Record with
+        {
+            StartedUtc = started, LoadSeconds = loadSeconds, WallSeconds = wall.Elapsed.TotalSeconds,
+            GitCommit = commit, GitDirty = dirty, CommandLine = commandLine,
+        };
+        CurveFile.Write(Path.Combine(outDir, CurveFile.FileName), result.Curve);
+        TrialJson.Write(Path.Combine(outDir, "trial.json"), record);
+        return result with { Record = record };
+    }
+
+    /// <summary>Runs a trial on data already in memory (on the config's device). Writes nothing.</summary>
+    public static TrialResult Run(TrialConfig config, FashionMnistData data, CancellationToken cancel = default, ITrialObserver? observer = null)
+    {
+        var resolved = config.Resolve();
+        TorchRuntime.Initialize(resolved.Threads);
+        var device = TorchRuntime.ResolveDevice(resolved.Device);
+        using var session = new TrialSession(resolved, data, device);
+        return session.Run(cancel, observer ?? new NoObserver());
+    }
+
+    sealed class NoObserver : ITrialObserver;
+
+    /// <summary>The state of one running trial.</summary>
+    sealed class TrialSession : IDisposable
+    {
+        readonly TrialConfig _config;
+        readonly Target _target;
+        readonly nn.Module<Tensor, Tensor> _model;
+        readonly optim.Optimizer _optimizer;
+        readonly EpochShuffler _shuffler;
+        readonly DataSplit _train, _trainEval, _validation;
+        readonly SortedDictionary<long, CurvePoint> _curve = new();
+        readonly Stopwatch _trainClock = new(), _evalClock = new();
+        int _evaluations;
+
+        public TrialSession(TrialConfig config, FashionMnistData data, Device device)
+        {
+            _config = config;
+            _target = config.Target!;
+            _train = data.Train;
+            _validation = data.Validation;
+            long evalCount = Math.Min(config.EvalExamples, data.Train.Count);
+            _trainEval = new DataSplit("train_eval", data.Train.Images.narrow(0, 0, evalCount).DetachFromDisposeScope(),
+                data.Train.Labels.narrow(0, 0, evalCount).DetachFromDisposeScope());
+            if (config.BatchSize > _train.Count)
+                throw new TrialConfigException($"batch_size {config.BatchSize} exceeds the {_train.Count} training examples.");
+            _model = ModelRegistry.Create(config.Model, Seeds.Derive(config.Seed, Seeds.ModelStream), device);
+            _model.train();
+            _optimizer = OptimizerFactory.Create(config.Optimizer, _model.parameters());
+            _shuffler = new EpochShuffler(_train.Count, config.BatchSize, Seeds.Derive(config.Seed, Seeds.DataStream), device);
+        }
+
+        public void Dispose()
+        {
+            _shuffler.Dispose();
+            _optimizer.Dispose();
+            _model.Dispose();
+            _trainEval.Images.Dispose();
+            _trainEval.Labels.Dispose();
+        }
+
+        DataSplit TargetSplit => _target.Metric == TargetMetric.TrainLoss ? _trainEval : _validation;
+
+        public TrialResult Run(CancellationToken cancel, ITrialObserver observer)
+        {
+            long paramBytes = _model.state_dict().Values.Sum(t => t.numel() * t.element_size());
+            int maxSnapshots = (int)Math.Clamp(SnapshotMemoryBytes / Math.Max(1, paramBytes), 0, 10_000);
+            var schedule = EvaluationSchedule.ForCost(_config.MaxSteps, _config.BatchSize, TargetSplit.Count, maxSnapshots);
+            var snapshots = new List<(long Step, Dictionary<string, Tensor> State)>();
+            try
+            {
+                return Loop(cancel, observer, schedule, snapshots);
+            }
+            finally
+            {
+                foreach (var (_, state) in snapshots) DisposeState(state);
+            }
+        }
+
+        TrialResult Loop(CancellationToken cancel, ITrialObserver observer, EvaluationSchedule schedule,
+            List<(long Step, Dictionary<string, Tensor> State)> snapshots)
+        {
+            long step = 0, examples = 0;
+            _curve[0] = new CurvePoint(0, 0, 0, null, null, null, null);
+            var initial = EvaluateAll(0, observer);
+            double initialLoss = initial.TrainLoss;
+            TrialStatus? status = null;
+            string? divergence = null;
+            long? reached = null, lowerBound = null;
+            Metrics? final = initial;
+            if (!double.IsFinite(initialLoss)) (status, divergence) = (TrialStatus.Diverged, "the initial training loss is not finite");
+            else if (_target.IsMetBy(TargetValue(initial))) (status, reached) = (TrialStatus.Reached, 0);
+
+            double averageLoss = double.NaN;
+            long nextGrid = EvaluationSchedule.NextGridPoint(0), nextCoarse = schedule.NextCoarse(0), lastCoarse = 0;
+            while (status is null)
+            {
+                if (cancel.IsCancellationRequested) { status = TrialStatus.Interrupted; final = null; break; }
+                step++;
+                double lr = OptimizerFactory.LearningRateAt(_config.Optimizer, step);
+                OptimizerFactory.SetLearningRate(_optimizer, lr);
+                _trainClock.Start();
+                double loss = RunBatch(_train, step, 0, 0).LossSum;
+                _trainClock.Stop();
+                examples += _config.BatchSize;
+                observer.Stepped(step, loss);
+
+                bool isGrid = step == nextGrid, isCoarse = step == nextCoarse;
+                if (isGrid) nextGrid = EvaluationSchedule.NextGridPoint(step);
+                if (isGrid || isCoarse || (_config.LogEvery > 0 && step % _config.LogEvery == 0) || !double.IsFinite(loss))
+                    _curve[step] = new CurvePoint(step, examples, _trainClock.Elapsed.TotalSeconds, loss, null, null, null, lr);
+
+                averageLoss = double.IsNaN(averageLoss) ? loss : (1 - LossAverageWeight) * averageLoss + LossAverageWeight * loss;
+                if (!double.IsFinite(loss))
+                {
+                    (status, divergence, final) = (TrialStatus.Diverged, $"mini-batch loss {loss} at step {step}", null);
+                    if (!_curve.ContainsKey(step)) _curve[step] = new CurvePoint(step, examples, _trainClock.Elapsed.TotalSeconds, loss, null, null, null, lr);
+                    break;
+                }
+                if (averageLoss > _config.DivergenceFactor * initialLoss)
+                {
+                    (status, divergence, final) = (TrialStatus.Diverged,
+                        $"mini-batch loss average {averageLoss:G4} exceeds {_config.DivergenceFactor} × the initial loss {initialLoss:G4} at step {step}", null);
+                    _curve[step] = new CurvePoint(step, examples, _trainClock.Elapsed.TotalSeconds, loss, null, null, null, lr);
+                    break;
+                }
+
+                if (isCoarse)
+                {
+                    double value = EvaluateTarget(step, observer);
+                    if (!double.IsFinite(value))
+                    {
+                        (status, divergence, final) = (TrialStatus.Diverged, $"evaluated {_target.Metric} is {value} at step {step}", null);
+                    }
+                    else if (_target.IsMetBy(value) || step >= _config.MaxSteps)
+                    {
+                        final = EvaluateAll(step, observer);
+                        if (_target.IsMetBy(value))
+                        {
+                            status = TrialStatus.Reached;
+                            (reached, lowerBound) = Bisect(lastCoarse, step, snapshots, observer);
+                        }
+                        else status = TrialStatus.BudgetExhausted;
+                    }
+                    else
+                    {
+                        foreach (var (_, state) in snapshots) DisposeState(state);
+                        snapshots.Clear();
+                        lastCoarse = step;
+                        nextCoarse = schedule.NextCoarse(step);
+                    }
+                }
+                else if (isGrid)
+                {
+                    snapshots.Add((step, Snapshot()));
+                }
+            }
+
+            var record = new TrialRecord
+            {
+                Status = status.Value,
+                StepsToTarget = reached,
+                StepsLowerBound = lowerBound,
+                StepsRun = step,
+                ExamplesSeen = examples,
+                InitialLoss = initialLoss,
+                FinalLoss = final?.TrainLoss,
+                FinalValidationLoss = final?.ValidationLoss,
+                FinalValidationError = final?.ValidationError,
+                DivergenceReason = divergence,
+                Config = _config,
+                ParameterCount = ModelRegistry.ParameterCount(_model),
+                TrainSeconds = _trainClock.Elapsed.TotalSeconds,
+                EvalSeconds = _evalClock.Elapsed.TotalSeconds,
+                Evaluations = _evaluations,
+                Versions = VersionInfo.Current(),
+            };
+            return new TrialResult(record, _curve.Values.ToList());
+        }
+
+        /// <summary>
+        /// The target was met at coarse step <paramref name="hit"/> but not at <paramref name="previous"/>: bisect the
+        /// parameter copies kept at the grid points in between for the first one that meets it.
+        /// Returns (first step meeting the target, largest evaluated step below it not meeting it).
+        /// </summary>
+        (long Reached, long LowerBound) Bisect(long previous, long hit, List<(long Step, Dictionary<string, Tensor> State)> snapshots,
+            ITrialObserver observer)
+        {
+            int lo = 0, hi = snapshots.Count; // index snapshots.Count stands for the coarse step itself (known to meet)
+            long lower = previous;
+            while (lo < hi)
+            {
+                int mid = (lo + hi) / 2;
+                Restore(snapshots[mid].State);
+                if (_target.IsMetBy(EvaluateTarget(snapshots[mid].Step, observer))) hi = mid;
+                else { lo = mid + 1; lower = snapshots[mid].Step; }
+            }
+            return (lo == snapshots.Count ? hit : snapshots[lo].Step, lower);
+        }
+
+        readonly record struct Metrics(double TrainLoss, double ValidationLoss, double ValidationError);
+
+        double TargetValue(Metrics m) => _target.Metric == TargetMetric.TrainLoss ? m.TrainLoss : m.ValidationError;
+
+        /// <summary>Evaluates only the split the target is stated on and records it in the curve row.</summary>
+        double EvaluateTarget(long step, ITrialObserver observer)
+        {
+            var (loss, error) = Evaluate(TargetSplit);
+            var row = _curve[step];
+            row = _target.Metric == TargetMetric.TrainLoss ? row with { TrainLoss = loss } : row with { ValidationLoss = loss, ValidationError = error };
+            _curve[step] = row;
+            observer.Evaluated(row);
+            return _target.Metric == TargetMetric.TrainLoss ? loss : error;
+        }
+
+        /// <summary>Evaluates whichever of the training-loss subset and the validation split the row at <paramref name="step"/> lacks (initial and final rows).</summary>
+        Metrics EvaluateAll(long step, ITrialObserver observer)
+        {
+            var row = _curve[step];
+            double trainLoss = row.TrainLoss ?? Evaluate(_trainEval).Loss;
+            var (validationLoss, validationError) = row is { ValidationLoss: { } vl, ValidationError: { } ve } ? (vl, ve) : Evaluate(_validation);
+            row = row with { TrainLoss = trainLoss, ValidationLoss = validationLoss, ValidationError = validationError };
+            _curve[step] = row;
+            observer.Evaluated(row);
+            return new Metrics(trainLoss, validationLoss, validationError);
+        }
+
+        (double Loss, double Error) Evaluate(DataSplit split)
+        {
+            _evalClock.Start();
+            _evaluations++;
+            _model.eval();
+            double lossSum = 0;
+            long correct = 0;
+            for (long start = 0; start < split.Count; start += EvalChunk)
+            {
+                var (l, c) = RunBatch(split, 0, start, (int)Math.Min(EvalChunk, split.Count - start));
+                lossSum += l;
+                correct += c;
+            }
+            _model.train();
+            _evalClock.Stop();
+            return (lossSum / split.Count, 1.0 - (double)correct / split.Count);
+        }
+
+        /// <summary>
+        /// The shared train/eval step and the one dispose scope of a trial: every tensor made for one batch dies here.
+        /// With <paramref name="trainStep"/> ≥ 1: one update on that step's shuffled batch, returning its mean loss.
+        /// Otherwise: a forward pass without gradients over split[start, start+count), returning the summed loss and
+        /// the number of correct predictions.
+        /// </summary>
+        (double LossSum, long Correct) RunBatch(DataSplit split, long trainStep, long start, int count)
+        {
+            using var scope = NewDisposeScope();
+            if (trainStep >= 1)
+            {
+                var indices = _shuffler.BatchIndices(trainStep);
+                var x = split.Images.index_select(0, indices);
+                var y = split.Labels.index_select(0, indices);
+                _optimizer.zero_grad();
+                var loss = nn.functional.cross_entropy(_model.call(x), y);
+                loss.backward();
+                _optimizer.step();
+                return (loss.item<float>(), 0);
+            }
+            using var noGrad = no_grad();
+            var images = split.Images.narrow(0, start, count);
+            var labels = split.Labels.narrow(0, start, count);
+            var logits = _model.call(images);
+            var sum = nn.functional.cross_entropy(logits, labels, reduction: nn.Reduction.Sum);
+            var hits = logits.argmax(1).eq(labels).sum();
+            return (sum.item<float>(), hits.item<long>());
+        }
+
+        Dictionary<string, Tensor> Snapshot()
+        {
+            using var noGrad = no_grad();
+            return _model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone().DetachFromDisposeScope());
+        }
+
+        void Restore(Dictionary<string, Tensor> state)
+        {
+            using var noGrad = no_grad();
+            foreach (var (name, tensor) in _model.state_dict()) tensor.copy_(state[name]);
+        }
+
+        static void DisposeState(Dictionary<string, Tensor> state)
+        {
+            foreach (var t in state.Values) t.Dispose();
+        }
+    }
+}
