@@ -1,5 +1,6 @@
 using System.Globalization;
 using CsvHelper;
+using CsvHelper.Configuration;
 
 namespace NqmValidate.Nqm;
 
@@ -14,16 +15,16 @@ public static class SpectrumCsv
     /// <param name="source">Name used in error messages (e.g. the file path).</param>
     public static Spectrum Read(TextReader reader, string source = "spectrum csv")
     {
-        var options = new CsvReaderOptions
+        var options = new CsvConfiguration(CultureInfo.InvariantCulture)
         {
-            HasHeader = true,
-            TrimWhitespace = true,
-            TrackLineNumbers = true,
-            NormalizeHeaderName = name => name.Trim().ToLowerInvariant(),
+            TrimOptions = TrimOptions.Trim,
+            MissingFieldFound = null,
+            BadDataFound = null,
         };
-        using var csv = CsvReader.Create(reader, options, true);
-        csv.ReadHeader();
-        var header = csv.Headers.Select(x => x.Trim().ToLowerInvariant()).ToArray();
+        using var csv = new CsvReader(reader, options, leaveOpen: true);
+        var header = csv.Read() && csv.ReadHeader()
+            ? csv.HeaderRecord!.Select(x => x.Trim().ToLowerInvariant()).ToArray()
+            : [];
         if (header.Length == 0)
             throw new SpectrumFormatException($"{source}: empty file (expected a header with columns h, c, count)");
         int Index(string name) => Array.IndexOf(header, name);
@@ -34,12 +35,12 @@ public static class SpectrumCsv
         var rows = new List<SpectrumRow>();
         while (csv.Read())
         {
-            long line = csv.LineNumber;
-            if (iLayer >= 0 && !string.Equals(csv.GetString(iLayer).Trim(), "total", StringComparison.OrdinalIgnoreCase)) continue;
+            long line = csv.Parser.Row;
+            if (iLayer >= 0 && !string.Equals((csv.GetField(iLayer) ?? "").Trim(), "total", StringComparison.OrdinalIgnoreCase)) continue;
             double Field(string name, double? fallback)
             {
                 int i = Index(name);
-                var text = i < csv.FieldCount ? csv.GetString(i) : "";
+                var text = i < csv.Parser.Count ? csv.GetField(i) ?? "" : "";
                 if (string.IsNullOrWhiteSpace(text))
                     return fallback ?? throw new SpectrumFormatException($"{source}, line {line}: column '{name}' is empty");
                 if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var v))
