@@ -14,7 +14,7 @@ public class ValidatorTests : IDisposable
     readonly string _root = Path.Combine(Path.GetTempPath(), "nqm-validator-" + Guid.NewGuid().ToString("N")[..8]);
     static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
-    public void Dispose() { try { Directory.Delete(_root, true); } catch (IOException) { } }
+    public void Dispose() { try { if (Environment.GetEnvironmentVariable("NQM_KEEP_TEST_OUTPUT") is null) Directory.Delete(_root, true); } catch (IOException) { } }
 
     const double InitialLoss = 2.3, TargetLoss = 0.4;
     static readonly int[] BatchSizes = [4, 16, 64, 256, 1024];
