@@ -136,14 +136,14 @@ public sealed record CurvatureResults(
             using var doc = JsonDocument.Parse(File.ReadAllText(path));
             var root = doc.RootElement;
             return new CurvatureSummary(
-                Find(root, "initial_loss", "loss"),
-                Find(root, "b_simple", "gradient_noise_scale", "b_simple_per_example"),
-                Find(root, "b_simple_two_batch", "gradient_noise_scale_two_batch"),
-                Find(root, "parameter_count", "parameters", "num_parameters"),
-                Find(root, "trace_ggn_diagonal", "trace_ggn", "tr_ggn"),
-                Find(root, "trace_noise", "tr_sigma", "trace_sigma"),
-                Find(root, "top_hessian_eigenvalue"),
-                Find(root, "top_ggn_eigenvalue"));
+                At(root, "initial_loss"),
+                At(root, "b_simple", "per_example_variance", "b_simple"),
+                At(root, "b_simple", "two_batch", "b_simple"),
+                At(root, "parameters"),
+                At(root, "traces", "ggn_diagonal"),
+                At(root, "traces", "noise_variance"),
+                First(root, "top_eigenvalues", "hessian"),
+                First(root, "top_eigenvalues", "ggn"));
         }
         catch (JsonException e)
         {
@@ -151,16 +151,21 @@ public sealed record CurvatureResults(
         }
     }
 
-    // summary.json may nest its numbers in sections; find the first numeric property with one of the names, depth first.
-    static double? Find(JsonElement element, params string[] names)
+    // summary.json keys as documented in docs/formats.md (Curvature); an absent key gives null.
+    static double? At(JsonElement element, params string[] path)
     {
-        if (element.ValueKind == JsonValueKind.Object)
+        foreach (var key in path)
         {
-            foreach (var p in element.EnumerateObject())
-                if (names.Contains(p.Name) && p.Value.ValueKind == JsonValueKind.Number) return p.Value.GetDouble();
-            foreach (var p in element.EnumerateObject())
-                if (p.Value.ValueKind == JsonValueKind.Object && Find(p.Value, names) is double v) return v;
+            if (element.ValueKind != JsonValueKind.Object || !element.TryGetProperty(key, out element)) return null;
         }
-        return null;
+        return element.ValueKind == JsonValueKind.Number ? element.GetDouble() : null;
+    }
+
+    static double? First(JsonElement element, params string[] path)
+    {
+        foreach (var key in path)
+            if (element.ValueKind != JsonValueKind.Object || !element.TryGetProperty(key, out element)) return null;
+        return element.ValueKind == JsonValueKind.Array && element.GetArrayLength() > 0 && element[0].ValueKind == JsonValueKind.Number
+            ? element[0].GetDouble() : null;
     }
 }

@@ -28,7 +28,7 @@ public class ValidatorTests : IDisposable
         File.WriteAllLines(Path.Combine(curvature, "spectrum.csv"),
             ["layer,h,c,count,s0,grad_mean_sq,second_moment", .. bins.Select(b => string.Create(Inv, $"total,{b.h:R},{2 * b.h:R},{b.count},1,0,{2 * b.h:R}")),
              "fc1,1,1,1,1,0,1"]);
-        File.WriteAllText(Path.Combine(curvature, "summary.json"), """{"initial_loss": 2.3, "b_simple": 40.0, "parameter_count": 1275}""");
+        File.WriteAllText(Path.Combine(curvature, "summary.json"), """{"initial_loss": 2.3, "parameters": 1275, "b_simple": {"per_example_variance": {"b_simple": 40.0}}}""");
 
         double s0 = 2 * InitialLoss / bins.Sum(b => b.count * b.h);
         var spectrum = new Spectrum(bins.Select(b => new SpectrumRow(b.h, 2 * b.h, s0, b.count)));
