@@ -19,6 +19,10 @@ public static class NqmApp
     {
         yield return DoctorCommand.Create();
         yield return TrainCommand.Create();
+        yield return CurvatureCommand.Create();
+        yield return SweepCommand.Create();
+        yield return MergeCommand.Create();
+        yield return StatusCommand.Create();
         yield return FitCommand.Create();
         yield return ReportCommand.Create();
     }

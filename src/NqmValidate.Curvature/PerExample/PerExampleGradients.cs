@@ -133,17 +133,43 @@ public sealed class PerExampleGradients : IDisposable
             var outputs = fast.Select(t => t.Output!).ToList();
             foreach (var group in groups)
             {
+                // Linear layers on (B, in) factorise: Σ_seeds Σ_n (gy_n x_nᵀ)² = (Σ_seeds gy²)ᵀ(x²), so the squared
+                // output gradients of all the group's seeds are summed first and multiplied once (C seeds, one product).
+                var squaredSums = new Tensor?[fast.Count];
+                var sums = new Tensor?[fast.Count];
                 foreach (var seed in group.Seeds)
                 {
+                    // Per-seed scope: per-example products of convolutions are large; the running sums move out of it.
                     using var inner = NewDisposeScope();
                     var gys = torch.autograd.grad([z], outputs, [seed], retain_graph: true);
                     for (int i = 0; i < fast.Count; i++)
                     {
+                        if (prepared[i].Factorises)
+                        {
+                            var sq = gys[i].square();
+                            if (squaredSums[i] is null) squaredSums[i] = sq.MoveToOuterDisposeScope();
+                            else squaredSums[i]!.add_(sq);
+                            if (group.KeepSum)
+                            {
+                                if (sums[i] is null) sums[i] = gys[i].clone().MoveToOuterDisposeScope();
+                                else sums[i]!.add_(gys[i]);
+                            }
+                            continue;
+                        }
                         foreach (var (name, perExample) in prepared[i].PerExampleGradients(gys[i], group.KeepSum))
                         {
                             Add(_sumSq, group.Key, name, perExample.SumOfSquares);
                             if (group.KeepSum) Add(_sum, group.Key, name, perExample.Sum!);
                         }
+                    }
+                }
+                for (int i = 0; i < fast.Count; i++)
+                {
+                    if (squaredSums[i] is null) continue;
+                    foreach (var (name, stats) in prepared[i].FromOutputGradientSums(squaredSums[i]!, sums[i]))
+                    {
+                        Add(_sumSq, group.Key, name, stats.SumOfSquares);
+                        if (stats.Sum is not null) Add(_sum, group.Key, name, stats.Sum);
                     }
                 }
             }
@@ -190,7 +216,7 @@ public sealed class PerExampleGradients : IDisposable
                 ?? throw new ArgumentException($"unknown parameter '{parameter}'", nameof(parameter));
             return new double[slot.Count];
         }
-        return t.contiguous().data<double>().ToArray();
+        return TensorArrays.ToDoubles(t);
     }
 
     static void Add(Dictionary<(string, string), Tensor> store, string group, string name, Tensor value)

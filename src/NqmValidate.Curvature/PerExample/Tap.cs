@@ -88,6 +88,20 @@ internal sealed class Tap
 
     internal sealed class Prepared(Tap tap, Tensor x, Tensor? xSquared, Conv2d? conv)
     {
+        /// <summary>A Linear layer on (B, in): statistics follow from Σ_seeds gy² and Σ_seeds gy alone.</summary>
+        public bool Factorises => conv is null && xSquared is not null;
+
+        /// <summary>
+        /// For <see cref="Factorises"/> layers: from S = Σ_seeds gy² (B, out) and G = Σ_seeds gy, the weight's
+        /// Σ_n Σ_seeds (gy x_nᵀ)² = Sᵀ(x²) and Σ_n gy x_nᵀ = Gᵀx; the bias's sums of S and G over examples.
+        /// </summary>
+        public IEnumerable<(string Name, ChunkStatistics Stats)> FromOutputGradientSums(Tensor squaredSum, Tensor? sum)
+        {
+            yield return (tap.WeightName, new ChunkStatistics(squaredSum.t().mm(xSquared!), sum?.t().mm(x)));
+            if (tap.BiasName is not null)
+                yield return (tap.BiasName, new ChunkStatistics(squaredSum.sum(0L), sum?.sum(0L)));
+        }
+
         /// <summary>Statistics of weight and bias for one seed, from the output gradient gy of this layer.</summary>
         public IEnumerable<(string Name, ChunkStatistics Stats)> PerExampleGradients(Tensor gy, bool keepSum)
         {
