@@ -25,6 +25,7 @@ public static class NqmApp
         yield return StatusCommand.Create();
         yield return FitCommand.Create();
         yield return ReportCommand.Create();
+        yield return ValidateCommand.Create();
     }
 
     public static async Task<int> RunAsync(string[] args)
