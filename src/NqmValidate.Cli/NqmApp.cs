@@ -24,6 +24,9 @@ public static class NqmApp
         yield return MergeCommand.Create();
         yield return StatusCommand.Create();
         yield return SimulateCommand.Create();
+        yield return FitCommand.Create();
+        yield return ReportCommand.Create();
+        yield return ValidateCommand.Create();
     }
 
     public static async Task<int> RunAsync(string[] args)
