@@ -117,10 +117,12 @@ public static class HyperparameterSearch
             double a = Math.Exp(uu) * (two ? 1 - s : 1);
             if (two && !(s >= 0 && s < 1)) return double.PositiveInfinity;
             model.Configure(kind, a, s, batchSize, reg);
-            // Points more than twice as slow as the incumbent are not worth an exact count: cap the search there.
-            long lim = Math.Min(cap, best > cap / 2 ? cap : 2 * best);
+            // Only points at least as good as the incumbent need an exact count: search [0, best]. A rejected point
+            // gets the surrogate best·L(best)/target >= best (how far above target it still is at the incumbent's
+            // step count), which keeps the golden-section search pointed the right way at the cost of one evaluation.
+            long lim = Math.Min(cap, best);
             long k = model.FirstBelow(target, lim);
-            if (k < 0) return lim + 1.0;
+            if (k < 0) { double lb = model.Loss(lim); return double.IsFinite(lb) ? lim * Math.Max(1.0, lb / target) : double.PositiveInfinity; }
             if (k < best) { best = k; bestA = a; bestS = s; }
             if (k == 0) return 0;
             double l0 = model.Loss(k - 1), l1 = model.Loss(k);
