@@ -46,8 +46,9 @@ public static class HyperparameterSearch
     /// <summary>
     /// Minimises steps-to-target over the learning rate (SGD), learning rate and β (momentum) or
     /// learning rate and γ (EMA), or over an n-piece schedule (<see cref="OptimizerKind.Schedule"/>).
-    /// Grid mode scans the notebook's grid in its order (learning rate outer, β/γ inner) and keeps the
-    /// first strictly better cell, so it returns the notebook's cell. Continuous mode starts from that
+    /// Grid mode returns the notebook's cell: the first cell in its loop order (learning rate outer, β/γ inner)
+    /// with the fewest steps (a coarse pass first, then the rest in order with tie-breaking by position).
+    /// Continuous mode starts from that
     /// cell and refines; it only ever accepts a strictly better exact step count, so it is never worse.
     /// </summary>
     public static SearchResult Optimize(Spectrum spectrum, OptimizerKind kind, double batchSize, double target, SearchOptions? options = null)
@@ -97,7 +98,8 @@ public static class HyperparameterSearch
     /// Continuous refinement around grid cell (i, j): coordinate golden-section searches on a smooth surrogate
     /// of steps (the fractional crossing time k − 1 + (L(k−1) − target)/(L(k−1) − L(k))), in
     /// u = log(α/(1−β)) (the effective rate, along which momentum's optimum is a ridge) and v = log(1−β).
-    /// Every evaluated point's exact steps are compared with the incumbent; only strict improvements are kept.
+    /// Points that can tie or beat the incumbent get an exact count (search on [0, best]); only strict improvements
+    /// are kept, so the result is never worse than the grid.
     /// </summary>
     static (long, double, double) Refine(LossModel model, OptimizerKind kind, double batchSize, double target, long cap, double reg,
         IReadOnlyList<double> rates, IReadOnlyList<double> seconds, int bi, int bj, long best)
