@@ -70,13 +70,13 @@ public static class HyperparameterSearch
 
         long best = long.MaxValue; double bestA = double.NaN, bestS = double.NaN; int bestI = -1, bestJ = -1;
         int Index(int i, int j) => i * seconds.Count + j;
-        void Cell(int i, int j)
+        void Cell(int i, int j, bool strict)
         {
             model.Configure(kind, rates[i], seconds[j], batchSize, reg);
             // The notebook keeps the first cell (in its loop order) with the smallest steps. A cell before the
             // incumbent wins ties, a cell after it must be strictly better; nothing else needs an exact count,
             // so the search range is [0, best] or [0, best − 1] and most cells are rejected by one bound.
-            bool before = bestI < 0 || Index(i, j) < Index(bestI, bestJ);
+            bool before = !strict && (bestI < 0 || Index(i, j) < Index(bestI, bestJ));
             long limit = best == long.MaxValue ? cap : Math.Min(cap, before ? best : best - 1);
             long k = model.FirstBelow(target, limit);
             if (k >= 0 && (k < best || (k == best && before))) { best = k; bestA = rates[i]; bestS = seconds[j]; bestI = i; bestJ = j; }
@@ -86,10 +86,17 @@ public static class HyperparameterSearch
         // (A coarse cell rejected in the first pass had steps >= an earlier incumbent, so it can never be the
         // first minimum and need not be revisited.)
         bool Coarse(int i, int j) => i % 3 == 0 && j % 2 == 0;
-        for (int i = 0; i < rates.Count; i++) for (int j = 0; j < seconds.Count; j++) if (Coarse(i, j)) Cell(i, j);
-        for (int i = 0; i < rates.Count; i++) for (int j = 0; j < seconds.Count; j++) if (!Coarse(i, j)) Cell(i, j);
-        if (options.Mode == SearchMode.Continuous && bestI >= 0)
-            (best, bestA, bestS) = Refine(model, kind, batchSize, target, cap, reg, rates, seconds, bestI, bestJ, best);
+        for (int i = 0; i < rates.Count; i++) for (int j = 0; j < seconds.Count; j++) if (Coarse(i, j)) Cell(i, j, false);
+        if (options.Mode == SearchMode.Continuous)
+        {
+            // Continuous: refine from the coarse optimum first, then sweep the rest of the grid against that (usually
+            // better) incumbent with strict improvement only. Every grid cell is still checked, so the result is
+            // never worse than the grid, and the strong incumbent makes the sweep cheaper than grid mode's.
+            if (bestI >= 0) (best, bestA, bestS) = Refine(model, kind, batchSize, target, cap, reg, rates, seconds, bestI, bestJ, best, 3, 2);
+            for (int i = 0; i < rates.Count; i++) for (int j = 0; j < seconds.Count; j++) if (!Coarse(i, j)) Cell(i, j, true);
+        }
+        else
+            for (int i = 0; i < rates.Count; i++) for (int j = 0; j < seconds.Count; j++) if (!Coarse(i, j)) Cell(i, j, false);
         return new SearchResult(kind, batchSize, target, power, best == long.MaxValue ? null : best, bestA,
             kind == OptimizerKind.Momentum ? bestS : 0, kind == OptimizerKind.Ema ? bestS : 0, null, cap);
     }
@@ -102,15 +109,15 @@ public static class HyperparameterSearch
     /// are kept, so the result is never worse than the grid.
     /// </summary>
     static (long, double, double) Refine(LossModel model, OptimizerKind kind, double batchSize, double target, long cap, double reg,
-        IReadOnlyList<double> rates, IReadOnlyList<double> seconds, int bi, int bj, long best)
+        IReadOnlyList<double> rates, IReadOnlyList<double> seconds, int bi, int bj, long best, double scaleU, double scaleV)
     {
         double bestA = rates[bi], bestS = seconds[bj];
         double Step(IReadOnlyList<double> g, int i) => g.Count < 2 ? 0.5 : Math.Abs(Math.Log(g[Math.Min(i + 1, g.Count - 1)]) - Math.Log(g[Math.Max(i - 1, 0)])) / (i == 0 || i == g.Count - 1 ? 1 : 2);
         bool two = kind != OptimizerKind.Sgd;
-        double du = Step(rates, bi);
+        double du = Step(rates, bi) * scaleU;
         // Second coordinate: log(1−β) (β = 0 maps to v = 0; the domain is v < 0).
         var oneMinus = seconds.Select(s => 1 - s).ToArray();
-        double dv = two ? Step(oneMinus, bj) : 0;
+        double dv = two ? Step(oneMinus, bj) * scaleV : 0;
         double u = Math.Log(bestA / (two ? 1 - bestS : 1)), v = two ? Math.Log(1 - bestS) : 0;
 
         double Eval(double uu, double vv)
@@ -132,10 +139,10 @@ public static class HyperparameterSearch
             return k - 1 + frac;
         }
 
-        for (int round = 0; round < (two ? 2 : 1); round++)
+        for (int round = 0; round < 1; round++)
         {
-            u = Golden(x => Eval(x, v), u - du, u + du, 18);
-            if (two) v = Golden(y => Eval(u, y), v - dv, Math.Min(v + dv, -1e-12), 18);
+            u = Golden(x => Eval(x, v), u - du, u + du, 12);
+            if (two) v = Golden(y => Eval(u, y), v - dv, Math.Min(v + dv, -1e-12), 12);
             du *= 0.5; dv *= 0.5;
         }
         return (best, bestA, bestS);
