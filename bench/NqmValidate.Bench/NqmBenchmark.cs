@@ -115,7 +115,7 @@ public sealed class NqmBenchmark : IBenchmark
             sgdCells += 100;
             if (bestNb != sgdOpt.NotebookSteps || bestA != sgdOpt.LearningRate)
             { sgdMismatch++; Console.WriteLine($"  SGD optimum mismatch p={p} B={b}: notebook {bestNb} at α={bestA:G4}, engine {sgdOpt.NotebookSteps} at α={sgdOpt.LearningRate:G4}"); }
-            Console.WriteLine($"  baseline p={p} B={b}: {chosen.Count} momentum cells incl. the engine's optimum (α={opt.LearningRate:G4}, β={opt.Momentum:G6}, {opt.NotebookSteps} steps) and its neighbours");
+            Console.WriteLine($"  baseline p={p} B={b}: {chosen.Count} momentum cells incl. the engine's optimum (α={opt.LearningRate:G4}, β={opt.Momentum:G6}, {opt.NotebookSteps} steps) and its neighbours; running totals {cells} cells {baselineSeconds:F1} s ({baselineSeconds / cells * 1e3:F0} ms/cell), SGD grids {baselineSgdSeconds:F1} s");
         }
         Console.WriteLine($"load average after the baseline: {LoadAverage()}");
         double perCell = baselineSeconds / cells, perSgdGrid = baselineSgdSeconds / subset.Length;

@@ -46,8 +46,9 @@ public static class HyperparameterSearch
     /// <summary>
     /// Minimises steps-to-target over the learning rate (SGD), learning rate and β (momentum) or
     /// learning rate and γ (EMA), or over an n-piece schedule (<see cref="OptimizerKind.Schedule"/>).
-    /// Grid mode scans the notebook's grid in its order (learning rate outer, β/γ inner) and keeps the
-    /// first strictly better cell, so it returns the notebook's cell. Continuous mode starts from that
+    /// Grid mode returns the notebook's cell: the first cell in its loop order (learning rate outer, β/γ inner)
+    /// with the fewest steps (a coarse pass first, then the rest in order with tie-breaking by position).
+    /// Continuous mode starts from that
     /// cell and refines; it only ever accepts a strictly better exact step count, so it is never worse.
     /// </summary>
     public static SearchResult Optimize(Spectrum spectrum, OptimizerKind kind, double batchSize, double target, SearchOptions? options = null)
@@ -69,13 +70,13 @@ public static class HyperparameterSearch
 
         long best = long.MaxValue; double bestA = double.NaN, bestS = double.NaN; int bestI = -1, bestJ = -1;
         int Index(int i, int j) => i * seconds.Count + j;
-        void Cell(int i, int j)
+        void Cell(int i, int j, bool strict)
         {
             model.Configure(kind, rates[i], seconds[j], batchSize, reg);
             // The notebook keeps the first cell (in its loop order) with the smallest steps. A cell before the
             // incumbent wins ties, a cell after it must be strictly better; nothing else needs an exact count,
             // so the search range is [0, best] or [0, best − 1] and most cells are rejected by one bound.
-            bool before = bestI < 0 || Index(i, j) < Index(bestI, bestJ);
+            bool before = !strict && (bestI < 0 || Index(i, j) < Index(bestI, bestJ));
             long limit = best == long.MaxValue ? cap : Math.Min(cap, before ? best : best - 1);
             long k = model.FirstBelow(target, limit);
             if (k >= 0 && (k < best || (k == best && before))) { best = k; bestA = rates[i]; bestS = seconds[j]; bestI = i; bestJ = j; }
@@ -85,10 +86,17 @@ public static class HyperparameterSearch
         // (A coarse cell rejected in the first pass had steps >= an earlier incumbent, so it can never be the
         // first minimum and need not be revisited.)
         bool Coarse(int i, int j) => i % 3 == 0 && j % 2 == 0;
-        for (int i = 0; i < rates.Count; i++) for (int j = 0; j < seconds.Count; j++) if (Coarse(i, j)) Cell(i, j);
-        for (int i = 0; i < rates.Count; i++) for (int j = 0; j < seconds.Count; j++) if (!Coarse(i, j)) Cell(i, j);
-        if (options.Mode == SearchMode.Continuous && bestI >= 0)
-            (best, bestA, bestS) = Refine(model, kind, batchSize, target, cap, reg, rates, seconds, bestI, bestJ, best);
+        for (int i = 0; i < rates.Count; i++) for (int j = 0; j < seconds.Count; j++) if (Coarse(i, j)) Cell(i, j, false);
+        if (options.Mode == SearchMode.Continuous)
+        {
+            // Continuous: refine from the coarse optimum first, then sweep the rest of the grid against that (usually
+            // better) incumbent with strict improvement only. Every grid cell is still checked, so the result is
+            // never worse than the grid, and the strong incumbent makes the sweep cheaper than grid mode's.
+            if (bestI >= 0) (best, bestA, bestS) = Refine(model, kind, batchSize, target, cap, reg, rates, seconds, bestI, bestJ, best, 3, 2);
+            for (int i = 0; i < rates.Count; i++) for (int j = 0; j < seconds.Count; j++) if (!Coarse(i, j)) Cell(i, j, true);
+        }
+        else
+            for (int i = 0; i < rates.Count; i++) for (int j = 0; j < seconds.Count; j++) if (!Coarse(i, j)) Cell(i, j, false);
         return new SearchResult(kind, batchSize, target, power, best == long.MaxValue ? null : best, bestA,
             kind == OptimizerKind.Momentum ? bestS : 0, kind == OptimizerKind.Ema ? bestS : 0, null, cap);
     }
@@ -97,18 +105,19 @@ public static class HyperparameterSearch
     /// Continuous refinement around grid cell (i, j): coordinate golden-section searches on a smooth surrogate
     /// of steps (the fractional crossing time k − 1 + (L(k−1) − target)/(L(k−1) − L(k))), in
     /// u = log(α/(1−β)) (the effective rate, along which momentum's optimum is a ridge) and v = log(1−β).
-    /// Every evaluated point's exact steps are compared with the incumbent; only strict improvements are kept.
+    /// Points that can tie or beat the incumbent get an exact count (search on [0, best]); only strict improvements
+    /// are kept, so the result is never worse than the grid.
     /// </summary>
     static (long, double, double) Refine(LossModel model, OptimizerKind kind, double batchSize, double target, long cap, double reg,
-        IReadOnlyList<double> rates, IReadOnlyList<double> seconds, int bi, int bj, long best)
+        IReadOnlyList<double> rates, IReadOnlyList<double> seconds, int bi, int bj, long best, double scaleU, double scaleV)
     {
         double bestA = rates[bi], bestS = seconds[bj];
         double Step(IReadOnlyList<double> g, int i) => g.Count < 2 ? 0.5 : Math.Abs(Math.Log(g[Math.Min(i + 1, g.Count - 1)]) - Math.Log(g[Math.Max(i - 1, 0)])) / (i == 0 || i == g.Count - 1 ? 1 : 2);
         bool two = kind != OptimizerKind.Sgd;
-        double du = Step(rates, bi);
+        double du = Step(rates, bi) * scaleU;
         // Second coordinate: log(1−β) (β = 0 maps to v = 0; the domain is v < 0).
         var oneMinus = seconds.Select(s => 1 - s).ToArray();
-        double dv = two ? Step(oneMinus, bj) : 0;
+        double dv = two ? Step(oneMinus, bj) * scaleV : 0;
         double u = Math.Log(bestA / (two ? 1 - bestS : 1)), v = two ? Math.Log(1 - bestS) : 0;
 
         double Eval(double uu, double vv)
@@ -117,10 +126,12 @@ public static class HyperparameterSearch
             double a = Math.Exp(uu) * (two ? 1 - s : 1);
             if (two && !(s >= 0 && s < 1)) return double.PositiveInfinity;
             model.Configure(kind, a, s, batchSize, reg);
-            // Points more than twice as slow as the incumbent are not worth an exact count: cap the search there.
-            long lim = Math.Min(cap, best > cap / 2 ? cap : 2 * best);
+            // Only points at least as good as the incumbent need an exact count: search [0, best]. A rejected point
+            // gets the surrogate best·L(best)/target >= best (how far above target it still is at the incumbent's
+            // step count), which keeps the golden-section search pointed the right way at the cost of one evaluation.
+            long lim = Math.Min(cap, best);
             long k = model.FirstBelow(target, lim);
-            if (k < 0) return lim + 1.0;
+            if (k < 0) { double lb = model.Loss(lim); return double.IsFinite(lb) ? lim * Math.Max(1.0, lb / target) : double.PositiveInfinity; }
             if (k < best) { best = k; bestA = a; bestS = s; }
             if (k == 0) return 0;
             double l0 = model.Loss(k - 1), l1 = model.Loss(k);
@@ -128,10 +139,10 @@ public static class HyperparameterSearch
             return k - 1 + frac;
         }
 
-        for (int round = 0; round < (two ? 2 : 1); round++)
+        for (int round = 0; round < 1; round++)
         {
-            u = Golden(x => Eval(x, v), u - du, u + du, 18);
-            if (two) v = Golden(y => Eval(u, y), v - dv, Math.Min(v + dv, -1e-12), 18);
+            u = Golden(x => Eval(x, v), u - du, u + du, 12);
+            if (two) v = Golden(y => Eval(u, y), v - dv, Math.Min(v + dv, -1e-12), 12);
             du *= 0.5; dv *= 0.5;
         }
         return (best, bestA, bestS);

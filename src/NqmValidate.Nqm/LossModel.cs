@@ -23,9 +23,10 @@ namespace NqmValidate.Nqm;
 /// <item>EMA: with D_k = (r^k − γ^k)/(r − γ), r = 1−x: G_k = γ^k + (1−γ) r D_k; Q_k from the stationary
 /// covariance of (θ, θ̃).</item>
 /// </list>
-/// Monotonicity facts used by the search (proved in docs/nqm-engine.md): N_k nondecreasing always;
-/// G_k² nonincreasing for SGD (|1−x| &lt; 1), for momentum with real positive roots, and for EMA with
-/// 0 &lt;= r &lt;= 1. Other rows oscillate and are bounded below by N_k alone.
+/// Facts used by the exact search (proved in docs/nqm-engine.md): N_k is nondecreasing; |G_k| is monotone or
+/// unimodal with an interior maximum for SGD, real/repeated-root momentum and EMA with r &gt;= 0 (minimum on an
+/// interval at an end); for complex-root momentum |G_k| = ρ^k R |sin(kφ + ω)|/sin φ exactly (phase bound);
+/// for EMA with r &lt; 0, |G_k| &gt;= |A|γ^k − |B||r|^{k+1}.
 /// </summary>
 internal sealed class LossModel
 {
@@ -247,8 +248,9 @@ internal sealed class LossModel
     }
 
     /// <summary>
-    /// A lower bound of E L(k) over every k in [a, b] (1 &lt;= a &lt;= b): Σ w (s0·min(G_a², G_b²) [monotone rows] + N_a).
-    /// Valid because N is nondecreasing, G² is nonincreasing on monotone rows and s0 G² &gt;= 0 elsewhere.
+    /// A lower bound of E L(k) over every k in [a, b] (1 &lt;= a &lt;= b): Σ w (s0·(lower bound of G² on [a, b]) + N_a),
+    /// valid because N is nondecreasing and each row's G² bound holds on the whole interval (see the class remarks).
+    /// Stops summing once the partial sum reaches <paramref name="stopAbove"/> (all terms are &gt;= 0).
     /// </summary>
     public double LowerBound(long a, long b, double stopAbove = double.PositiveInfinity)
     {
