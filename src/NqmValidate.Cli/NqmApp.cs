@@ -19,6 +19,14 @@ public static class NqmApp
     {
         yield return DoctorCommand.Create();
         yield return TrainCommand.Create();
+        yield return CurvatureCommand.Create();
+        yield return SweepCommand.Create();
+        yield return MergeCommand.Create();
+        yield return StatusCommand.Create();
+        yield return SimulateCommand.Create();
+        yield return FitCommand.Create();
+        yield return ReportCommand.Create();
+        yield return ValidateCommand.Create();
     }
 
     public static async Task<int> RunAsync(string[] args)

@@ -16,15 +16,15 @@ public static class CurveFile
     public static void Write(string path, IEnumerable<CurvePoint> points) => AtomicFile.Write(path, stream =>
     {
         using var writer = new StreamWriter(stream, leaveOpen: true);
-        using var csv = new CsvWriter(writer, CultureInfo.InvariantCulture, leaveOpen: true);
+        using var csv = new CsvWriter(writer, new CsvConfiguration(CultureInfo.InvariantCulture) { NewLine = "\n" });
         foreach (var h in Header) csv.WriteField(h);
         csv.NextRecord();
         foreach (var p in points)
         {
-            foreach (var field in new[] {
+            foreach (var f in new[] {
                 Format(p.Step), Format(p.ExamplesSeen), Format(p.TrainSeconds), Format(p.MinibatchLoss),
                 Format(p.TrainLoss), Format(p.ValidationLoss), Format(p.ValidationError), Format(p.LearningRate) })
-                csv.WriteField(field);
+                csv.WriteField(f);
             csv.NextRecord();
         }
         csv.Flush();
@@ -34,13 +34,13 @@ public static class CurveFile
     public static IReadOnlyList<CurvePoint> Read(string path)
     {
         using var reader = new StreamReader(path);
-        using var csv = new CsvReader(reader, new CsvConfiguration(CultureInfo.InvariantCulture) { MissingFieldFound = null });
-        csv.Read();
-        csv.ReadHeader();
+        using var csv = new CsvReader(reader, CultureInfo.InvariantCulture);
         var points = new List<CurvePoint>();
+        if (!csv.Read()) return points;
+        csv.ReadHeader();
         while (csv.Read())
         {
-            double? D(string name) => csv.GetField(name) is { Length: > 0 } s ? double.Parse(s, CultureInfo.InvariantCulture) : null;
+            double? D(string name) => csv.TryGetField(name, out string? s) && s is { Length: > 0 } ? double.Parse(s, CultureInfo.InvariantCulture) : null;
             points.Add(new CurvePoint(
                 long.Parse(csv.GetField("step")!, CultureInfo.InvariantCulture),
                 long.Parse(csv.GetField("examples_seen")!, CultureInfo.InvariantCulture),

@@ -1,0 +1,66 @@
+using NqmValidate.Curvature.Output;
+using NqmValidate.Training.Data;
+using NqmValidate.Training.Models;
+using NqmValidate.Training.Optimizers;
+using NqmValidate.Training.Runtime;
+
+namespace NqmValidate.Curvature;
+
+/// <summary>What `nqm curvature` measures: a registry model on Fashion-MNIST at one or more checkpoints.</summary>
+public sealed record CurvatureRunRequest
+{
+    public ModelSpec Model { get; init; } = new();
+    public string? DataDir { get; init; }
+    public IReadOnlyList<Checkpoint> Checkpoints { get; init; } = [new Checkpoint(0)];
+    /// <summary>Warm-up optimizer (default SGD, learning rate 0.1), batch size and the trial seed (model init and data order).</summary>
+    public OptimizerSpec Optimizer { get; init; } = new();
+    public int BatchSize { get; init; } = 128;
+    public long Seed { get; init; }
+    public int Threads { get; init; } = 1;
+    public CurvatureSettings Settings { get; init; } = new();
+    public required string OutDir { get; init; }
+    public bool ParametersBin { get; init; }
+    public bool Plots { get; init; } = true;
+}
+
+/// <summary>One measured checkpoint and the directory its files went to.</summary>
+public sealed record CheckpointResult(Checkpoint Checkpoint, string Directory, CurvatureReport Report);
+
+public static class CurvatureRun
+{
+    /// <summary>
+    /// Loads Fashion-MNIST, builds the model as a trial with the same seed would, trains it through the
+    /// checkpoints in order and measures at each. Curvature uses the first N examples of the training split
+    /// (the files are in random order; these are also the first examples of the trainer's evaluation subset).
+    /// One checkpoint writes into OutDir; several write into OutDir/&lt;label&gt;/ (init, warmup-200, ...).
+    /// </summary>
+    public static IReadOnlyList<CheckpointResult> Execute(CurvatureRunRequest request, Action<string>? log = null)
+    {
+        log ??= _ => { };
+        request.Settings.Validate();
+        var model = ModelRegistry.Resolve(request.Model);
+        OptimizerFactory.Resolve(request.Optimizer, Math.Max(1, request.Checkpoints.Max(c => c.Steps)));
+        TorchRuntime.Initialize(request.Threads);
+        using var data = FashionMnist.Load(request.DataDir);
+        if (data.Train.Count < request.Settings.Examples)
+            throw new CurvatureInputException($"--examples {request.Settings.Examples} exceeds the {data.Train.Count} training examples.");
+        var inputs = data.Train.Images.narrow(0, 0, request.Settings.Examples);
+        var targets = data.Train.Labels.narrow(0, 0, request.Settings.Examples);
+        long last = request.Checkpoints.Max(c => c.Steps);
+        using var trainer = new WarmupTrainer(new WarmupSettings(model, request.Optimizer, request.BatchSize, request.Seed), data.Train, last);
+        var results = new List<CheckpointResult>();
+        foreach (var checkpoint in request.Checkpoints.OrderBy(c => c.Steps))
+        {
+            if (checkpoint.Steps > trainer.Step)
+            {
+                log($"warm-up: training to step {checkpoint.Steps} ({request.Optimizer.Name}, B = {request.BatchSize}, lr = {request.Optimizer.LearningRate}) ...");
+                trainer.TrainTo(checkpoint.Steps, (step, loss) => { if (step % 50 == 0) log($"  step {step}: mini-batch loss {loss:F4}"); });
+            }
+            var report = CurvatureStudy.Measure(trainer.Model, inputs, targets, LossKind.CrossEntropy, checkpoint.ToString(), request.Settings, log);
+            string dir = request.Checkpoints.Count == 1 ? request.OutDir : Path.Combine(request.OutDir, checkpoint.Label);
+            CurvatureFiles.WriteAll(report, dir, request.ParametersBin, request.Plots, log);
+            results.Add(new CheckpointResult(checkpoint, dir, report));
+        }
+        return results;
+    }
+}

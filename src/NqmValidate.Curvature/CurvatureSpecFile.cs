@@ -1,0 +1,140 @@
+using System.Text.Json;
+using NqmValidate.Training.Models;
+using NqmValidate.Training.Optimizers;
+
+namespace NqmValidate.Curvature;
+
+/// <summary>
+/// Reads what the curvature stage needs from an experiment spec (experiments/*.json), and nothing else, so the
+/// sweep's format can grow without touching this stage: <c>seed</c>, <c>workload.model</c> (name, hidden_widths,
+/// width_multiplier, blocks_per_stage), <c>workload.data.dir</c>, and the optional <c>curvature</c> section, whose
+/// keys this stage owns (unknown keys there are errors): checkpoint (string or list), examples, chunk_size,
+/// mc_samples, exact_ggn, top_k, lanczos_steps, hutchinson_probes, slq_probes, slq_steps, operators, small_batch,
+/// bins_per_decade, measure_seed, parameters_bin, seed, and warmup { optimizer, learning_rate, momentum, batch_size }.
+/// </summary>
+public static class CurvatureSpecFile
+{
+    /// <summary>The values found; null = not given (the command's defaults apply).</summary>
+    public sealed record Values
+    {
+        public ModelSpec? Model { get; init; }
+        public string? DataDir { get; init; }
+        public string? Checkpoint { get; init; }
+        public OptimizerSpec? Optimizer { get; init; }
+        public int? BatchSize { get; init; }
+        public long? Seed { get; init; }
+        public CurvatureSettings? Settings { get; init; }
+        public bool ParametersBin { get; init; }
+    }
+
+    static readonly string[] CurvatureKeys =
+    [
+        "checkpoint", "examples", "chunk_size", "mc_samples", "exact_ggn", "top_k", "lanczos_steps", "hutchinson_probes",
+        "slq_probes", "slq_steps", "operators", "small_batch", "bins_per_decade", "measure_seed", "parameters_bin", "seed", "warmup",
+    ];
+    static readonly string[] WarmupKeys = ["optimizer", "learning_rate", "momentum", "batch_size"];
+
+    public static Values Load(string path)
+    {
+        if (!File.Exists(path)) throw new CurvatureInputException($"{path}: spec file not found.");
+        JsonDocument doc;
+        try { doc = JsonDocument.Parse(File.ReadAllText(path), new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true }); }
+        catch (JsonException e) { throw new CurvatureInputException($"{path}: not valid JSON: {e.Message}"); }
+        using (doc) return Read(path, doc.RootElement);
+    }
+
+    static Values Read(string path, JsonElement root)
+    {
+        string Where(string field) => $"{path}: {field}";
+        if (root.ValueKind != JsonValueKind.Object) throw new CurvatureInputException(Where("the spec must be a JSON object."));
+        var values = new Values();
+        long? rootSeed = root.TryGetProperty("seed", out var seedElement) ? Long(seedElement, Where("seed")) : null;
+
+        if (root.TryGetProperty("workload", out var workload) && workload.ValueKind == JsonValueKind.Object)
+        {
+            if (workload.TryGetProperty("model", out var model) && model.ValueKind == JsonValueKind.Object)
+            {
+                var name = model.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String ? n.GetString()! : throw new CurvatureInputException(Where("workload.model.name: missing or not a string."));
+                values = values with
+                {
+                    Model = new ModelSpec(name,
+                        model.TryGetProperty("hidden_widths", out var h) ? h.EnumerateArray().Select(e => (int)Long(e, Where("workload.model.hidden_widths"))).ToArray() : null,
+                        model.TryGetProperty("width_multiplier", out var w) ? Double(w, Where("workload.model.width_multiplier")) : null,
+                        model.TryGetProperty("blocks_per_stage", out var b) ? (int)Long(b, Where("workload.model.blocks_per_stage")) : null),
+                };
+            }
+            if (workload.TryGetProperty("data", out var data) && data.TryGetProperty("dir", out var dir) && dir.ValueKind == JsonValueKind.String)
+                values = values with { DataDir = dir.GetString() };
+        }
+        values = values with { Seed = rootSeed };
+        if (!root.TryGetProperty("curvature", out var c) || c.ValueKind == JsonValueKind.Null) return values;
+        if (c.ValueKind != JsonValueKind.Object) throw new CurvatureInputException(Where("curvature: must be a JSON object."));
+        foreach (var property in c.EnumerateObject())
+            if (!CurvatureKeys.Contains(property.Name))
+                throw new CurvatureInputException(Where($"curvature.{property.Name}: unknown key; valid: {string.Join(", ", CurvatureKeys)}."));
+
+        int? Int(string key) => c.TryGetProperty(key, out var e) ? (int)Long(e, Where($"curvature.{key}")) : null;
+        bool? Bool(string key) => c.TryGetProperty(key, out var e)
+            ? e.ValueKind switch { JsonValueKind.True => true, JsonValueKind.False => false, _ => throw new CurvatureInputException(Where($"curvature.{key}: must be true or false.")) }
+            : null;
+        var s = new CurvatureSettings();
+        s = s with
+        {
+            Examples = Int("examples") ?? s.Examples,
+            ChunkSize = Int("chunk_size") ?? s.ChunkSize,
+            McSamples = Int("mc_samples") ?? s.McSamples,
+            ExactGgn = Bool("exact_ggn") ?? s.ExactGgn,
+            TopK = Int("top_k") ?? s.TopK,
+            LanczosSteps = Int("lanczos_steps") ?? s.LanczosSteps,
+            HutchinsonProbes = Int("hutchinson_probes") ?? s.HutchinsonProbes,
+            SlqProbes = Int("slq_probes") ?? s.SlqProbes,
+            SlqSteps = Int("slq_steps") ?? s.SlqSteps,
+            SmallBatch = Int("small_batch") ?? s.SmallBatch,
+            BinsPerDecade = Int("bins_per_decade") ?? s.BinsPerDecade,
+            Seed = c.TryGetProperty("measure_seed", out var ms) ? (ulong)Long(ms, Where("curvature.measure_seed")) : s.Seed,
+            Operators = c.TryGetProperty("operators", out var ops)
+                ? ops.EnumerateArray().Select(o => o.GetString() ?? throw new CurvatureInputException(Where("curvature.operators: strings expected."))).ToArray()
+                : s.Operators,
+        };
+        string? checkpoint = null;
+        if (c.TryGetProperty("checkpoint", out var cp))
+            checkpoint = cp.ValueKind switch
+            {
+                JsonValueKind.String => cp.GetString(),
+                JsonValueKind.Array => string.Join(",", cp.EnumerateArray().Select(e => e.GetString())),
+                _ => throw new CurvatureInputException(Where("curvature.checkpoint: a string (init, warmup:STEPS) or a list of them.")),
+            };
+        OptimizerSpec? optimizer = null;
+        int? batch = null;
+        if (c.TryGetProperty("warmup", out var warm))
+        {
+            if (warm.ValueKind != JsonValueKind.Object) throw new CurvatureInputException(Where("curvature.warmup: must be a JSON object."));
+            foreach (var property in warm.EnumerateObject())
+                if (!WarmupKeys.Contains(property.Name))
+                    throw new CurvatureInputException(Where($"curvature.warmup.{property.Name}: unknown key; valid: {string.Join(", ", WarmupKeys)}."));
+            var o = new OptimizerSpec();
+            optimizer = o with
+            {
+                Name = warm.TryGetProperty("optimizer", out var on) ? on.GetString() ?? o.Name : o.Name,
+                LearningRate = warm.TryGetProperty("learning_rate", out var lr) ? Double(lr, Where("curvature.warmup.learning_rate")) : o.LearningRate,
+                Momentum = warm.TryGetProperty("momentum", out var mo) ? Double(mo, Where("curvature.warmup.momentum")) : o.Momentum,
+            };
+            batch = warm.TryGetProperty("batch_size", out var bs) ? (int)Long(bs, Where("curvature.warmup.batch_size")) : null;
+        }
+        return values with
+        {
+            Settings = s,
+            Checkpoint = checkpoint,
+            Optimizer = optimizer,
+            BatchSize = batch,
+            Seed = c.TryGetProperty("seed", out var cs) ? Long(cs, Where("curvature.seed")) : rootSeed,
+            ParametersBin = Bool("parameters_bin") ?? false,
+        };
+    }
+
+    static long Long(JsonElement e, string where) =>
+        e.ValueKind == JsonValueKind.Number && e.TryGetInt64(out long v) ? v : throw new CurvatureInputException($"{where}: must be an integer.");
+
+    static double Double(JsonElement e, string where) =>
+        e.ValueKind == JsonValueKind.Number ? e.GetDouble() : throw new CurvatureInputException($"{where}: must be a number.");
+}

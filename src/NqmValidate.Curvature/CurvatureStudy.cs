@@ -1,0 +1,142 @@
+using System.Diagnostics;
+using NqmValidate.Curvature.Operators;
+using NqmValidate.Curvature.PerExample;
+using NqmValidate.Curvature.Spectral;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace NqmValidate.Curvature;
+
+/// <summary>Everything one curvature measurement computes, with defaults sized for the MLP on 2,048 examples.</summary>
+public sealed record CurvatureSettings
+{
+    public int Examples { get; init; } = 2048;
+    public int ChunkSize { get; init; } = 512;
+    public bool ExactGgn { get; init; } = true;
+    public int McSamples { get; init; } = 1;
+    public PathPolicy Paths { get; init; } = PathPolicy.Auto;
+    /// <summary>Top eigenpairs per operator (0 skips Lanczos).</summary>
+    public int TopK { get; init; } = 10;
+    /// <summary>Lanczos steps for the top eigenpairs (null: max(3·TopK, 30)).</summary>
+    public int? LanczosSteps { get; init; }
+    /// <summary>Rademacher probes per operator for Hutchinson's trace (0 skips it).</summary>
+    public int HutchinsonProbes { get; init; } = 30;
+    /// <summary>Probes and Lanczos steps per probe of the SLQ density (0 probes skips it).</summary>
+    public int SlqProbes { get; init; } = 4;
+    public int SlqSteps { get; init; } = 40;
+    /// <summary>Small batch of McCandlish's two-batch estimator (the big batch is all the examples).</summary>
+    public int SmallBatch { get; init; } = 32;
+    public int BinsPerDecade { get; init; } = 4;
+    /// <summary>Operators for eigenvalues, Hutchinson and SLQ: "hessian" and/or "ggn".</summary>
+    public IReadOnlyList<string> Operators { get; init; } = ["hessian", "ggn"];
+    /// <summary>Noise variance vᵀΣv and (gᵀv)² along each top eigenvector.</summary>
+    public bool EigenNoise { get; init; } = true;
+    /// <summary>Seed of every random draw of the measurement (MC labels, probes, Lanczos starts, batch partition).</summary>
+    public ulong Seed { get; init; } = 1;
+
+    public void Validate()
+    {
+        void Require(bool ok, string message) { if (!ok) throw new CurvatureInputException(message); }
+        Require(Examples >= 2, $"examples must be ≥ 2; got {Examples}.");
+        Require(ChunkSize >= 1, $"chunk size must be ≥ 1; got {ChunkSize}.");
+        Require(TopK >= 0 && HutchinsonProbes >= 0 && SlqProbes >= 0, "top-k and probe counts must be ≥ 0.");
+        Require(HutchinsonProbes != 1, "Hutchinson needs ≥ 2 probes for its error bar (or 0 to skip).");
+        Require(SlqSteps >= 2, $"SLQ steps must be ≥ 2; got {SlqSteps}.");
+        Require(BinsPerDecade >= 1, $"bins per decade must be ≥ 1; got {BinsPerDecade}.");
+        Require(SmallBatch >= 1 && SmallBatch * 2 <= Examples, $"small batch must be in [1, examples/2]; got {SmallBatch} with {Examples} examples.");
+        foreach (var op in Operators)
+            Require(op is "hessian" or "ggn", $"unknown operator '{op}'; valid: hessian, ggn.");
+        new DiagonalOptions { ChunkSize = ChunkSize, ExactGgn = ExactGgn, McSamples = McSamples }.Validate();
+    }
+}
+
+/// <summary>One row of eigen.csv.</summary>
+public sealed record EigenRow(string Operator, int Index, double Eigenvalue, double Residual, double? NoiseVariance, double? MeanGradProjectionSq);
+
+/// <summary>Traces of the diagonal quantities (sums over parameters).</summary>
+public sealed record DiagonalTraces(double? Ggn, double? McFisher, double EmpiricalFisher, double NoiseVariance, double GradientNormSquared, double MaxH);
+
+/// <summary>The result of one curvature measurement at one checkpoint.</summary>
+public sealed record CurvatureReport(
+    string Checkpoint, long Examples, long Parameters, double Loss, string HSource,
+    CurvatureDiagonals Diagonals, IReadOnlyList<SpectrumBin> Bins, long ZeroCurvatureParameters,
+    DiagonalTraces Traces, IReadOnlyDictionary<string, TraceEstimate> Hutchinson,
+    IReadOnlyList<EigenRow> Eigen, IReadOnlyDictionary<string, IReadOnlyList<DensityNode>> Density,
+    IReadOnlyList<NoiseScaleEstimate> NoiseScale, PowerLawFit NoiseVsCurvature,
+    IReadOnlyDictionary<string, double> Seconds, CurvatureSettings Settings);
+
+/// <summary>Runs every estimator of this project on one model at one checkpoint.</summary>
+public static class CurvatureStudy
+{
+    public static CurvatureReport Measure(nn.Module<Tensor, Tensor> model, Tensor inputs, Tensor targets, LossKind loss,
+        string checkpoint, CurvatureSettings settings, Action<string>? log = null)
+    {
+        settings.Validate();
+        if (inputs.shape[0] < settings.Examples)
+            throw new CurvatureInputException($"{settings.Examples} examples requested but only {inputs.shape[0]} given.");
+        log ??= _ => { };
+        var x = inputs.narrow(0, 0, settings.Examples);
+        var y = targets.narrow(0, 0, settings.Examples);
+        var seconds = new Dictionary<string, double>();
+        T Timed<T>(string name, Func<T> f)
+        {
+            log($"{checkpoint}: {name} ...");
+            var watch = Stopwatch.StartNew();
+            var result = f();
+            seconds[name] = watch.Elapsed.TotalSeconds;
+            return result;
+        }
+        bool wasTraining = model.training;
+        model.eval();
+        try
+        {
+            var diagonals = Timed("diagonals", () => Diagonals.Compute(model, x, y, new DiagonalOptions
+            {
+                Loss = loss, ChunkSize = settings.ChunkSize, ExactGgn = settings.ExactGgn, McSamples = settings.McSamples,
+                Paths = settings.Paths, Seed = settings.Seed,
+            }));
+            var problem = new CurvatureProblem(model, x, y, loss, settings.ChunkSize);
+            var operators = settings.Operators.Distinct().Select(name => name == "hessian"
+                ? (ICurvatureOperator)new HessianOperator(problem)
+                : new GgnOperator(problem, settings.ExactGgn ? diagonals.Flatten(p => p.Ggn) : null)).ToList();
+
+            var hutchinson = new Dictionary<string, TraceEstimate>();
+            var eigen = new List<EigenRow>();
+            var density = new Dictionary<string, IReadOnlyList<DensityNode>>();
+            ulong stream = settings.Seed * 1000;
+            foreach (var op in operators)
+            {
+                if (settings.HutchinsonProbes > 0)
+                    hutchinson[op.Name] = Timed($"hutchinson_{op.Name}", () => Hutchinson.Trace(op, settings.HutchinsonProbes, new Generator(++stream)));
+                if (settings.TopK > 0)
+                {
+                    var pairs = Timed($"lanczos_{op.Name}", () => Lanczos.Top(op, settings.TopK, new Generator(++stream), settings.LanczosSteps));
+                    var noise = settings.EigenNoise
+                        ? Timed($"eigen_noise_{op.Name}", () => GradientNoise.AlongDirections(problem, pairs.Select(p => p.Vector).ToList()))
+                        : null;
+                    eigen.AddRange(pairs.Select((p, i) => new EigenRow(op.Name, i + 1, p.Value, p.Residual, noise?[i].NoiseVariance, noise?[i].MeanProjectionSquared)));
+                }
+                if (settings.SlqProbes > 0)
+                    density[op.Name] = Timed($"slq_{op.Name}", () => SpectralDensity.Estimate(op, settings.SlqProbes, settings.SlqSteps, new Generator(++stream)));
+            }
+            var noiseScale = new List<NoiseScaleEstimate> { GradientNoise.FromDiagonals(diagonals) };
+            noiseScale.Add(Timed("two_batch", () => GradientNoise.TwoBatch(problem, settings.SmallBatch, new Generator(++stream))));
+
+            var traces = new DiagonalTraces(
+                settings.ExactGgn ? diagonals.Parameters.Sum(p => p.Ggn!.Sum()) : null,
+                settings.McSamples > 0 ? diagonals.Parameters.Sum(p => p.McFisher!.Sum()) : null,
+                diagonals.Parameters.Sum(p => p.SecondMoment.Sum()),
+                diagonals.Parameters.Sum(p => p.NoiseVariance.Sum()),
+                diagonals.Parameters.Sum(p => p.MeanGradient.Sum(g => g * g)),
+                diagonals.Parameters.Max(p => p.Curvature.Max()));
+            return new CurvatureReport(checkpoint, settings.Examples, diagonals.Dimension, diagonals.Loss,
+                settings.ExactGgn ? "ggn_exact" : "mc_fisher", diagonals,
+                Spectrum.Bin(diagonals, settings.BinsPerDecade), Spectrum.ZeroCurvatureCount(diagonals), traces,
+                hutchinson, eigen, density, noiseScale, Spectrum.FitNoiseToCurvature(diagonals), seconds, settings);
+        }
+        finally
+        {
+            if (wasTraining) model.train();
+        }
+    }
+}

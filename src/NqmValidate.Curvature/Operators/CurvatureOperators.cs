@@ -1,0 +1,76 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace NqmValidate.Curvature.Operators;
+
+/// <summary>
+/// A symmetric curvature matrix seen only through products with vectors (and its diagonal when that
+/// is cheap). Lanczos, Hutchinson and SLQ depend on nothing else.
+/// </summary>
+public interface ICurvatureOperator
+{
+    /// <summary>"hessian" or "ggn": the name used in files.</summary>
+    string Name { get; }
+    long Dimension { get; }
+    /// <summary>A·v for a flat float64 vector v; returns a new flat float64 vector.</summary>
+    Tensor Multiply(Tensor v);
+    /// <summary>The exact diagonal when known, else null.</summary>
+    double[]? Diagonal { get; }
+}
+
+/// <summary>Hessian of the mean loss: Hv = ∇(∇L · v), a double backward per chunk.</summary>
+public sealed class HessianOperator(CurvatureProblem problem) : ICurvatureOperator
+{
+    public string Name => "hessian";
+    public long Dimension { get; } = problem.Dimension;
+    public double[]? Diagonal => null;
+
+    public Tensor Multiply(Tensor v)
+    {
+        var result = zeros(Dimension, dtype: ScalarType.Float64);
+        var parameters = problem.Parameters();
+        foreach (var (start, length) in problem.Chunks())
+        {
+            using var scope = NewDisposeScope();
+            var vs = problem.Split(v);
+            var z = problem.Model.call(problem.Inputs.narrow(0, start, length));
+            var loss = OutputLoss.PerExample(problem.Loss, z, problem.Targets.narrow(0, start, length)).sum() / problem.Examples;
+            // retain_graph must be explicit: create_graph alone does not keep the graph (TORCHSHARP.md §2).
+            var grads = torch.autograd.grad([loss], parameters, create_graph: true, retain_graph: true);
+            var dot = grads.Zip(vs, (g, s) => (g * s).sum()).Aggregate((a, b) => a + b);
+            var hv = torch.autograd.grad([dot], parameters);
+            result.add_(CurvatureProblem.Flatten(hv));
+        }
+        return result;
+    }
+}
+
+/// <summary>
+/// Generalised Gauss-Newton of the mean loss: Gv = (1/N) Σ_n J_nᵀ H_n J_n v. J v comes from the
+/// double-backward trick (differentiate Jᵀw with respect to a dummy w), H_n is the loss Hessian in z.
+/// </summary>
+public sealed class GgnOperator(CurvatureProblem problem, double[]? diagonal = null) : ICurvatureOperator
+{
+    public string Name => "ggn";
+    public long Dimension { get; } = problem.Dimension;
+    public double[]? Diagonal => diagonal;
+
+    public Tensor Multiply(Tensor v)
+    {
+        var result = zeros(Dimension, dtype: ScalarType.Float64);
+        var parameters = problem.Parameters();
+        foreach (var (start, length) in problem.Chunks())
+        {
+            using var scope = NewDisposeScope();
+            var vs = problem.Split(v);
+            var z = problem.Model.call(problem.Inputs.narrow(0, start, length));
+            var w = zeros_like(z, requires_grad: true);
+            var jtw = torch.autograd.grad([z], parameters, [w], create_graph: true, retain_graph: true);
+            var jv = torch.autograd.grad(jtw, [w], vs, retain_graph: true)[0];
+            var hjv = OutputLoss.HessianTimes(problem.Loss, z, jv) / problem.Examples;
+            var gv = torch.autograd.grad([z], parameters, [hjv]);
+            result.add_(CurvatureProblem.Flatten(gv));
+        }
+        return result;
+    }
+}

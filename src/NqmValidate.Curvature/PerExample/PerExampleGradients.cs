@@ -1,0 +1,296 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace NqmValidate.Curvature.PerExample;
+
+/// <summary>How the per-example statistics of one layer's parameters were computed.</summary>
+public enum LayerPath
+{
+    /// <summary>From the layer's hooked input and output gradient in one batched pass (Linear, Conv2d).</summary>
+    Fast,
+    /// <summary>One backward pass per example: exact for any layer, slow.</summary>
+    Loop,
+}
+
+/// <summary>Which layers may use the fast path.</summary>
+public enum PathPolicy
+{
+    /// <summary>Linear and Conv2d layers whose hooks fire once per forward take the fast path; the rest loop.</summary>
+    Auto,
+    /// <summary>Every layer loops over examples (the reference, and the benchmark's baseline).</summary>
+    ForceLoop,
+}
+
+/// <summary>The path one layer took, with the reason when it is not the fast path.</summary>
+public sealed record LayerPathReport(string Layer, string Kind, LayerPath Path, long Parameters, string Reason);
+
+/// <summary>One parameter tensor of the model as the per-example engine sees it.</summary>
+public sealed record ParameterSlot(string Name, string Layer, long[] Shape, LayerPath Path)
+{
+    public long Count => Shape.Aggregate(1L, (a, b) => a * b);
+}
+
+/// <summary>
+/// Seeds for the backward pass of one chunk: each seed is a (B, C) matrix of output-gradients, one row
+/// per example, backpropagated separately. The engine sums over examples and over the group's seeds the
+/// squared per-example parameter gradients and, when <see cref="KeepSum"/>, the per-example gradients.
+/// </summary>
+public sealed record SeedGroup(string Key, IReadOnlyList<Tensor> Seeds, bool KeepSum);
+
+/// <summary>
+/// Sums over examples of squared per-example gradients (and of the gradients), for every parameter.
+/// <para>
+/// Fast path (Linear, Conv2d): forward hooks keep each layer's input x and output o; one
+/// <c>autograd.grad</c> of the output z with respect to every hooked o, with the seed as grad_outputs,
+/// gives each example's output gradient gy. The per-example weight gradient is gy_n x_nᵀ, so
+/// Σ_n (gy_n x_nᵀ)² = (gy²)ᵀ(x²) for Linear; for Conv2d the same after unfolding x into patches
+/// (per-example product gy_n X_nᵀ, then squared and summed). Bias gradients are gy summed over positions.
+/// </para>
+/// <para>
+/// Loop path: any other parameterised layer (or a Linear/Conv2d whose hook does not fire exactly once)
+/// gets one forward and backward per example. The model is put in eval mode while this runs, so that
+/// examples do not interact (dropout off, batch norm on running statistics); per-example gradients are
+/// only meaningful then.
+/// </para>
+/// </summary>
+public sealed class PerExampleGradients : IDisposable
+{
+    readonly nn.Module<Tensor, Tensor> _model;
+    readonly List<Tap> _taps = [];
+    readonly List<(ParameterSlot Slot, Parameter Tensor)> _loopParameters = [];
+    readonly Dictionary<string, Parameter> _parameters;
+    readonly List<ParameterSlot> _slots = [];
+    readonly Dictionary<(string Group, string Name), Tensor> _sumSq = [];
+    readonly Dictionary<(string Group, string Name), Tensor> _sum = [];
+    readonly List<IDisposable> _hooks = [];
+    readonly List<LayerPathReport> _reports = [];
+    readonly bool _wasTraining;
+    bool _capturing;
+    bool _decided;
+    readonly PathPolicy _policy;
+
+    public PerExampleGradients(nn.Module<Tensor, Tensor> model, PathPolicy policy = PathPolicy.Auto)
+    {
+        _model = model;
+        _policy = policy;
+        _wasTraining = model.training;
+        model.eval();
+        _parameters = model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        if (_parameters.Count == 0) throw new CurvatureInputException("the model has no parameters.");
+
+        var modules = new List<(string Name, nn.Module Module)> { ("", model) };
+        modules.AddRange(model.named_modules().Where(m => m.name.Length > 0));
+        foreach (var (name, module) in modules)
+        {
+            var tap = Tap.TryCreate(name, module, _parameters);
+            if (tap is null || policy == PathPolicy.ForceLoop) continue;
+            _taps.Add(tap);
+            var hooked = (nn.Module<Tensor, Tensor>)module;
+            var remover = hooked.register_forward_hook((_, input, output) =>
+            {
+                if (_capturing)
+                {
+                    tap.Calls++;
+                    tap.Input = input.alias();
+                    tap.Output = output.alias();
+                }
+                return output;
+            });
+            _hooks.Add(new ActionDisposable(remover.remove));
+        }
+    }
+
+    /// <summary>Every parameter with its layer and path (valid after the first chunk).</summary>
+    public IReadOnlyList<ParameterSlot> Parameters => _slots;
+
+    /// <summary>Which path each layer took (valid after the first chunk).</summary>
+    public IReadOnlyList<LayerPathReport> Layers => _reports;
+
+    /// <summary>
+    /// Runs one chunk: a forward pass of <paramref name="inputs"/>, then <paramref name="seeds"/> is called
+    /// with the detached output z (B, C) and returns the seed groups to backpropagate.
+    /// </summary>
+    public void AccumulateChunk(Tensor inputs, Func<Tensor, IReadOnlyList<SeedGroup>> seeds)
+    {
+        using var scope = NewDisposeScope();
+        foreach (var tap in _taps) { tap.Calls = 0; tap.Input = null; tap.Output = null; }
+        _capturing = true;
+        Tensor z;
+        try { z = _model.call(inputs); }
+        finally { _capturing = false; }
+        if (z.dim() != 2)
+            throw new CurvatureInputException($"the model output must have shape (batch, outputs); got ({string.Join(", ", z.shape)}).");
+        if (!_decided) Decide();
+        else if (_taps.Any(t => t.Fast && t.Calls != 1))
+            throw new InvalidOperationException("a hooked layer fired a different number of times than in the first chunk; the model's forward is not static.");
+
+        var groups = seeds(z.detach());
+        var fast = _taps.Where(t => t.Fast).ToList();
+        if (fast.Count > 0)
+        {
+            var prepared = fast.Select(t => t.Prepare()).ToList();
+            var outputs = fast.Select(t => t.Output!).ToList();
+            foreach (var group in groups)
+            {
+                // Linear layers on (B, in) factorise: Σ_seeds Σ_n (gy_n x_nᵀ)² = (Σ_seeds gy²)ᵀ(x²), so the squared
+                // output gradients of all the group's seeds are summed first and multiplied once (C seeds, one product).
+                var squaredSums = new Tensor?[fast.Count];
+                var sums = new Tensor?[fast.Count];
+                foreach (var seed in group.Seeds)
+                {
+                    // Per-seed scope: per-example products of convolutions are large; the running sums move out of it.
+                    using var inner = NewDisposeScope();
+                    var gys = torch.autograd.grad([z], outputs, [seed], retain_graph: true);
+                    for (int i = 0; i < fast.Count; i++)
+                    {
+                        if (prepared[i].Factorises)
+                        {
+                            var sq = gys[i].square();
+                            if (squaredSums[i] is null) squaredSums[i] = sq.MoveToOuterDisposeScope();
+                            else squaredSums[i]!.add_(sq);
+                            if (group.KeepSum)
+                            {
+                                if (sums[i] is null) sums[i] = gys[i].clone().MoveToOuterDisposeScope();
+                                else sums[i]!.add_(gys[i]);
+                            }
+                            continue;
+                        }
+                        foreach (var (name, perExample) in prepared[i].PerExampleGradients(gys[i], group.KeepSum))
+                        {
+                            Add(_sumSq, group.Key, name, perExample.SumOfSquares);
+                            if (group.KeepSum) Add(_sum, group.Key, name, perExample.Sum!);
+                        }
+                    }
+                }
+                for (int i = 0; i < fast.Count; i++)
+                {
+                    if (squaredSums[i] is null) continue;
+                    foreach (var (name, stats) in prepared[i].FromOutputGradientSums(squaredSums[i]!, sums[i]))
+                    {
+                        Add(_sumSq, group.Key, name, stats.SumOfSquares);
+                        if (stats.Sum is not null) Add(_sum, group.Key, name, stats.Sum);
+                    }
+                }
+            }
+        }
+
+        if (_loopParameters.Count > 0) AccumulateLoop(inputs, groups);
+    }
+
+    void AccumulateLoop(Tensor inputs, IReadOnlyList<SeedGroup> groups)
+    {
+        var tensors = _loopParameters.Select(p => (Tensor)p.Tensor).ToList();
+        long batch = inputs.shape[0];
+        for (long n = 0; n < batch; n++)
+        {
+            using var scope = NewDisposeScope();
+            var zn = _model.call(inputs.narrow(0, n, 1));
+            foreach (var group in groups)
+            {
+                foreach (var seed in group.Seeds)
+                {
+                    var grads = torch.autograd.grad([zn], tensors, [seed.narrow(0, n, 1)], retain_graph: true);
+                    for (int i = 0; i < grads.Count; i++)
+                    {
+                        string name = _loopParameters[i].Slot.Name;
+                        Add(_sumSq, group.Key, name, grads[i].square());
+                        if (group.KeepSum) Add(_sum, group.Key, name, grads[i]);
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>Σ over examples and over the group's seeds of the squared per-example gradient, float64, flattened.</summary>
+    public double[] SumOfSquares(string group, string parameter) => Read(_sumSq, group, parameter);
+
+    /// <summary>Σ over examples of the per-example gradient (groups with KeepSum), float64, flattened.</summary>
+    public double[] Sum(string group, string parameter) => Read(_sum, group, parameter);
+
+    double[] Read(Dictionary<(string, string), Tensor> store, string group, string parameter)
+    {
+        if (!store.TryGetValue((group, parameter), out var t))
+        {
+            var slot = _slots.FirstOrDefault(s => s.Name == parameter)
+                ?? throw new ArgumentException($"unknown parameter '{parameter}'", nameof(parameter));
+            return new double[slot.Count];
+        }
+        return TensorArrays.ToDoubles(t);
+    }
+
+    static void Add(Dictionary<(string, string), Tensor> store, string group, string name, Tensor value)
+    {
+        var key = (group, name);
+        if (!store.TryGetValue(key, out var acc))
+        {
+            acc = zeros(value.shape, dtype: ScalarType.Float64).DetachFromDisposeScope();
+            store[key] = acc;
+        }
+        acc.add_(value.detach().to(ScalarType.Float64));
+    }
+
+    void Decide()
+    {
+        _decided = true;
+        var owned = new HashSet<string>();
+        foreach (var tap in _taps)
+        {
+            string? problem = tap.Calls != 1 ? $"forward hook fired {tap.Calls} times (needs exactly 1)" : tap.Unsupported();
+            tap.Fast = problem is null;
+            var path = tap.Fast ? LayerPath.Fast : LayerPath.Loop;
+            foreach (var name in tap.ParameterNames) owned.Add(name);
+            _reports.Add(new LayerPathReport(tap.Layer, tap.Kind, path, tap.ParameterNames.Sum(n => _parameters[n].numel()), problem ?? ""));
+            foreach (var name in tap.ParameterNames)
+            {
+                var slot = new ParameterSlot(name, tap.Layer, _parameters[name].shape, path);
+                _slots.Add(slot);
+                if (!tap.Fast) _loopParameters.Add((slot, _parameters[name]));
+            }
+        }
+        // Everything not owned by a fast-capable layer loops, grouped by the module that owns it.
+        var rest = _parameters.Where(p => !owned.Contains(p.Key)).ToList();
+        foreach (var layerGroup in rest.GroupBy(p => LayerOf(p.Key)))
+        {
+            string reason = _policy == PathPolicy.ForceLoop ? "loop forced" : "no fast rule for this layer type";
+            _reports.Add(new LayerPathReport(layerGroup.Key, KindOf(layerGroup.Key), LayerPath.Loop, layerGroup.Sum(p => p.Value.numel()), reason));
+            foreach (var (name, parameter) in layerGroup)
+            {
+                var slot = new ParameterSlot(name, layerGroup.Key, parameter.shape, LayerPath.Loop);
+                _slots.Add(slot);
+                _loopParameters.Add((slot, parameter));
+            }
+        }
+        // Keep the model's own parameter order so flattened vectors line up with model.parameters().
+        var order = _parameters.Keys.Select((k, i) => (k, i)).ToDictionary(t => t.k, t => t.i);
+        _slots.Sort((a, b) => order[a.Name].CompareTo(order[b.Name]));
+    }
+
+    static string LayerOf(string parameterName)
+    {
+        int dot = parameterName.LastIndexOf('.');
+        return dot < 0 ? "(model)" : parameterName[..dot];
+    }
+
+    string KindOf(string layer)
+    {
+        if (layer == "(model)") return _model.GetType().Name;
+        var module = _model.named_modules().FirstOrDefault(m => m.name == layer).module;
+        return module?.GetType().Name ?? "?";
+    }
+
+    public void Dispose()
+    {
+        foreach (var hook in _hooks) hook.Dispose();
+        foreach (var t in _sumSq.Values) t.Dispose();
+        foreach (var t in _sum.Values) t.Dispose();
+        _sumSq.Clear();
+        _sum.Clear();
+        if (_wasTraining) _model.train();
+    }
+
+    sealed class ActionDisposable(Action action) : IDisposable
+    {
+        public void Dispose() => action();
+    }
+}

@@ -1,0 +1,71 @@
+namespace NqmValidate.Training.Sweeps;
+
+/// <summary>
+/// Walks one chain (an optimizer's studies in ascending batch size) over the logs present:
+/// each study's trial order comes from the previous study's result, and a study is counted once
+/// all its trials have logs. Used by the sweep while running and, over a finished directory, by
+/// merge and status — the same function of the same logs, hence the same tables.
+/// </summary>
+public sealed class ChainProgress
+{
+    readonly SweepPlan _plan;
+    readonly Func<string, string, TrialLog?> _read;
+    readonly List<StudyResult> _results = [];
+    double[]? _prediction;
+
+    public ChainPlan Chain { get; }
+    public SearchSpace Space { get; }
+    /// <summary>The study being run (null when the chain is complete).</summary>
+    public StudyPlan? Current { get; private set; }
+    /// <summary>The current study's trials in run order.</summary>
+    public IReadOnlyList<TrialPlan> Order { get; private set; } = [];
+    /// <summary>Logs of the current study's finished trials, by trial id.</summary>
+    public Dictionary<string, TrialLog> Logs { get; } = new();
+    public IReadOnlyList<StudyResult> Results => _results;
+    public bool Complete => Current is null;
+
+    public ChainProgress(SweepPlan plan, ChainPlan chain, Func<string, string, TrialLog?> readLog)
+    {
+        _plan = plan;
+        _read = readLog;
+        Chain = chain;
+        Space = new SearchSpace(plan.Optimizer(chain.Optimizer));
+        Plan(0);
+    }
+
+    void Plan(int studyIndex)
+    {
+        Logs.Clear();
+        if (studyIndex >= Chain.Studies.Count) { Current = null; Order = []; return; }
+        Current = Chain.Studies[studyIndex];
+        _prediction = TrialOrdering.Predict(Current, Space, _results.LastOrDefault(), _prediction);
+        Order = TrialOrdering.Order(Current, _prediction, _plan.Spec.Order);
+        foreach (var t in Current.Trials)
+            if (_read(Current.Id, t.Id) is { } log) Logs[t.Id] = log;
+        Advance();
+    }
+
+    /// <summary>Records a finished trial of the current study; counts the study when it was the last.</summary>
+    public void Finished(TrialPlan trial, TrialLog log)
+    {
+        Logs[trial.Id] = log;
+        Advance();
+    }
+
+    void Advance()
+    {
+        if (Current is null || Logs.Count < Current.Trials.Count) return;
+        _results.Add(StudyResults.Compute(Current, Order, Logs, _plan.Spec.Prune));
+        Plan(_results.Count);
+    }
+
+    /// <summary>The step cap to launch the trial at <paramref name="rank"/> of the current study with now.</summary>
+    public long LaunchCap(int rank) => StudyResults.LaunchCap(Current!, Order, rank, Logs, _plan.Spec.Prune);
+
+    /// <summary>The best steps-to-target among the current study's finished trials (for progress).</summary>
+    public long? BestSoFar => Logs.Values.Where(l => l.StepsToTarget is not null).Select(l => l.StepsToTarget).Min();
+
+    /// <summary>Results of every complete study of the given chains in a store.</summary>
+    public static List<StudyResult> Replay(SweepPlan plan, IEnumerable<ChainPlan> chains, ResultsStore store) =>
+        chains.SelectMany(c => new ChainProgress(plan, c, store.TryRead).Results).ToList();
+}

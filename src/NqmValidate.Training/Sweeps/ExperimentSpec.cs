@@ -1,0 +1,300 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using NqmValidate.Training.Models;
+using NqmValidate.Training.Optimizers;
+
+namespace NqmValidate.Training.Sweeps;
+
+// The experiment spec (experiments/*.json): one workload, the optimizers with their search
+// spaces, the batch sizes, the budget rule and how to run. Configuration is built as
+// defaults (the initialisers below) -> spec file -> command-line overrides (`with`), and an
+// unknown key anywhere is an error (JsonUnmappedMemberHandling.Disallow), as in init2winit.
+// The optional `curvature` and `fit` sections belong to later stages: they are kept as raw
+// JSON here and validated by the stages that read them.
+
+/// <summary>A spec that cannot be used; the message names the file, the field and the fault.</summary>
+public sealed class SpecException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>A whole experiment: studies = optimizers × batch sizes × seeds.</summary>
+public sealed record ExperimentSpec
+{
+    /// <summary>Short name (used for Slurm job names); letters, digits, '-', '_', '.'.</summary>
+    public string Name { get; init; } = "";
+    /// <summary>The experiment seed every study and trial seed derives from.</summary>
+    public long Seed { get; init; } = 0;
+    public WorkloadSpec? Workload { get; init; }
+    public IReadOnlyList<int>? BatchSizes { get; init; }
+    public IReadOnlyList<OptimizerSearch>? Optimizers { get; init; }
+    /// <summary>Independent replicates of every study (different trial seeds, same search points).</summary>
+    public int Seeds { get; init; } = 1;
+    public BudgetSpec? Budget { get; init; }
+    public EvaluationSpec Evaluation { get; init; } = new();
+    /// <summary>Intra-op threads of each trial process.</summary>
+    public int Threads { get; init; } = 1;
+    /// <summary>Trial processes run at once.</summary>
+    public int Jobs { get; init; } = 1;
+    public string Device { get; init; } = "cpu";
+    /// <summary>Stop a trial once it has trained as many steps as its study's best so far.</summary>
+    public bool Prune { get; init; } = true;
+    /// <summary>Trial order within a study: `predicted` (nearest the optimum predicted from the
+    /// previous batch size first) or `canonical` (search-space order).</summary>
+    public string Order { get; init; } = "predicted";
+    /// <summary>Curvature-stage settings, validated by that stage.</summary>
+    public JsonElement? Curvature { get; init; }
+    /// <summary>Fit/validation-stage settings, validated by that stage.</summary>
+    public JsonElement? Fit { get; init; }
+}
+
+public sealed record WorkloadSpec
+{
+    public DataSpec Data { get; init; } = new();
+    public ModelSettings? Model { get; init; }
+    public TargetSpec? Target { get; init; }
+}
+
+public sealed record DataSpec
+{
+    /// <summary>Folder with the Fashion-MNIST IDX files; null = the trial's default ($NQM_DATA_DIR or the Debian package's folder).</summary>
+    public string? Dir { get; init; }
+}
+
+/// <summary>The model, in the trial's own terms (NqmValidate.Training.Models.ModelRegistry).</summary>
+public sealed record ModelSettings
+{
+    /// <summary>A model registry name: mlp, cnn, cnn-narrow, cnn-wide, resnet, resnet-nonorm.</summary>
+    public string Name { get; init; } = "";
+    /// <summary>MLP hidden widths, e.g. [256, 256].</summary>
+    public IReadOnlyList<int>? HiddenWidths { get; init; }
+    /// <summary>CNN/ResNet width multiplier.</summary>
+    public double? WidthMultiplier { get; init; }
+    /// <summary>ResNet basic blocks per stage.</summary>
+    public int? BlocksPerStage { get; init; }
+}
+
+public sealed record TargetSpec
+{
+    /// <summary>train_loss | validation_error.</summary>
+    public string Metric { get; init; } = "";
+    public double Threshold { get; init; }
+}
+
+/// <summary>One optimizer and its search space; each (optimizer, batch size, seed) is a study.</summary>
+public sealed record OptimizerSearch
+{
+    /// <summary>sgd | momentum | nesterov | adam.</summary>
+    public string Name { get; init; } = "";
+    /// <summary>grid | halton.</summary>
+    public string Search { get; init; } = "grid";
+    /// <summary>Number of quasi-random points (halton only).</summary>
+    public int? Trials { get; init; }
+    public LogRange? LearningRate { get; init; }
+    /// <summary>1 − β (momentum, nesterov), searched on a log scale.</summary>
+    public LogRange? OneMinusMomentum { get; init; }
+    /// <summary>Adam: 1 − β1 on a log scale (default fixed β1 = 0.9).</summary>
+    public LogRange? OneMinusBeta1 { get; init; }
+    /// <summary>Adam: ε on a log scale (default fixed 1e-8).</summary>
+    public LogRange? Epsilon { get; init; }
+    /// <summary>Adam: β2 (fixed).</summary>
+    public double Beta2 { get; init; } = 0.999;
+}
+
+/// <summary>A log-scale range [min, max]; `points` = grid points (grid search only). min = max fixes the value.</summary>
+public sealed record LogRange
+{
+    public double Min { get; init; }
+    public double Max { get; init; }
+    public int? Points { get; init; }
+}
+
+/// <summary>The step budget of a trial: `steps` fixed, or `examples` / B clamped to [min_steps, max_steps].</summary>
+public sealed record BudgetSpec
+{
+    public long? Steps { get; init; }
+    public double? Examples { get; init; }
+    public long MinSteps { get; init; } = 1;
+    public long MaxSteps { get; init; } = long.MaxValue;
+
+    /// <summary>The step budget of a trial at batch size <paramref name="batchSize"/>.</summary>
+    public long StepsFor(int batchSize) =>
+        Steps ?? Math.Clamp((long)Math.Ceiling(Examples!.Value / batchSize), MinSteps, MaxSteps);
+}
+
+/// <summary>How trials evaluate. (The trial's evaluation grid does not depend on max_steps, see docs/sweeps.md.)</summary>
+public sealed record EvaluationSpec
+{
+    /// <summary>Size of the fixed training-set evaluation subset (train_loss targets); null = trial default.</summary>
+    public int? EvalExamples { get; init; }
+    /// <summary>Diverged when the loss exceeds this multiple of the initial loss; null = trial default.</summary>
+    public double? DivergenceFactor { get; init; }
+}
+
+/// <summary>Loads and validates experiment specs.</summary>
+public static class SpecLoader
+{
+    /// <summary>snake_case, comments allowed, unknown keys are errors.</summary>
+    public static readonly JsonSerializerOptions Options = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+        AllowDuplicateProperties = false,
+        ReadCommentHandling = JsonCommentHandling.Skip,
+        AllowTrailingCommas = true,
+        WriteIndented = true,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    };
+
+    /// <summary>Reads <paramref name="path"/>, validates it, and returns the spec.</summary>
+    /// <exception cref="SpecException">missing file, malformed JSON, unknown key, invalid value.</exception>
+    public static ExperimentSpec Load(string path)
+    {
+        if (!File.Exists(path)) throw new SpecException($"{path}: experiment spec not found.");
+        return Parse(File.ReadAllText(path), path);
+    }
+
+    public static ExperimentSpec Parse(string json, string source)
+    {
+        ExperimentSpec? spec;
+        try
+        {
+            spec = JsonSerializer.Deserialize<ExperimentSpec>(json, Options);
+        }
+        catch (JsonException e)
+        {
+            // System.Text.Json names the unknown key or the bad value; add where it is.
+            string where = e.Path is null ? "" : $" (at {e.Path}, line {e.LineNumber + 1})";
+            throw new SpecException($"{source}: {e.Message}{where}", e);
+        }
+        if (spec is null) throw new SpecException($"{source}: the spec is `null`; expected a JSON object.");
+        SpecValidation.Validate(spec, source);
+        return spec;
+    }
+
+    /// <summary>The canonical JSON of a resolved spec (what DIR/spec.json holds).</summary>
+    public static string ToJson(ExperimentSpec spec) => JsonSerializer.Serialize(spec, Options);
+}
+
+/// <summary>Checks every field and reports all faults at once, each naming its field.</summary>
+public static class SpecValidation
+{
+    public static readonly string[] Optimizers = OptimizerFactory.Names;
+    public static string[] Models => [.. ModelRegistry.Names];
+
+    /// <summary>The trial's model spec for the spec's model section.</summary>
+    public static ModelSpec ToModelSpec(ModelSettings m) => new(m.Name, m.HiddenWidths?.ToArray(), m.WidthMultiplier, m.BlocksPerStage);
+    public static readonly string[] Metrics = ["train_loss", "validation_error"];
+    public static readonly string[] Searches = ["grid", "halton"];
+    public static readonly string[] Orders = ["predicted", "canonical"];
+    public static readonly string[] Devices = ["cpu", "cuda"];
+
+    public static void Validate(ExperimentSpec spec, string source)
+    {
+        var faults = Faults(spec);
+        if (faults.Count > 0)
+            throw new SpecException($"{source}: invalid experiment spec:\n  " + string.Join("\n  ", faults));
+    }
+
+    static string OneOf(string[] allowed) => "one of " + string.Join(", ", allowed.Select(a => $"`{a}`"));
+
+    public static List<string> Faults(ExperimentSpec s)
+    {
+        var f = new List<string>();
+        if (string.IsNullOrEmpty(s.Name) || !s.Name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.'))
+            f.Add($"name: must be a non-empty name of letters, digits, '-', '_', '.' (got \"{s.Name}\").");
+        if (s.Seed < 0) f.Add($"seed: must be >= 0 (got {s.Seed}).");
+
+        if (s.Workload is null) f.Add("workload: missing; expected { \"data\": {...}, \"model\": {...}, \"target\": {...} }.");
+        else
+        {
+            var w = s.Workload;
+            if (w.Model is null) f.Add($"workload.model: missing; expected {{ \"name\": {OneOf(Models)} }}.");
+            else
+            {
+                var m = w.Model;
+                if (!Models.Contains(m.Name)) f.Add($"workload.model.name: must be {OneOf(Models)} (got \"{m.Name}\").");
+                else
+                {
+                    try { ModelRegistry.Resolve(ToModelSpec(m)); }
+                    catch (ModelSpecException e) { f.Add($"workload.model: {e.Message}"); }
+                }
+            }
+            if (w.Target is null) f.Add($"workload.target: missing; expected {{ \"metric\": {OneOf(Metrics)}, \"threshold\": number }}.");
+            else
+            {
+                if (!Metrics.Contains(w.Target.Metric)) f.Add($"workload.target.metric: must be {OneOf(Metrics)} (got \"{w.Target.Metric}\").");
+                if (!(w.Target.Threshold > 0) || double.IsInfinity(w.Target.Threshold))
+                    f.Add($"workload.target.threshold: must be a finite number > 0 (got {w.Target.Threshold}).");
+                if (w.Target.Metric == "validation_error" && w.Target.Threshold >= 1)
+                    f.Add($"workload.target.threshold: a validation error must be < 1 (got {w.Target.Threshold}).");
+            }
+        }
+
+        if (s.BatchSizes is null || s.BatchSizes.Count == 0) f.Add("batch_sizes: missing or empty; expected a list of integers >= 1.");
+        else
+        {
+            if (s.BatchSizes.Any(b => b < 1)) f.Add($"batch_sizes: every batch size must be >= 1 (got [{string.Join(", ", s.BatchSizes)}]).");
+            if (s.BatchSizes.Distinct().Count() != s.BatchSizes.Count) f.Add($"batch_sizes: duplicates (got [{string.Join(", ", s.BatchSizes)}]).");
+        }
+
+        if (s.Optimizers is null || s.Optimizers.Count == 0) f.Add($"optimizers: missing or empty; expected a list of {{ \"name\": {OneOf(Optimizers)}, \"learning_rate\": {{...}} }}.");
+        else
+        {
+            for (int i = 0; i < s.Optimizers.Count; i++) OptimizerFaults(s.Optimizers[i], $"optimizers[{i}]", f);
+            var dup = s.Optimizers.GroupBy(o => o.Name).FirstOrDefault(g => g.Count() > 1);
+            if (dup is not null) f.Add($"optimizers: `{dup.Key}` appears more than once (one search space per optimizer).");
+        }
+
+        if (s.Seeds < 1) f.Add($"seeds: must be >= 1 (got {s.Seeds}).");
+        if (s.Budget is null) f.Add("budget: missing; expected { \"steps\": N } or { \"examples\": E, \"min_steps\": a, \"max_steps\": b }.");
+        else
+        {
+            var b = s.Budget;
+            if ((b.Steps is null) == (b.Examples is null)) f.Add("budget: give exactly one of `steps` and `examples`.");
+            if (b.Steps is < 1) f.Add($"budget.steps: must be >= 1 (got {b.Steps}).");
+            if (b.Examples is not null && !(b.Examples > 0 && double.IsFinite(b.Examples.Value))) f.Add($"budget.examples: must be a finite number > 0 (got {b.Examples}).");
+            if (b.MinSteps < 1) f.Add($"budget.min_steps: must be >= 1 (got {b.MinSteps}).");
+            if (b.MaxSteps < b.MinSteps) f.Add($"budget.max_steps: must be >= min_steps (got {b.MaxSteps} < {b.MinSteps}).");
+        }
+        if (s.Evaluation.EvalExamples is < 1) f.Add($"evaluation.eval_examples: must be >= 1 (got {s.Evaluation.EvalExamples}).");
+        if (s.Evaluation.DivergenceFactor is { } d && !(d > 1)) f.Add($"evaluation.divergence_factor: must be > 1 (got {d}).");
+        if (s.Threads < 1) f.Add($"threads: must be >= 1 (got {s.Threads}).");
+        if (s.Jobs < 1) f.Add($"jobs: must be >= 1 (got {s.Jobs}).");
+        if (!Devices.Contains(s.Device)) f.Add($"device: must be {OneOf(Devices)} (got \"{s.Device}\").");
+        if (!Orders.Contains(s.Order)) f.Add($"order: must be {OneOf(Orders)} (got \"{s.Order}\").");
+        if (s.Curvature is { ValueKind: not JsonValueKind.Object }) f.Add("curvature: must be a JSON object.");
+        if (s.Fit is { ValueKind: not JsonValueKind.Object }) f.Add("fit: must be a JSON object.");
+        return f;
+    }
+
+    static void OptimizerFaults(OptimizerSearch o, string at, List<string> f)
+    {
+        if (!Optimizers.Contains(o.Name)) f.Add($"{at}.name: must be {OneOf(Optimizers)} (got \"{o.Name}\").");
+        if (!Searches.Contains(o.Search)) f.Add($"{at}.search: must be {OneOf(Searches)} (got \"{o.Search}\").");
+        bool grid = o.Search == "grid";
+        if (o.Search == "halton" && o.Trials is not >= 1) f.Add($"{at}.trials: halton search needs `trials` >= 1 (got {(o.Trials?.ToString() ?? "nothing")}).");
+        if (grid && o.Trials is not null) f.Add($"{at}.trials: only for halton search; a grid's size is the product of its `points`.");
+
+        if (o.LearningRate is null) f.Add($"{at}.learning_rate: missing; expected {{ \"min\": a, \"max\": b{(grid ? ", \"points\": n" : "")} }}.");
+        else RangeFaults(o.LearningRate, $"{at}.learning_rate", grid, f);
+
+        bool usesMomentum = o.Name is "momentum" or "nesterov";
+        if (usesMomentum && o.OneMinusMomentum is null) f.Add($"{at}.one_minus_momentum: `{o.Name}` needs a 1 − β range {{ \"min\", \"max\" }} (min = max fixes β).");
+        if (!usesMomentum && o.OneMinusMomentum is not null) f.Add($"{at}.one_minus_momentum: only for `momentum` and `nesterov`.");
+        if (o.OneMinusMomentum is not null) RangeFaults(o.OneMinusMomentum, $"{at}.one_minus_momentum", grid, f, below1: true);
+        if (o.Name != "adam" && (o.OneMinusBeta1 is not null || o.Epsilon is not null))
+            f.Add($"{at}.one_minus_beta1/epsilon: only for `adam`.");
+        if (o.OneMinusBeta1 is not null) RangeFaults(o.OneMinusBeta1, $"{at}.one_minus_beta1", grid, f, below1: true);
+        if (o.Epsilon is not null) RangeFaults(o.Epsilon, $"{at}.epsilon", grid, f);
+        if (!(o.Beta2 > 0 && o.Beta2 < 1)) f.Add($"{at}.beta2: must be in (0, 1) (got {o.Beta2}).");
+    }
+
+    static void RangeFaults(LogRange r, string at, bool grid, List<string> f, bool below1 = false)
+    {
+        if (!(r.Min > 0) || !double.IsFinite(r.Min)) f.Add($"{at}.min: must be a finite number > 0 for a log scale (got {r.Min}).");
+        if (!(r.Max >= r.Min) || !double.IsFinite(r.Max)) f.Add($"{at}.max: must be finite and >= min (got min {r.Min}, max {r.Max}).");
+        if (below1 && r.Max >= 1) f.Add($"{at}.max: 1 − β must be < 1 (got {r.Max}).");
+        bool fixedValue = r.Min == r.Max;
+        if (grid && !fixedValue && r.Points is not >= 2) f.Add($"{at}.points: a grid over a range needs `points` >= 2 (got {(r.Points?.ToString() ?? "nothing")}).");
+        if (!grid && r.Points is not null) f.Add($"{at}.points: only for grid search (halton draws `trials` points).");
+        if (fixedValue && r.Points is > 1) f.Add($"{at}.points: min = max fixes the value; `points` must be 1 or absent.");
+    }
+}

@@ -1,0 +1,198 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using CsvHelper;
+using NqmValidate.Training.Trials;
+
+namespace NqmValidate.Training.Sweeps;
+
+/// <summary>A sweep directory that cannot be used as asked (another spec, unreadable trial).</summary>
+public sealed class SweepStoreException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>
+/// The results store of a sweep directory:
+/// <code>
+/// DIR/spec.json                          the resolved spec (a resumed sweep must match it)
+/// DIR/trials/&lt;study&gt;/&lt;trial&gt;/             a finished trial (trial.json, curve.csv, trial.log)
+/// DIR/trials/&lt;study&gt;/.&lt;trial&gt;.attempt-*/   a trial being run (renamed into place when finished)
+/// DIR/steps.csv, DIR/trials.csv           the tables (rewritten at the end of every run)
+/// </code>
+/// A trial directory exists only once the trial finished (the rename is atomic), so a finished
+/// trial is never rerun and a killed sweep never leaves a half-written trial that looks finished.
+/// </summary>
+public sealed class ResultsStore
+{
+    public string Root { get; }
+    public string TrialsRoot => Path.Combine(Root, "trials");
+    public string SpecPath => Path.Combine(Root, "spec.json");
+
+    public ResultsStore(string root) => Root = Path.GetFullPath(root);
+
+    public string TrialDirectory(string study, string trial) => Path.Combine(TrialsRoot, study, trial);
+
+    /// <summary>The spec as it matters for results: everything but how many processes run at once.</summary>
+    public static string ResultsKey(ExperimentSpec spec) => SpecLoader.ToJson(spec with { Jobs = 1 });
+
+    /// <summary>Creates DIR and its spec.json, or checks that an existing DIR was made by the same spec.</summary>
+    public void Open(ExperimentSpec spec)
+    {
+        Directory.CreateDirectory(TrialsRoot);
+        string key = ResultsKey(spec);
+        if (File.Exists(SpecPath))
+        {
+            ExperimentSpec stored;
+            try { stored = SpecLoader.Parse(File.ReadAllText(SpecPath), SpecPath); }
+            catch (SpecException e) { throw new SweepStoreException($"{SpecPath}: cannot read the stored spec: {e.Message}", e); }
+            if (ResultsKey(stored) != key)
+                throw new SweepStoreException(
+                    $"{Root} holds a sweep of a different spec (compare {SpecPath} with the spec and overrides given). " +
+                    "Results of different specs must not mix: use another --out directory.");
+            return;
+        }
+        AtomicFile.WriteAllText(SpecPath, key);
+    }
+
+    /// <summary>The stored spec of a sweep directory.</summary>
+    public ExperimentSpec ReadSpec()
+    {
+        if (!File.Exists(SpecPath)) throw new SweepStoreException($"{Root}: not a sweep directory ({SpecPath} missing).");
+        try { return SpecLoader.Parse(File.ReadAllText(SpecPath), SpecPath); }
+        catch (SpecException e) { throw new SweepStoreException(e.Message, e); }
+    }
+
+    /// <summary>The log of a finished trial, or null when it has not finished.</summary>
+    public TrialLog? TryRead(string study, string trial)
+    {
+        string dir = TrialDirectory(study, trial);
+        return Directory.Exists(dir) ? ReadLog(dir) : null;
+    }
+
+    /// <summary>A new, empty attempt directory for a trial.</summary>
+    public string NewAttempt(string study, string trial)
+    {
+        string dir = Path.Combine(TrialsRoot, study, $".{trial}.attempt-{Environment.ProcessId}-{Guid.NewGuid().ToString("N")[..8]}");
+        Directory.CreateDirectory(dir);
+        return dir;
+    }
+
+    /// <summary>Records the pid of the process running an attempt (so a later run can stop an orphan).</summary>
+    public static void RecordPid(string attempt, int pid) =>
+        AtomicFile.WriteAllText(Path.Combine(attempt, "sweep.pid"), pid.ToString(CultureInfo.InvariantCulture));
+
+    /// <summary>Moves a finished attempt into place (atomic rename).</summary>
+    public void Commit(string attempt, string study, string trial)
+    {
+        string final = TrialDirectory(study, trial);
+        if (Directory.Exists(final)) { Directory.Delete(attempt, true); return; }
+        Directory.Move(attempt, final);
+    }
+
+    /// <summary>Marks an attempt whose process died as crashed: the sweep writes its trial.json.</summary>
+    public static void RecordCrash(string attempt, TrialRequest request, TrialExit exit)
+    {
+        var node = new JsonObject
+        {
+            ["status"] = "crashed",
+            ["exit_code"] = exit.ExitCode,
+            ["stderr_tail"] = exit.StderrTail,
+            ["study"] = request.Study.Id,
+            ["trial"] = request.Trial.Id,
+            ["seed"] = request.Trial.Seed,
+            ["max_steps"] = request.MaxSteps,
+            ["arguments"] = new JsonArray(TrialCommandLine.Arguments(request, attempt).Select(a => (JsonNode)a!).ToArray()),
+        };
+        string trialJson = Path.Combine(attempt, "trial.json");
+        if (File.Exists(trialJson)) File.Move(trialJson, Path.Combine(attempt, "trial.crashed-process.json"), true);
+        AtomicFile.WriteAllText(trialJson, node.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+    }
+
+    /// <summary>
+    /// Cleans up attempts left by a killed sweep: an attempt whose trial finished is adopted
+    /// (its result is as valid as a fresh run's); otherwise its process is stopped if it still
+    /// runs (only a process whose command line names that attempt) and the attempt is deleted.
+    /// Returns the number adopted.
+    /// </summary>
+    public int RecoverAttempts()
+    {
+        int adopted = 0;
+        if (!Directory.Exists(TrialsRoot)) return 0;
+        foreach (var studyDir in Directory.GetDirectories(TrialsRoot))
+        foreach (var attempt in Directory.GetDirectories(studyDir, ".*.attempt-*"))
+        {
+            string name = Path.GetFileName(attempt);
+            string trial = name[1..name.IndexOf(".attempt-", StringComparison.Ordinal)];
+            StopOrphan(attempt);
+            var log = ReadLog(attempt, tolerant: true);
+            if (log is not null && log.Status is TrialStatus.Reached or TrialStatus.BudgetExhausted or TrialStatus.Diverged
+                && !Directory.Exists(Path.Combine(studyDir, trial)))
+            {
+                Directory.Move(attempt, Path.Combine(studyDir, trial));
+                adopted++;
+            }
+            else Directory.Delete(attempt, true);
+        }
+        return adopted;
+    }
+
+    static void StopOrphan(string attempt)
+    {
+        string pidFile = Path.Combine(attempt, "sweep.pid");
+        if (!File.Exists(pidFile) || !int.TryParse(File.ReadAllText(pidFile), out int pid)) return;
+        try
+        {
+            string cmdline = File.ReadAllText($"/proc/{pid}/cmdline");
+            if (!cmdline.Contains(attempt, StringComparison.Ordinal)) return; // pid reused by another process
+            using var p = System.Diagnostics.Process.GetProcessById(pid);
+            p.Kill(entireProcessTree: true);
+            p.WaitForExit(10_000);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or InvalidOperationException)
+        {
+            // Gone already.
+        }
+    }
+
+    /// <summary>Reads a trial directory's trial.json and curve.csv.</summary>
+    /// <param name="dir">The trial directory.</param>
+    /// <param name="tolerant">Return null instead of throwing on unreadable files (attempts of killed runs).</param>
+    public static TrialLog? ReadLog(string dir, bool tolerant = false)
+    {
+        string path = Path.Combine(dir, "trial.json");
+        try
+        {
+            if (!File.Exists(path))
+                throw new SweepStoreException($"{path}: missing; the trial directory is incomplete (delete {dir} to rerun it).");
+            using var doc = JsonDocument.Parse(File.ReadAllText(path));
+            var root = doc.RootElement;
+            string statusText = root.TryGetProperty("status", out var st) && st.ValueKind == JsonValueKind.String
+                ? st.GetString()! : throw new SweepStoreException($"{path}: no `status`.");
+            var status = ParseStatus(statusText, path);
+            long? steps = root.TryGetProperty("steps_to_target", out var s) && s.ValueKind == JsonValueKind.Number ? s.GetInt64() : null;
+            long run = root.TryGetProperty("steps_run", out var r) && r.ValueKind == JsonValueKind.Number ? r.GetInt64() : 0;
+            if (status == TrialStatus.Reached && steps is null)
+                throw new SweepStoreException($"{path}: status `reached` without `steps_to_target`.");
+            return new TrialLog(status, steps, run, ReadTrainLoss(Path.Combine(dir, "curve.csv")));
+        }
+        catch (Exception e) when (tolerant && e is SweepStoreException or JsonException or IOException or CsvHelperException or FormatException)
+        {
+            return null;
+        }
+        catch (Exception e) when (e is JsonException or CsvHelperException or FormatException)
+        {
+            throw new SweepStoreException($"{dir}: unreadable trial files: {e.Message}", e);
+        }
+    }
+
+    /// <summary>Accepts the snake_case names of docs/formats.md and the enum's own names.</summary>
+    public static TrialStatus ParseStatus(string text, string source)
+    {
+        foreach (var v in Enum.GetValues<TrialStatus>())
+            if (string.Equals(v.ToString(), text.Replace("_", ""), StringComparison.OrdinalIgnoreCase)) return v;
+        throw new SweepStoreException($"{source}: unknown status \"{text}\" (expected one of running, reached, budget_exhausted, diverged, interrupted, crashed).");
+    }
+
+    static IReadOnlyList<(long, double)> ReadTrainLoss(string path) =>
+        File.Exists(path)
+            ? CurveFile.Read(path).Where(p => p.TrainLoss is not null).Select(p => (p.Step, p.TrainLoss!.Value)).ToList()
+            : [];
+}

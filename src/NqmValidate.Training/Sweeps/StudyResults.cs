@@ -1,0 +1,113 @@
+using NqmValidate.Training.Trials;
+
+namespace NqmValidate.Training.Sweeps;
+
+/// <summary>What a finished trial logged, read from its trial.json and curve.csv.</summary>
+/// <param name="Status">The trial's own outcome (Reached, BudgetExhausted, Diverged or Crashed).</param>
+/// <param name="StepsToTarget">First evaluation step that met the target (Reached only).</param>
+/// <param name="StepsRun">Steps trained when it stopped (for Diverged: the step it diverged at).</param>
+/// <param name="TrainLoss">(step, train_loss) of every evaluation, ascending.</param>
+public sealed record TrialLog(
+    TrialStatus Status, long? StepsToTarget, long StepsRun, IReadOnlyList<(long Step, double Loss)> TrainLoss);
+
+/// <summary>How a trial counts in its study.</summary>
+public enum StudyTrialStatus
+{
+    Reached,
+    BudgetExhausted,
+    Diverged,
+    /// <summary>Trained as many steps as an earlier trial's steps-to-target without reaching the target first.</summary>
+    Pruned,
+    Crashed,
+}
+
+/// <summary>One trial as its study counts it.</summary>
+public sealed record StudyTrial(
+    TrialPlan Trial, int Rank, long StepCap, StudyTrialStatus Status, long? StepsToTarget, long StepsCounted,
+    double? InitialLoss, double? FinalLoss, TrialLog Log);
+
+/// <summary>A study's measured result: steps-to-target = the minimum over its trials.</summary>
+public sealed record StudyResult(StudyPlan Study, IReadOnlyList<StudyTrial> Trials, StudyTrial? Best)
+{
+    public long? StepsToTarget => Best?.StepsToTarget;
+    public int Count(StudyTrialStatus s) => Trials.Count(t => t.Status == s);
+    /// <summary>Steps the study's trials trained up to their outcome (what pruning saves).</summary>
+    public long StepsTrained => Trials.Sum(t => t.StepsCounted);
+}
+
+/// <summary>
+/// Steps-to-result as a pure function of logged measurements (Shallue et al.'s
+/// compute_steps_to_result), with best-so-far pruning applied to the logs, not to the timing.
+///
+/// Trial k (in run order) has the step cap c_k = min(budget, min over earlier trials j &lt; k of
+/// their counted steps-to-target). Its logged run — which trained at least c_k steps, because
+/// the sweep launched it with a cap computed from a subset of those trials — is truncated at
+/// c_k: reached iff it met the target at a step below c_k (or at c_k when c_k is the budget);
+/// diverged likewise; otherwise pruned (or budget exhausted when c_k is the budget). A tie at
+/// c_k counts as pruned because a trial stopped exactly at c_k may or may not have evaluated
+/// there. The result therefore does not depend on timing, parallelism or kill/resume, and the
+/// minimum (and the earliest trial attaining it) is the same as without pruning.
+/// </summary>
+public static class StudyResults
+{
+    /// <summary>Counts a study whose trials, in run order, all have logs.</summary>
+    public static StudyResult Compute(StudyPlan study, IReadOnlyList<TrialPlan> runOrder,
+        IReadOnlyDictionary<string, TrialLog> logs, bool prune)
+    {
+        var rows = new List<StudyTrial>();
+        long budget = study.BudgetSteps;
+        long best = long.MaxValue;
+        StudyTrial? bestTrial = null;
+        for (int rank = 0; rank < runOrder.Count; rank++)
+        {
+            var plan = runOrder[rank];
+            var log = logs[plan.Id];
+            long cap = prune ? Math.Min(budget, best) : budget;
+            bool capIsBudget = cap == budget;
+            bool Within(long step) => step < cap || (capIsBudget && step <= cap);
+            StudyTrialStatus status;
+            long? steps = null;
+            long counted;
+            switch (log.Status)
+            {
+                case TrialStatus.Reached when log.StepsToTarget is { } s && Within(s):
+                    status = StudyTrialStatus.Reached; steps = s; counted = s; break;
+                case TrialStatus.Diverged when Within(log.StepsRun):
+                    status = StudyTrialStatus.Diverged; counted = log.StepsRun; break;
+                case TrialStatus.Crashed:
+                    status = StudyTrialStatus.Crashed; counted = 0; break;
+                default:
+                    status = capIsBudget ? StudyTrialStatus.BudgetExhausted : StudyTrialStatus.Pruned; counted = cap; break;
+            }
+            // Final loss: the last evaluation inside what counts (strictly below a pruning cap,
+            // where a trial may or may not have evaluated).
+            double? final = log.TrainLoss.Where(e => status == StudyTrialStatus.Pruned ? e.Step < cap : e.Step <= counted)
+                .Select(e => (double?)e.Loss).LastOrDefault();
+            double? initial = log.TrainLoss.Count > 0 ? log.TrainLoss[0].Loss : null;
+            var row = new StudyTrial(plan, rank, cap, status, steps, counted, initial, final, log);
+            rows.Add(row);
+            if (steps is { } reached && reached < best)
+            {
+                best = reached;
+                bestTrial = row;
+            }
+        }
+        return new StudyResult(study, rows, bestTrial);
+    }
+
+    /// <summary>
+    /// The step cap a trial can be launched with now: min(budget, the steps-to-target of the
+    /// finished trials before it). It is never below the cap <see cref="Compute"/> gives it
+    /// once every earlier trial has finished, so truncating its log later is always possible.
+    /// </summary>
+    public static long LaunchCap(StudyPlan study, IReadOnlyList<TrialPlan> runOrder, int rank,
+        IReadOnlyDictionary<string, TrialLog> logs, bool prune)
+    {
+        if (!prune) return study.BudgetSteps;
+        long cap = study.BudgetSteps;
+        for (int j = 0; j < rank; j++)
+            if (logs.TryGetValue(runOrder[j].Id, out var log) && log.Status == TrialStatus.Reached && log.StepsToTarget is { } s)
+                cap = Math.Min(cap, s);
+        return cap;
+    }
+}
