@@ -16,7 +16,7 @@ namespace NqmValidate.Bench;
 /// against a bare TorchSharp loop (same model, seed, optimizer, batch size, threads and shuffled batches, no evaluation,
 /// no bookkeeping) measured in the same run, alternating, medians of several repeats. Target: ratio ≥ 0.9.
 /// Then the resident memory of a 5,000-step MLP trial: peak, and growth between step 1,000 and step 5,000 (target &lt; 5%).
-/// Args: [--threads N] [--repeats R] [--skip-memory] [--only mlp:16]
+/// Args: [--threads N] [--repeats R] [--skip-memory] [--only mlp:16] [--steps-scale F]
 /// </summary>
 public sealed class TrainingBenchmark : IBenchmark
 {
@@ -37,6 +37,8 @@ public sealed class TrainingBenchmark : IBenchmark
         if (!args.Contains("--skip-memory")) MemoryGrowth(data); // first, so the peak is that of data + one MLP trial
         Console.WriteLine($"{"model",-6} {"B",5} {"steps",6} {"bare ex/s",11} {"harness ex/s",13} {"ratio",6}  {"(min..max ratio)",18} {"steps-only ratio",17}");
         Case[] cases = [new("mlp", 16, 400), new("mlp", 128, 400), new("mlp", 1024, 100), new("cnn", 64, 25)];
+        int scale = Array.IndexOf(args, "--steps-scale");
+        if (scale >= 0) cases = cases.Select(c => c with { Steps = (int)Math.Ceiling(c.Steps * double.Parse(args[scale + 1], CultureInfo.InvariantCulture)) }).ToArray();
         int only = Array.IndexOf(args, "--only");
         if (only >= 0) cases = cases.Where(c => $"{c.Model}:{c.BatchSize}" == args[only + 1]).ToArray();
         var ratios = new List<double>();

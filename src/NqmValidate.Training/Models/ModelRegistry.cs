@@ -9,7 +9,6 @@ public static class ModelRegistry
     sealed record Entry(string Description, Func<ModelSpec, ModelSpec> Resolve, Func<ModelSpec, nn.Module<Tensor, Tensor>> Build);
 
     static readonly int[] DefaultHidden = [256, 256];
-    static readonly object SeedGate = new();
 
     static readonly Dictionary<string, Entry> Entries = new()
     {
@@ -59,19 +58,16 @@ public static class ModelRegistry
     }
 
     /// <summary>
-    /// Builds the model with its initial weights drawn from <paramref name="seed"/>: layer initialisation
-    /// uses torch's default generator, so it is seeded right before building, under a lock so that two
-    /// threads building models cannot interleave their draws.
+    /// Builds the model with its initial weights drawn from its own <see cref="Generator"/> seeded with
+    /// <paramref name="seed"/> (PyTorch's default initialisation distributions; see <see cref="Networks.Initialize"/>),
+    /// so the same seed gives the same weights whatever else uses torch's global random state meanwhile.
     /// </summary>
     public static nn.Module<Tensor, Tensor> Create(ModelSpec spec, long seed, Device? device = null)
     {
         var resolved = Resolve(spec);
-        nn.Module<Tensor, Tensor> model;
-        lock (SeedGate)
-        {
-            manual_seed(seed);
-            model = Entries[resolved.Name].Build(resolved);
-        }
+        var model = Entries[resolved.Name].Build(resolved);
+        using (var generator = new Generator((ulong)seed))
+            Networks.Initialize(model, generator);
         if (device is not null && device.type != DeviceType.CPU) model.to(device);
         return model;
     }

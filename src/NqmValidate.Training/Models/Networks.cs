@@ -46,6 +46,33 @@ public static class Networks
         new SmallResNet(width, blocksPerStage, batchNorm);
 
     internal static int Scale(int baseWidth, double multiplier) => Math.Max(1, (int)Math.Round(baseWidth * multiplier));
+
+    /// <summary>
+    /// Draws every weight and bias from <paramref name="generator"/> with PyTorch's default distributions for
+    /// Linear and Conv2d (kaiming_uniform with a = √5, i.e. U(−1/√fan_in, 1/√fan_in), for weights and biases
+    /// alike; fan_in = inputs × kernel area); batch-norm scales stay 1 and shifts 0. A private generator instead
+    /// of the global one: another thread drawing random numbers while a model is built cannot change its weights.
+    /// </summary>
+    internal static void Initialize(Module<Tensor, Tensor> model, Generator generator)
+    {
+        using var noGrad = no_grad();
+        foreach (var (_, module) in model.named_modules())
+        {
+            (Tensor? weight, Tensor? bias) = module switch
+            {
+                Linear l => (l.weight, l.bias),
+                Conv2d c => (c.weight, c.bias),
+                _ => (null, null),
+            };
+            if (weight is null) continue;
+            long fanIn = weight.shape[1] * (weight.dim() > 2 ? weight.shape[2] * weight.shape[3] : 1);
+            double bound = 1.0 / Math.Sqrt(fanIn);
+            weight.uniform_(-bound, bound, generator);
+            bias?.uniform_(-bound, bound, generator);
+        }
+        foreach (var (_, module) in model.named_modules())
+            if (module is BasicBlock block) block.ApplyResidualInit();
+    }
 }
 
 /// <summary>
@@ -71,9 +98,19 @@ sealed class BasicBlock : Module<Tensor, Tensor>
                 ? Sequential(("conv", Conv2d(inChannels, outChannels, 1, stride: stride, bias: false)), ("norm", BatchNorm2d(outChannels)))
                 : Sequential(("conv", Conv2d(inChannels, outChannels, 1, stride: stride, bias: true)))
             : Identity();
-        if (!batchNorm)
-            using (no_grad()) conv2.weight!.zero_();
+        _zeroInitBranch = !batchNorm;
         RegisterComponents();
+    }
+
+    readonly bool _zeroInitBranch;
+
+    /// <summary>Without normalisation the branch's last convolution starts at zero (called after the weights are drawn).</summary>
+    internal void ApplyResidualInit()
+    {
+        if (!_zeroInitBranch) return;
+        using var noGrad = no_grad();
+        conv2.weight!.zero_();
+        conv2.bias?.zero_();
     }
 
     public override Tensor forward(Tensor x)

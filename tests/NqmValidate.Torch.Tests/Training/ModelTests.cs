@@ -39,6 +39,29 @@ public class ModelTests
     }
 
     [Fact]
+    public void WeightsDoNotDependOnTheGlobalRandomStateOrOtherThreads()
+    {
+        using var reference = ModelRegistry.Create(new ModelSpec("mlp"), seed: 21);
+        var expected = reference.parameters().Select(p => p.detach().clone()).ToArray();
+        using var stop = new CancellationTokenSource();
+        // Another thread keeps drawing from torch's global generator while models are built here.
+        var noise = Task.Run(() => { while (!stop.IsCancellationRequested) { manual_seed(99); using var r = rand(1000); } });
+        try
+        {
+            for (int i = 0; i < 5; i++)
+            {
+                using var model = ModelRegistry.Create(new ModelSpec("mlp"), seed: 21);
+                var actual = model.parameters().ToArray();
+                Assert.All(Enumerable.Range(0, expected.Length), k => Assert.True(expected[k].equal(actual[k]).all().item<bool>(), $"parameter {k} changed"));
+            }
+        }
+        finally { stop.Cancel(); noise.Wait(); }
+        // PyTorch's default bound for Linear(784, 256): every weight within ±1/√784.
+        Assert.True(expected[0].abs().max().item<float>() <= 1 / 28f);
+        Assert.True(expected[0].abs().max().item<float>() > 0.9f / 28f);
+    }
+
+    [Fact]
     public void ParameterCountsMatchTheArchitectures()
     {
         // Hand-counted: weights + biases of each layer.
@@ -75,6 +98,11 @@ public class ModelTests
         using var without = ModelRegistry.Create(new ModelSpec("resnet-nonorm"), 1);
         Assert.Contains(withNorm.modules(), m => m is TorchSharp.Modules.BatchNorm2d);
         Assert.DoesNotContain(without.modules(), m => m is TorchSharp.Modules.BatchNorm2d);
+        // Fixup-style start: every residual branch's last convolution is zero, so each block starts as its shortcut.
+        var lastConvs = without.named_parameters().Where(p => p.name.EndsWith("conv2.weight")).ToArray();
+        Assert.Equal(3, lastConvs.Length);
+        Assert.All(lastConvs, p => Assert.Equal(0f, p.parameter.abs().sum().item<float>()));
+        Assert.Contains(withNorm.named_parameters(), p => p.name.EndsWith("conv2.weight") && p.parameter.abs().sum().item<float>() > 0);
     }
 
     [Fact]
