@@ -1,0 +1,62 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Text.Json;
+using NqmValidate.Reports;
+using NqmValidate.Validation;
+
+namespace NqmValidate.Cli.Commands;
+
+/// <summary>`nqm fit`: fit + predict + compare + report for an existing sweep and curvature output.</summary>
+public static class FitCommand
+{
+    static readonly Option<DirectoryInfo> Sweep = new("--sweep") { Description = "Sweep directory (steps.csv, trials.csv).", Required = true };
+    static readonly Option<DirectoryInfo> Curvature = new("--curvature") { Description = "Curvature directory (spectrum.csv, summary.json, eigen.csv, density.csv).", Required = true };
+    static readonly Option<double> TargetLoss = new("--target-loss") { Description = "The workload's training-loss target.", Required = true };
+    static readonly Option<FileInfo?> FitOptionsFile = new("--fit-options") { Description = "JSON file with a `fit` section's fields (floor, calibration_optimizer, calibration_batch_size, search, primary_variant, edge_of_stability, adam_epsilon, eigen_operator)." };
+    static readonly Option<DirectoryInfo> Out = new("--out") { Description = "Output directory.", Required = true };
+
+    public static Command Create()
+    {
+        var command = new Command("fit", "Fit the NQM to a measured spectrum, predict steps-to-target per batch size, compare with a sweep and write the report.")
+        {
+            Sweep, Curvature, TargetLoss, FitOptionsFile, Out,
+        };
+        command.SetAction(parse =>
+        {
+            try
+            {
+                JsonElement? section = null;
+                if (parse.GetValue(FitOptionsFile) is { } file)
+                {
+                    if (!file.Exists) throw new SpecException($"{file.FullName}: file not found.");
+                    section = JsonDocument.Parse(File.ReadAllText(file.FullName)).RootElement.Clone();
+                }
+                var options = FitOptions.Parse(section, parse.GetValue(FitOptionsFile)?.FullName ?? "--fit-options");
+                string outDir = parse.GetValue(Out)!.FullName;
+                var sw = Stopwatch.StartNew();
+                Run(parse.GetValue(Sweep)!.FullName, parse.GetValue(Curvature)!.FullName, parse.GetValue(TargetLoss), options, outDir, provenance: null);
+                Console.WriteLine(Path.Combine(outDir, "report.html"));
+                foreach (var line in ValidationReport.Summary(outDir)) Console.WriteLine(line);
+                Console.Error.WriteLine($"fit + predict + compare + report: {sw.Elapsed.TotalSeconds:F1} s");
+                return ExitCodes.Ok;
+            }
+            catch (Exception e) when (e is RunFileException or SpecException or JsonException)
+            {
+                Console.Error.WriteLine($"nqm fit: {e.Message}");
+                return ExitCodes.BadInput;
+            }
+        });
+        return command;
+    }
+
+    /// <summary>The fit → report stages; shared with `nqm validate`.</summary>
+    public static void Run(string sweepDir, string curvatureDir, double targetLoss, FitOptions options, string outDir, object? provenance)
+    {
+        var inputs = new ValidationInputs(SweepResults.Load(sweepDir), CurvatureResults.Load(curvatureDir), targetLoss, options);
+        var result = Validator.Run(inputs);
+        Validator.Write(result, outDir);
+        if (provenance is not null)
+            AtomicFile.WriteAllText(Path.Combine(outDir, ValidationFileNames.Provenance), JsonSerializer.Serialize(provenance, FitOptions.Json));
+        ValidationReport.Build(outDir).Save(outDir);
+    }
+}

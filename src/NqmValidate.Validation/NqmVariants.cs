@@ -1,0 +1,92 @@
+namespace NqmValidate.Validation;
+
+/// <summary>One bin of an NQM spectrum as the validation stage builds it (h, c, s0, count); the engine's Spectrum is made from these.</summary>
+public sealed record NqmBin(double H, double C, double S0, double Count, double GradMeanSq = 0);
+
+/// <summary>
+/// A fitted NQM: which measured source it came from, what noise it assumes, its bins, and the
+/// calibration facts (initial and target excess loss) recorded in fit.json.
+/// </summary>
+public sealed record NqmVariant(string Name, string Source, string Noise, IReadOnlyList<NqmBin> Bins, string Notes)
+{
+    public double InitialLoss => 0.5 * Bins.Sum(b => b.Count * b.H * b.S0);
+    public double MaxCurvature => Bins.Where(b => b.Count > 0).Max(b => b.H);
+    public double Dimensions => Bins.Sum(b => b.Count);
+}
+
+/// <summary>
+/// Builds NQM spectra from measured curvature (VALIDATION.md §3). Pure functions of the measured
+/// numbers and the options; every choice is stated in the variant's notes.
+/// </summary>
+public static class NqmVariantBuilder
+{
+    /// <summary>Isotropic initial condition: equal s0 everywhere, chosen so ½ Σ count·h·s0 = the measured initial excess loss.</summary>
+    public static IReadOnlyList<NqmBin> WithIsotropicStart(IReadOnlyList<NqmBin> bins, double initialExcess)
+    {
+        double weight = bins.Sum(b => b.Count * b.H);
+        if (!(weight > 0)) throw new ArgumentException("spectrum has no positive curvature", nameof(bins));
+        double s0 = 2 * initialExcess / weight;
+        return bins.Select(b => b with { S0 = s0 }).ToArray();
+    }
+
+    /// <summary>The measured GGN/Fisher diagonal, binned geometrically (spectrum.csv), with the measured noise c or with c = h.</summary>
+    public static NqmVariant Diagonal(IReadOnlyList<MeasuredBin> measured, double initialExcess, bool tiedNoise)
+    {
+        var bins = measured.Where(b => b.H > 0 && b.Count > 0)
+            .Select(b => new NqmBin(b.H, tiedNoise ? b.H : Math.Max(b.C, 0), 0, b.Count, b.GradMeanSq ?? 0))
+            .ToArray();
+        if (bins.Length == 0) throw new ArgumentException("the measured diagonal has no positive-curvature bins");
+        double dropped = measured.Where(b => !(b.H > 0)).Sum(b => b.Count);
+        return new NqmVariant(
+            tiedNoise ? "diagonal/c=h" : "diagonal/measured-c", "diagonal", tiedNoise ? "c = h (the paper's assumption)" : "measured per-example variance",
+            WithIsotropicStart(bins, initialExcess),
+            $"{bins.Length} bins of the GGN diagonal; {dropped:G} zero-curvature parameters carry no loss and are left out");
+    }
+
+    /// <summary>
+    /// The eigen-spectrum: the top-k eigenvalues (count 1 each, with the measured noise vᵀΣv along
+    /// each eigenvector where available) plus the stochastic-Lanczos density below the k-th
+    /// eigenvalue for the bulk (count = weight × d). Bulk noise is tied to curvature and scaled so
+    /// that the total noise trace equals the measured tr Σ (a basis-independent quantity).
+    /// </summary>
+    public static NqmVariant? Eigen(CurvatureResults curvature, string op, double initialExcess, bool tiedNoise)
+    {
+        var top = curvature.Eigen.Where(e => e.Operator == op && e.Eigenvalue > 0).OrderByDescending(e => e.Eigenvalue).ToArray();
+        var nodes = curvature.Density.Where(n => n.Operator == op && n.Eigenvalue > 0 && n.Weight > 0).ToArray();
+        double d = curvature.Summary.ParameterCount ?? curvature.Bins.Sum(b => b.Count);
+        if (top.Length == 0 || nodes.Length == 0 || !(d > 0)) return null;
+
+        double cutoff = top[^1].Eigenvalue;
+        var bulk = nodes.Where(n => n.Eigenvalue < cutoff).Select(n => (H: n.Eigenvalue, Count: n.Weight * d)).ToArray();
+        double traceNoise = curvature.Summary.TraceNoise ?? curvature.Bins.Sum(b => b.Count * Math.Max(b.C, 0));
+        double topNoise = top.Sum(e => e.NoiseVariance ?? 0);
+        double bulkCurvature = bulk.Sum(b => b.Count * b.H);
+        double bulkScale = bulkCurvature > 0 ? Math.Max(traceNoise - topNoise, 0) / bulkCurvature : 0;
+        bool measuredTop = top.All(e => e.NoiseVariance is not null);
+
+        var bins = new List<NqmBin>();
+        foreach (var e in top)
+            bins.Add(new NqmBin(e.Eigenvalue, tiedNoise ? e.Eigenvalue : e.NoiseVariance ?? e.Eigenvalue * bulkScale, 0, 1, e.MeanGradProjectionSq ?? 0));
+        foreach (var b in bulk)
+            bins.Add(new NqmBin(b.H, tiedNoise ? b.H : b.H * bulkScale, 0, b.Count));
+        string noise = tiedNoise ? "c = h (the paper's assumption)"
+            : measuredTop ? "measured vᵀΣv along the top eigenvectors; bulk c ∝ h scaled to the measured tr Σ"
+            : "c ∝ h scaled to the measured tr Σ";
+        return new NqmVariant(
+            tiedNoise ? "eigen/c=h" : "eigen/measured-c", "eigen", noise,
+            WithIsotropicStart(bins, initialExcess),
+            $"top {top.Length} {op} eigenvalues (Lanczos) plus {bulk.Length} density nodes below {cutoff:G3} (SLQ), d = {d:G}");
+    }
+
+    /// <summary>
+    /// The diagonal variant with its curvature scaled by κ so that the NQM's SGD stability edge
+    /// 2/(κ·h_max) equals the smallest learning rate that diverged in the sweep (no steps-to-target data used).
+    /// </summary>
+    public static NqmVariant EdgeOfStability(NqmVariant diagonal, double smallestDivergingLearningRate, double initialExcess)
+    {
+        double kappa = 2.0 / (smallestDivergingLearningRate * diagonal.MaxCurvature);
+        var bins = diagonal.Bins.Select(b => b with { H = b.H * kappa }).ToArray();
+        return new NqmVariant("diagonal+eos/measured-c", "diagonal", diagonal.Noise, WithIsotropicStart(bins, initialExcess),
+            $"diagonal curvature × κ = {kappa:G4}, so that 2/h_max equals the smallest diverging SGD learning rate {smallestDivergingLearningRate:G4}");
+    }
+}
