@@ -131,6 +131,7 @@ public sealed class PerExampleGradients : IDisposable
         {
             var prepared = fast.Select(t => t.Prepare()).ToList();
             var outputs = fast.Select(t => t.Output!).ToList();
+            var factorised = new List<(string Group, Tensor?[] SquaredSums, Tensor?[] Sums)>();
             foreach (var group in groups)
             {
                 // Linear layers on (B, in) factorise: Σ_seeds Σ_n (gy_n x_nᵀ)² = (Σ_seeds gy²)ᵀ(x²), so the squared
@@ -163,15 +164,20 @@ public sealed class PerExampleGradients : IDisposable
                         }
                     }
                 }
-                for (int i = 0; i < fast.Count; i++)
-                {
-                    if (squaredSums[i] is null) continue;
-                    foreach (var (name, stats) in prepared[i].FromOutputGradientSums(squaredSums[i]!, sums[i]))
+                factorised.Add((group.Key, squaredSums, sums));
+            }
+            // All groups' squared sums share x², so one product per layer serves every group.
+            for (int i = 0; i < fast.Count; i++)
+            {
+                var withLayer = factorised.Where(f => f.SquaredSums[i] is not null).ToList();
+                if (withLayer.Count == 0) continue;
+                var perGroup = prepared[i].FromOutputGradientSums(withLayer.Select(f => f.SquaredSums[i]!).ToList(), withLayer.Select(f => f.Sums[i]).ToList());
+                for (int g = 0; g < withLayer.Count; g++)
+                    foreach (var (name, stats) in perGroup[g])
                     {
-                        Add(_sumSq, group.Key, name, stats.SumOfSquares);
-                        if (stats.Sum is not null) Add(_sum, group.Key, name, stats.Sum);
+                        Add(_sumSq, withLayer[g].Group, name, stats.SumOfSquares);
+                        if (stats.Sum is not null) Add(_sum, withLayer[g].Group, name, stats.Sum);
                     }
-                }
             }
         }
 

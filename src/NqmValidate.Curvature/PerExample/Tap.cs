@@ -92,14 +92,27 @@ internal sealed class Tap
         public bool Factorises => conv is null && xSquared is not null;
 
         /// <summary>
-        /// For <see cref="Factorises"/> layers: from S = Σ_seeds gy² (B, out) and G = Σ_seeds gy, the weight's
-        /// Σ_n Σ_seeds (gy x_nᵀ)² = Sᵀ(x²) and Σ_n gy x_nᵀ = Gᵀx; the bias's sums of S and G over examples.
+        /// For <see cref="Factorises"/> layers, per seed group g: from S_g = Σ_seeds gy² (B, out) and G_g = Σ_seeds gy,
+        /// the weight's Σ_n Σ_seeds (gy x_nᵀ)² = S_gᵀ(x²) and Σ_n gy x_nᵀ = G_gᵀx; the bias's sums of S_g and G_g
+        /// over examples. The groups' S_g are concatenated so that one product [S_1 … S_k]ᵀ(x²) serves them all.
         /// </summary>
-        public IEnumerable<(string Name, ChunkStatistics Stats)> FromOutputGradientSums(Tensor squaredSum, Tensor? sum)
+        public List<List<(string Name, ChunkStatistics Stats)>> FromOutputGradientSums(IReadOnlyList<Tensor> squaredSums, IReadOnlyList<Tensor?> sums)
         {
-            yield return (tap.WeightName, new ChunkStatistics(squaredSum.t().mm(xSquared!), sum?.t().mm(x)));
-            if (tap.BiasName is not null)
-                yield return (tap.BiasName, new ChunkStatistics(squaredSum.sum(0L), sum?.sum(0L)));
+            long outputs = squaredSums[0].shape[1];
+            var stacked = squaredSums.Count == 1 ? squaredSums[0] : cat(squaredSums.ToList(), 1);
+            var weightSq = stacked.t().mm(xSquared!);
+            var result = new List<List<(string, ChunkStatistics)>>();
+            for (int g = 0; g < squaredSums.Count; g++)
+            {
+                var list = new List<(string, ChunkStatistics)>
+                {
+                    (tap.WeightName, new ChunkStatistics(weightSq.narrow(0, g * outputs, outputs), sums[g]?.t().mm(x))),
+                };
+                if (tap.BiasName is not null)
+                    list.Add((tap.BiasName, new ChunkStatistics(squaredSums[g].sum(0L), sums[g]?.sum(0L))));
+                result.Add(list);
+            }
+            return result;
         }
 
         /// <summary>Statistics of weight and bias for one seed, from the output gradient gy of this layer.</summary>

@@ -80,9 +80,22 @@ public static class TinyCases
         return new TinyCase("mlp-layernorm", model, x, y, LossKind.CrossEntropy);
     }
 
+    /// <summary>A Linear applied to every position of a (B, T, in) input: per-example gradients sum over positions.</summary>
+    public static TinyCase SequenceMlp(long examples = 8)
+    {
+        TorchRuntime.Initialize(1);
+        var model = Seeded(nn.Sequential(
+            ("embed", nn.Linear(4, 5, dtype: ScalarType.Float64)), ("act", nn.Tanh()), ("flat", nn.Flatten()),
+            ("head", nn.Linear(15, 3, dtype: ScalarType.Float64))), 41);
+        var gen = new Generator(42);
+        var x = randn(examples, 3, 4, dtype: ScalarType.Float64, generator: gen);
+        var y = randint(0, 3, [examples], generator: gen);
+        return new TinyCase("sequence-mlp", model, x, y, LossKind.CrossEntropy);
+    }
+
     public static IEnumerable<object[]> All() =>
     [
-        [Mlp()], [Mlp(loss: LossKind.MeanSquaredError)], [Cnn()], [MlpWithLayerNorm()],
+        [Mlp()], [Mlp(loss: LossKind.MeanSquaredError)], [Cnn()], [MlpWithLayerNorm()], [SequenceMlp()],
     ];
 
     /// <summary>The oracle: per-example gradients by one backward pass per example, flattened in parameter order.</summary>
