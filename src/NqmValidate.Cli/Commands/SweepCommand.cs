@@ -101,7 +101,7 @@ public static class SweepCommand
 
             Console.WriteLine($"{(summary.Complete ? "complete" : "interrupted")}: {summary.Results.Count}/{summary.StudiesTotal} studies; " +
                               $"{summary.TrialsRunNow} trials run now, {summary.TrialsReused} reused, {summary.TrialsAdopted} adopted, " +
-                              $"{summary.TrialsCrashedNow} crashed; {summary.StepsTrained} steps trained; {summary.Wall.TotalSeconds:F0} s.");
+                              $"{summary.TrialsCrashedNow} crashed, {summary.TrialsDiscarded} speculative reruns; {summary.StepsTrained} steps trained; {summary.Wall.TotalSeconds:F0} s.");
             foreach (var r in summary.Results)
                 Console.WriteLine($"  {r.Study.Id,-22} steps_to_target {(r.StepsToTarget?.ToString() ?? "-"),7}  " +
                                   $"lr {(r.Best?.Trial.Point.LearningRate.ToString("G3") ?? "-"),8}  reached {r.Count(StudyTrialStatus.Reached)}/{r.Trials.Count}, " +

@@ -24,10 +24,17 @@ public sealed class ChainProgress
     public IReadOnlyList<StudyResult> Results => _results;
     public bool Complete => Current is null;
 
-    public ChainProgress(SweepPlan plan, ChainPlan chain, Func<string, string, TrialLog?> readLog)
+    readonly Action<string, string>? _discard;
+
+    /// <param name="plan">The sweep.</param>
+    /// <param name="chain">The chain to walk.</param>
+    /// <param name="readLog">Reads a finished trial's log (study id, trial id), null when absent.</param>
+    /// <param name="discard">Deletes a trial whose log was run with another cap (null: only ignore it).</param>
+    public ChainProgress(SweepPlan plan, ChainPlan chain, Func<string, string, TrialLog?> readLog, Action<string, string>? discard = null)
     {
         _plan = plan;
         _read = readLog;
+        _discard = discard;
         Chain = chain;
         Space = new SearchSpace(plan.Optimizer(chain.Optimizer));
         Plan(0);
@@ -54,10 +61,20 @@ public sealed class ChainProgress
 
     void Advance()
     {
-        if (Current is null || Logs.Count < Current.Trials.Count) return;
+        if (Current is null) return;
+        var (valid, wrong) = StudyResults.Validate(Current, Order, Logs, _plan.Spec.Prune);
+        foreach (var id in wrong)
+        {
+            Logs.Remove(id);
+            _discard?.Invoke(Current.Id, id);
+        }
+        if (valid < Current.Trials.Count) return;
         _results.Add(StudyResults.Compute(Current, Order, Logs, _plan.Spec.Prune));
         Plan(_results.Count);
     }
+
+    /// <summary>The rank of the first trial of the current study without a valid log.</summary>
+    public int ValidPrefix => Current is null ? 0 : StudyResults.Validate(Current, Order, Logs, _plan.Spec.Prune).ValidPrefix;
 
     /// <summary>The step cap to launch the trial at <paramref name="rank"/> of the current study with now.</summary>
     public long LaunchCap(int rank) => StudyResults.LaunchCap(Current!, Order, rank, Logs, _plan.Spec.Prune);

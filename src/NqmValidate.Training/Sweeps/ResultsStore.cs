@@ -67,6 +67,17 @@ public sealed class ResultsStore
         return Directory.Exists(dir) ? ReadLog(dir) : null;
     }
 
+    /// <summary>Deletes a finished trial so that it runs again (its log was run with another cap).</summary>
+    public void Discard(string study, string trial)
+    {
+        string dir = TrialDirectory(study, trial);
+        if (!Directory.Exists(dir)) return;
+        // Rename first (atomic), then delete: a killed sweep never leaves half a trial in place.
+        string doomed = Path.Combine(TrialsRoot, study, $".{trial}.discarded-{Guid.NewGuid().ToString("N")[..8]}");
+        Directory.Move(dir, doomed);
+        Directory.Delete(doomed, true);
+    }
+
     /// <summary>A new, empty attempt directory for a trial.</summary>
     public string NewAttempt(string study, string trial)
     {
@@ -171,7 +182,11 @@ public sealed class ResultsStore
             long run = root.TryGetProperty("steps_run", out var r) && r.ValueKind == JsonValueKind.Number ? r.GetInt64() : 0;
             if (status == TrialStatus.Reached && steps is null)
                 throw new SweepStoreException($"{path}: status `reached` without `steps_to_target`.");
-            return new TrialLog(status, steps, run, ReadTrainLoss(Path.Combine(dir, "curve.csv")));
+            // The cap: top-level max_steps (crash records) or the trial's resolved config.max_steps.
+            long maxSteps = root.TryGetProperty("max_steps", out var ms) && ms.ValueKind == JsonValueKind.Number ? ms.GetInt64()
+                : root.TryGetProperty("config", out var cfg) && cfg.ValueKind == JsonValueKind.Object
+                  && cfg.TryGetProperty("max_steps", out var cms) && cms.ValueKind == JsonValueKind.Number ? cms.GetInt64() : 0;
+            return new TrialLog(status, steps, run, ReadTrainLoss(Path.Combine(dir, "curve.csv")), maxSteps);
         }
         catch (Exception e) when (tolerant && e is SweepStoreException or JsonException or IOException or CsvHelperException or FormatException)
         {

@@ -7,8 +7,9 @@ namespace NqmValidate.Training.Sweeps;
 /// <param name="StepsToTarget">First evaluation step that met the target (Reached only).</param>
 /// <param name="StepsRun">Steps trained when it stopped (for Diverged: the step it diverged at).</param>
 /// <param name="TrainLoss">(step, train_loss) of every evaluation, ascending.</param>
+/// <param name="MaxSteps">The step cap it was launched with (0 = unknown).</param>
 public sealed record TrialLog(
-    TrialStatus Status, long? StepsToTarget, long StepsRun, IReadOnlyList<(long Step, double Loss)> TrainLoss);
+    TrialStatus Status, long? StepsToTarget, long StepsRun, IReadOnlyList<(long Step, double Loss)> TrainLoss, long MaxSteps = 0);
 
 /// <summary>How a trial counts in its study.</summary>
 public enum StudyTrialStatus
@@ -93,6 +94,33 @@ public static class StudyResults
             }
         }
         return new StudyResult(study, rows, bestTrial);
+    }
+
+    /// <summary>
+    /// Checks the logs of a study in run order: the longest prefix of trials whose logs were
+    /// run with exactly the cap their predecessors give them. Returns the rank of the first trial
+    /// without such a log (Count when all are valid) and the ids of logs run with another cap
+    /// (launched before an earlier trial finished and lowered the cap): those must run again.
+    /// </summary>
+    public static (int ValidPrefix, IReadOnlyList<string> WrongCap) Validate(StudyPlan study, IReadOnlyList<TrialPlan> runOrder,
+        IReadOnlyDictionary<string, TrialLog> logs, bool prune)
+    {
+        long best = long.MaxValue;
+        var wrong = new List<string>();
+        for (int rank = 0; rank < runOrder.Count; rank++)
+        {
+            if (!logs.TryGetValue(runOrder[rank].Id, out var log)) return (rank, wrong);
+            long cap = prune ? Math.Min(study.BudgetSteps, best) : study.BudgetSteps;
+            if (log.MaxSteps != 0 && log.MaxSteps != cap)
+            {
+                wrong.Add(runOrder[rank].Id);
+                return (rank, wrong);
+            }
+            bool capIsBudget = cap == study.BudgetSteps;
+            if (log.Status == TrialStatus.Reached && log.StepsToTarget is { } s && (s < cap || (capIsBudget && s <= cap)))
+                best = Math.Min(best, s);
+        }
+        return (runOrder.Count, wrong);
     }
 
     /// <summary>

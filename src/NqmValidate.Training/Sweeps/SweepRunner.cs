@@ -21,10 +21,11 @@ public sealed record SweepProgress(
 /// <param name="TrialsAdopted">Trials a killed run finished, adopted from their attempt directories.</param>
 /// <param name="TrialsCrashedNow">Trials of this run whose process died.</param>
 /// <param name="Wall">Wall time of this run.</param>
+/// <param name="TrialsDiscarded">Speculative trials whose cap turned out too loose, run again.</param>
 /// <param name="StepsTrained">Steps trained by all finished trials of the shard (reused ones included).</param>
 public sealed record SweepSummary(
     IReadOnlyList<StudyResult> Results, bool Complete, int StudiesTotal, int TrialsRunNow, int TrialsReused,
-    int TrialsAdopted, int TrialsCrashedNow, long StepsTrained, TimeSpan Wall);
+    int TrialsAdopted, int TrialsCrashedNow, long StepsTrained, TimeSpan Wall, int TrialsDiscarded = 0);
 
 /// <summary>
 /// Runs a sweep: every study of its shard, up to `jobs` trial processes at once (one per chain),
@@ -57,7 +58,14 @@ public sealed class SweepRunner(ITrialRunner runner)
             return log;
         }
         long StepsTrained() => cache.Values.Sum(l => l.StepsRun);
-        var chains = chainPlans.Select(c => new ChainProgress(plan, c, Read)).ToList();
+        int discarded = 0;
+        void Discard(string study, string trial)
+        {
+            cache.Remove((study, trial));
+            store.Discard(study, trial);
+            discarded++;
+        }
+        var chains = chainPlans.Select(c => new ChainProgress(plan, c, Read, Discard)).ToList();
         using var stopAll = CancellationTokenSource.CreateLinkedTokenSource(cancel);
         var token = stopAll.Token;
         int studiesTotal = chainPlans.Sum(c => c.Studies.Count);
@@ -138,7 +146,7 @@ public sealed class SweepRunner(ITrialRunner runner)
 
         var results = chains.SelectMany(c => c.Results).ToList();
         var summary = new SweepSummary(results, chains.All(c => c.Complete), studiesTotal, runNow,
-            trialsDoneAtStart - adopted, adopted, crashedNow, StepsTrained(), clock.Elapsed);
+            trialsDoneAtStart - adopted, adopted, crashedNow, StepsTrained(), clock.Elapsed, discarded);
         SweepTables.Write(store, plan, results);
         return summary;
     }
@@ -152,24 +160,33 @@ public sealed class SweepRunner(ITrialRunner runner)
     };
 
     /// <summary>
-    /// The next trial to launch: in each chain, trials run one at a time in run order, so that
-    /// every trial is launched with exactly the step cap its study gives it (all earlier trials
-    /// have finished). The trial then runs exactly as it would in any other run (the trial is
-    /// deterministic from its arguments), so its log is a pure function of the spec. Parallelism
-    /// comes from running several chains (optimizers × seeds) at once.
+    /// The next trial to launch. First, for a chain with no trial running, its first trial
+    /// without a valid log: all earlier trials have finished, so it is launched with exactly
+    /// the cap its study gives it. Then, to fill idle slots, speculatively the next trial of a
+    /// chain whose earlier trials still run, with the cap known so far (never below the final
+    /// one). A speculative log counts only if its cap turns out exact (no trial still running
+    /// before it lowered the cap; the common case once good trials come first); otherwise it is
+    /// discarded and the trial runs again with the exact cap. Every log in the tables was thus
+    /// run with exactly its final cap, and the trial is deterministic from its arguments, so the
+    /// tables are a pure function of the spec.
     /// </summary>
     static (ChainProgress, TrialPlan, int)? Next(List<ChainProgress> chains, IEnumerable<Running> running, HashSet<string> skipped)
     {
-        var busy = running.Select(r => r.Chain).ToHashSet();
-        foreach (var chain in chains)
+        var active = running.ToList();
+        foreach (bool speculative in new[] { false, true })
         {
-            if (chain.Complete || busy.Contains(chain)) continue;
-            for (int rank = 0; rank < chain.Order.Count; rank++)
+            foreach (var chain in chains.OrderBy(c => active.Count(r => r.Chain == c)))
             {
-                var t = chain.Order[rank];
-                if (chain.Logs.ContainsKey(t.Id)) continue;
-                if (skipped.Contains(chain.Current!.Id + "/" + t.Id)) break; // blocked until the next run
-                return (chain, t, rank);
+                if (chain.Complete) continue;
+                bool busy = active.Any(r => r.Chain == chain);
+                if (busy != speculative) continue;
+                for (int rank = chain.ValidPrefix; rank < chain.Order.Count; rank++)
+                {
+                    var t = chain.Order[rank];
+                    if (chain.Logs.ContainsKey(t.Id) || active.Any(r => r.Chain == chain && r.Trial == t)) continue;
+                    if (skipped.Contains(chain.Current!.Id + "/" + t.Id)) break; // blocked until the next run
+                    return (chain, t, rank);
+                }
             }
         }
         return null;

@@ -20,7 +20,12 @@ public sealed class SyntheticTrialRunner : ITrialRunner
     public Func<TrialRequest, bool> Crashes { get; init; } = _ => false;
     public TimeSpan Delay { get; init; } = TimeSpan.Zero;
 
-    public static (string Status, long? Steps, long Run) Outcome(TrialRequest r)
+    /// <summary>Make the reached step depend on --max-steps (like a trial whose last evaluations
+    /// depend on its cap): a log run with a looser cap than its final one then differs, so tables
+    /// that used such a log would differ between timings.</summary>
+    public bool CapSensitive { get; init; }
+
+    public static (string Status, long? Steps, long Run) Outcome(TrialRequest r, bool capSensitive = false)
     {
         double lrStar = 0.05 * r.Study.BatchSize / 16.0;
         double lr = r.Trial.Point.LearningRate * (r.Trial.Point.Momentum is { } m ? 1 / (1 - m) : 1);
@@ -30,6 +35,7 @@ public sealed class SyntheticTrialRunner : ITrialRunner
         // Perfect scaling below B ≈ 64, diminishing returns above.
         long truth = (long)Math.Ceiling(noise * Math.Exp(x * x) * (40 + 3200.0 / r.Study.BatchSize));
         long reached = (truth + 9) / 10 * 10; // first evaluation (every 10 steps) at or after it
+        if (capSensitive) reached -= r.MaxSteps % 7;
         if (reached > r.MaxSteps) return ("budget_exhausted", null, r.MaxSteps);
         return ("reached", reached, reached);
     }
@@ -44,7 +50,7 @@ public sealed class SyntheticTrialRunner : ITrialRunner
             catch (OperationCanceledException) { return new TrialExit(130, "", true); }
         }
         if (Crashes(request)) return new TrialExit(134, "Fatal error. SIGSEGV", false);
-        var (status, steps, run) = Outcome(request);
+        var (status, steps, run) = Outcome(request, CapSensitive);
         Interlocked.Add(ref StepsTrained, run);
         var curve = new StringBuilder("step,examples_seen,train_seconds,minibatch_loss,train_loss,validation_loss,validation_error\n");
         for (long s = 0; s <= run; s += 10)
