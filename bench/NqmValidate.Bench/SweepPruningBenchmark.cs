@@ -13,14 +13,16 @@ namespace NqmValidate.Bench;
 public sealed class SweepPruningBenchmark : IBenchmark
 {
     public string Name => "sweep-pruning";
-    public string Description => "sweep with pruning + ordering vs exhaustive search: trained steps, wall time, same steps.csv [--spec FILE] [--out DIR] [--repeats N]";
+    public string Description => "sweep with pruning + ordering vs exhaustive search: trained steps, wall time, same steps.csv [--spec FILE] [--out DIR] [--repeats N] [--nqm-dll PATH]";
 
     public int Run(string[] args)
     {
         string spec = Arg(args, "--spec") ?? Path.Combine(RepoRoot(), "experiments", "fmnist-mlp-quick.json");
         string outRoot = Arg(args, "--out") ?? Path.Combine(Path.GetTempPath(), $"nqm-bench-sweep-{DateTime.UtcNow:yyyyMMdd-HHmmss}");
         int repeats = int.Parse(Arg(args, "--repeats") ?? "1");
-        string dll = Path.Combine(RepoRoot(), "src", "NqmValidate.Cli", "bin", "Release", "net10.0", "nqm.dll");
+        // --nqm-dll: a copy of the CLI's output, so that rebuilding the repository during a long
+        // benchmark cannot swap the native libraries under a starting trial.
+        string dll = Arg(args, "--nqm-dll") ?? Path.Combine(RepoRoot(), "src", "NqmValidate.Cli", "bin", "Release", "net10.0", "nqm.dll");
         if (!File.Exists(dll)) { Console.Error.WriteLine($"{dll} missing: build the CLI first (scripts/nqm --help)."); return 2; }
         var baseSpec = SpecLoader.Load(spec);
         var runner = new SweepRunner(new ProcessTrialRunner("dotnet", [dll]));

@@ -23,6 +23,7 @@ public static class NqmApp
         yield return SweepCommand.Create();
         yield return MergeCommand.Create();
         yield return StatusCommand.Create();
+        yield return SimulateCommand.Create();
         yield return FitCommand.Create();
         yield return ReportCommand.Create();
         yield return ValidateCommand.Create();

@@ -68,17 +68,25 @@ public static class HyperparameterSearch
         var seconds = kind == OptimizerKind.Sgd ? new double[] { 0 } : options.SecondGrid ?? NotebookSecondGrid;
 
         long best = long.MaxValue; double bestA = double.NaN, bestS = double.NaN; int bestI = -1, bestJ = -1;
-        for (int i = 0; i < rates.Count; i++)
+        int Index(int i, int j) => i * seconds.Count + j;
+        void Cell(int i, int j)
         {
-            for (int j = 0; j < seconds.Count; j++)
-            {
-                model.Configure(kind, rates[i], seconds[j], batchSize, reg);
-                // Only a strictly better cell matters: search [0, best − 1] (prunes most cells in O(rows)).
-                long limit = Math.Min(cap, best == long.MaxValue ? cap : best - 1);
-                long k = model.FirstBelow(target, limit);
-                if (k >= 0 && k < best) { best = k; bestA = rates[i]; bestS = seconds[j]; bestI = i; bestJ = j; }
-            }
+            model.Configure(kind, rates[i], seconds[j], batchSize, reg);
+            // The notebook keeps the first cell (in its loop order) with the smallest steps. A cell before the
+            // incumbent wins ties, a cell after it must be strictly better; nothing else needs an exact count,
+            // so the search range is [0, best] or [0, best − 1] and most cells are rejected by one bound.
+            bool before = bestI < 0 || Index(i, j) < Index(bestI, bestJ);
+            long limit = best == long.MaxValue ? cap : Math.Min(cap, before ? best : best - 1);
+            long k = model.FirstBelow(target, limit);
+            if (k >= 0 && (k < best || (k == best && before))) { best = k; bestA = rates[i]; bestS = seconds[j]; bestI = i; bestJ = j; }
         }
+        // A coarse pass (every 3rd rate, every 2nd β/γ) first gives a strong incumbent; the full pass then
+        // visits the remaining cells in the notebook's order. Result: the notebook's cell, found much faster.
+        // (A coarse cell rejected in the first pass had steps >= an earlier incumbent, so it can never be the
+        // first minimum and need not be revisited.)
+        bool Coarse(int i, int j) => i % 3 == 0 && j % 2 == 0;
+        for (int i = 0; i < rates.Count; i++) for (int j = 0; j < seconds.Count; j++) if (Coarse(i, j)) Cell(i, j);
+        for (int i = 0; i < rates.Count; i++) for (int j = 0; j < seconds.Count; j++) if (!Coarse(i, j)) Cell(i, j);
         if (options.Mode == SearchMode.Continuous && bestI >= 0)
             (best, bestA, bestS) = Refine(model, kind, batchSize, target, cap, reg, rates, seconds, bestI, bestJ, best);
         return new SearchResult(kind, batchSize, target, power, best == long.MaxValue ? null : best, bestA,
@@ -109,8 +117,10 @@ public static class HyperparameterSearch
             double a = Math.Exp(uu) * (two ? 1 - s : 1);
             if (two && !(s >= 0 && s < 1)) return double.PositiveInfinity;
             model.Configure(kind, a, s, batchSize, reg);
-            long k = model.FirstBelow(target, cap);
-            if (k < 0) return double.PositiveInfinity;
+            // Points more than twice as slow as the incumbent are not worth an exact count: cap the search there.
+            long lim = Math.Min(cap, best > cap / 2 ? cap : 2 * best);
+            long k = model.FirstBelow(target, lim);
+            if (k < 0) return lim + 1.0;
             if (k < best) { best = k; bestA = a; bestS = s; }
             if (k == 0) return 0;
             double l0 = model.Loss(k - 1), l1 = model.Loss(k);
@@ -118,10 +128,10 @@ public static class HyperparameterSearch
             return k - 1 + frac;
         }
 
-        for (int round = 0; round < (two ? 3 : 1); round++)
+        for (int round = 0; round < (two ? 2 : 1); round++)
         {
-            u = Golden(x => Eval(x, v), u - du, u + du, 24);
-            if (two) v = Golden(y => Eval(u, y), v - dv, Math.Min(v + dv, -1e-12), 24);
+            u = Golden(x => Eval(x, v), u - du, u + du, 18);
+            if (two) v = Golden(y => Eval(u, y), v - dv, Math.Min(v + dv, -1e-12), 18);
             du *= 0.5; dv *= 0.5;
         }
         return (best, bestA, bestS);

@@ -37,16 +37,19 @@ internal sealed class LossModel
     // Per configuration.
     OptimizerKind _kind;
     double _beta; // momentum β or EMA γ
-    readonly double[] _a, _b, _g, _e, _f, _u, _v, _q, _rho; // generic per-row coefficient slots
+    readonly double[] _a, _b, _g, _e, _f, _u, _v, _q, _rho, _bA, _bB, _lr; // generic per-row coefficient slots
     readonly byte[] _mode;
-    readonly bool[] _mono;
+    // How the deterministic part s0·G_k² is bounded below on an interval (see LowerBound).
+    readonly byte[] _bound;
+    const byte BoundEndpoints = 0, BoundPhase = 1, BoundTwoExp = 2;
 
     public bool Stable { get; private set; }
     public int Rows => _n;
 
     public LossModel(Spectrum spectrum, Preconditioner preconditioner)
     {
-        var rows = spectrum.Rows.Where(r => r.H > 0 && r.Count > 0).ToArray();
+        // Ascending h: slow rows carry most of the loss late in training, so early exits in the bound sums trigger sooner.
+        var rows = spectrum.Rows.Where(r => r.H > 0 && r.Count > 0).OrderBy(r => r.H).ToArray();
         _n = rows.Length;
         _w = rows.Select(r => 0.5 * r.H * r.Count).ToArray();
         _h = rows.Select(r => r.H).ToArray();
@@ -56,7 +59,7 @@ internal sealed class LossModel
         _initialLoss = 0; for (int i = 0; i < _n; i++) _initialLoss += _w[i] * _s0[i];
         _a = new double[_n]; _b = new double[_n]; _g = new double[_n]; _e = new double[_n];
         _f = new double[_n]; _u = new double[_n]; _v = new double[_n]; _q = new double[_n]; _rho = new double[_n];
-        _mode = new byte[_n]; _mono = new bool[_n];
+        _mode = new byte[_n]; _bound = new byte[_n]; _bA = new double[_n]; _bB = new double[_n]; _lr = new double[_n];
     }
 
     /// <summary>A fresh workspace over the same rows (for another thread or a schedule segment).</summary>
@@ -66,7 +69,7 @@ internal sealed class LossModel
         _s0 = (double[])other._s0.Clone(); _initialLoss = other._initialLoss;
         _a = new double[_n]; _b = new double[_n]; _g = new double[_n]; _e = new double[_n];
         _f = new double[_n]; _u = new double[_n]; _v = new double[_n]; _q = new double[_n]; _rho = new double[_n];
-        _mode = new byte[_n]; _mono = new bool[_n];
+        _mode = new byte[_n]; _bound = new byte[_n]; _bA = new double[_n]; _bB = new double[_n]; _lr = new double[_n];
     }
 
     public double InitialLoss => _initialLoss;
@@ -124,7 +127,7 @@ internal sealed class LossModel
     {
         _a[i] = 2 * Numerics.LogAbsOneMinus(x);          // ln r²  (−∞ when x = 1)
         _b[i] = noise / (x * (2 - x) + reg);            // s* = n / (1 − r²)
-        _mono[i] = true;
+        _bound[i] = BoundEndpoints;                     // G² = r^{2k} is monotone
         return x > 0 && x < 2;
     }
 
@@ -147,23 +150,29 @@ internal sealed class LossModel
             {
                 double l1 = sigma * (am + d);
                 _mode[i] = 0; _u[i] = l1; _v[i] = beta / l1;
+                _e[i] = Math.Log(Math.Abs(l1)); _f[i] = Math.Log(Math.Abs(beta / l1));
             }
             else
             {
                 double psi = Math.Atanh(t);
                 _mode[i] = 1; _e[i] = psi; _f[i] = Math.Sinh(psi); _u[i] = Math.Cosh(psi); _v[i] = sigma;
             }
-            _mono[i] = sigma > 0;
+            _bound[i] = BoundEndpoints;
         }
         else if (disc < 0)
         {
             double phi = Math.Atan2(0.5 * Math.Sqrt(-disc), am);
             var (s, c) = Math.SinCos(phi);
-            _mode[i] = 2; _e[i] = phi; _f[i] = s; _u[i] = c; _v[i] = sigma; _mono[i] = false;
+            _mode[i] = 2; _e[i] = phi; _f[i] = s; _u[i] = c; _v[i] = sigma;
+            // |G_k| = ρ^k R |sin(kφ + ω)| / sin φ with R cos ω = cos φ − σρ, R sin ω = sin φ.
+            _bound[i] = BoundPhase;
+            _bA[i] = Math.Atan2(s, c - sigma * sq);
+            double rr = Math.Sqrt((c - sigma * sq) * (c - sigma * sq) + s * s) / s;
+            _bB[i] = rr * rr;
         }
         else
         {
-            _mode[i] = 3; _v[i] = sigma; _mono[i] = sigma > 0;
+            _mode[i] = 3; _v[i] = sigma; _bound[i] = BoundEndpoints;
         }
         return beta < 1 && x > 0 && x < 2 + 2 * beta;
     }
@@ -175,11 +184,28 @@ internal sealed class LossModel
         double s11 = noise / (x * (2 - x));
         double gr = gamma * r;
         _a[i] = r; _b[i] = Math.Log(gamma); _q[i] = Numerics.LogAbsOneMinus(x);
+        if (r > 0)
+        {
+            // D_k = big^k (1 − (small/big)^k)/(big − small): precompute ln big, ln(small/big), big − small.
+            bool rBig = r >= gamma;
+            double big = rBig ? r : gamma, small = rBig ? gamma : r;
+            _g[i] = rBig ? _q[i] : _b[i];
+            _rho[i] = big - small;
+            _mode[i] = (byte)(big == small ? 1 : 0);
+            _lr[i] = big == small ? 0 : Numerics.Log1p(-(big - small) / big);
+        }
         _e[i] = s11;
         _f[i] = (1 - gamma) / (1 - gr);
         _u[i] = (1 - gamma) * noise * gamma * gamma / ((1 - gr) * (1 - gr) * (1 + gamma));
         _v[i] = (1 - gamma) * s11 * (1 + gr) / ((1 - gr) * (1 + gamma));
-        _mono[i] = r >= 0;
+        if (r >= 0) _bound[i] = BoundEndpoints;
+        else
+        {
+            // G_k = A γ^k + B r^{k+1}: |G_k| >= |A| γ^b − |B| |r|^{a+1} on [a, b].
+            _bound[i] = BoundTwoExp;
+            _bA[i] = Math.Abs(1 + (1 - gamma) * r / (gamma - r));
+            _bB[i] = (1 - gamma) / (gamma - r);
+        }
         return x > 0 && x < 2;
     }
 
@@ -194,6 +220,19 @@ internal sealed class LossModel
             sum += _w[i] * (_s0[i] * g2 + noise);
         }
         return sum;
+    }
+
+    /// <summary>E L(k) &lt; target, stopping as soon as the (nonnegative) partial sum reaches the target.</summary>
+    public bool LossBelow(long k, double target)
+    {
+        if (k <= 0) return _initialLoss < target;
+        double sum = 0;
+        for (int i = 0; i < _n && sum < target; i++)
+        {
+            Row(i, k, out double g2, out double noise);
+            sum += _w[i] * (_s0[i] * g2 + noise);
+        }
+        return sum < target;
     }
 
     /// <summary>Per-row second moments E θ_k² (length Rows).</summary>
@@ -211,16 +250,44 @@ internal sealed class LossModel
     /// A lower bound of E L(k) over every k in [a, b] (1 &lt;= a &lt;= b): Σ w (s0·min(G_a², G_b²) [monotone rows] + N_a).
     /// Valid because N is nondecreasing, G² is nonincreasing on monotone rows and s0 G² &gt;= 0 elsewhere.
     /// </summary>
-    public double LowerBound(long a, long b)
+    public double LowerBound(long a, long b, double stopAbove = double.PositiveInfinity)
     {
         double sum = 0;
         for (int i = 0; i < _n; i++)
         {
+            // Every term is >= 0: once the partial sum reaches stopAbove the bound is decided.
+            if (sum >= stopAbove) return sum;
             Row(i, a, out double g2a, out double noiseA);
-            double det = 0;
-            // Monotone rows: the smaller end (G² is nonincreasing when stable, nondecreasing for unstable SGD rows).
-            if (_mono[i]) { Row(i, b, out double g2b, out _); det = _s0[i] * Math.Min(g2a, g2b); }
-            sum += _w[i] * (det + noiseA);
+            double det;
+            switch (_bound[i])
+            {
+                case BoundEndpoints:
+                    // |G| is monotone or unimodal with an interior maximum on these rows: its minimum is at an end.
+                    Row(i, b, out double g2b, out _);
+                    det = Math.Min(g2a, g2b);
+                    break;
+                case BoundPhase:
+                {
+                    double phi = _e[i], ta = a * phi + _bA[i], tb = b * phi + _bA[i];
+                    double minSin2;
+                    if (tb - ta >= Math.PI) minSin2 = 0;
+                    else
+                    {
+                        double next = (Math.Floor(ta / Math.PI) + 1) * Math.PI;
+                        if (next <= tb) minSin2 = 0;
+                        else { double sa = Math.Sin(ta), sb = Math.Sin(tb); minSin2 = Math.Min(sa * sa, sb * sb); }
+                    }
+                    det = minSin2 == 0 ? 0 : Math.Exp(2 * b * _g[i]) * _bB[i] * minSin2;
+                    break;
+                }
+                default:
+                {
+                    double lo = _bA[i] * Math.Exp(b * _b[i]) - _bB[i] * Math.Pow(Math.Abs(_a[i]), a + 1);
+                    det = lo > 0 ? lo * lo : 0;
+                    break;
+                }
+            }
+            sum += _w[i] * (_s0[i] * det + noiseA);
         }
         return sum;
     }
@@ -234,7 +301,7 @@ internal sealed class LossModel
                 double e = k * _a[i];
                 double rk = Math.Exp(e);
                 g2 = rk;
-                noise = _b[i] * -Numerics.Expm1(e);
+                noise = _b[i] * (e < -0.5 ? 1 - rk : -Numerics.Expm1(e));
                 return;
             }
             case OptimizerKind.Momentum:
@@ -252,7 +319,7 @@ internal sealed class LossModel
             {
                 double gamma = _beta, r = _a[i];
                 double gk = Math.Exp(k * _b[i]);
-                double dk = EmaD(r, _q[i], gamma, k);
+                double dk = EmaD(i, r, gamma, k);
                 double c1 = (1 - gamma) * r * dk;
                 double g = gk + c1;
                 double y = c1 + _f[i] * gk;
@@ -264,17 +331,15 @@ internal sealed class LossModel
     }
 
     /// <summary>D_k = (r^k − γ^k)/(r − γ), continuous through r = γ.</summary>
-    static double EmaD(double r, double lnR, double gamma, long k)
+    double EmaD(int i, double r, double gamma, long k)
     {
         if (r > 0)
         {
-            double big = Math.Max(r, gamma), small = Math.Min(r, gamma);
-            double bk1 = Math.Exp((k - 1) * (r >= gamma ? lnR : Math.Log(big)));
-            if (big == small) return k * bk1;
-            double diff = big - small;
-            // big^k (1 − (small/big)^k)/(big − small), with (small/big)^k = exp(k log1p(−diff/big)).
-            // big^k (1 − (small/big)^k)/(big − small): no cancellation, no overflow.
-            return bk1 * big * -Numerics.Expm1(k * Numerics.Log1p(-diff / big)) / diff;
+            double bk1 = Math.Exp((k - 1) * _g[i]);
+            if (_mode[i] == 1) return k * bk1;
+            double bk = bk1 * Math.Exp(_g[i]);
+            double e = k * _lr[i];
+            return bk * (e < -0.5 ? 1 - Math.Exp(e) : -Numerics.Expm1(e)) / _rho[i];
         }
         return (Math.Pow(r, k) - Math.Pow(gamma, k)) / (r - gamma);
     }
@@ -287,7 +352,10 @@ internal sealed class LossModel
             case 0:
             {
                 double l1 = _u[i], l2 = _v[i], den = l1 - l2;
-                double p1 = Math.Pow(l1, k - 1), p2 = Math.Pow(l2, k - 1);
+                // λ^{k−1} = sign^{k−1} exp((k−1) ln|λ|) (cheaper than Math.Pow, same accuracy).
+                bool odd = ((k - 1) & 1) == 1;
+                double p1 = Math.Exp((k - 1) * _e[i]), p2 = Math.Exp((k - 1) * _f[i]);
+                if (odd && l1 < 0) { p1 = -p1; p2 = -p2; }
                 sm = (p1 - p2) / den;
                 s = (p1 * l1 - p2 * l2) / den;
                 sp = (p1 * l1 * l1 - p2 * l2 * l2) / den;
@@ -367,10 +435,10 @@ internal sealed class LossModel
     {
         if (b - a < 8)
         {
-            for (long k = a; k <= b; k++) if (Loss(k) < target) return k;
+            for (long k = a; k <= b; k++) if (LossBelow(k, target)) return k;
             return -1;
         }
-        if (LowerBound(a, b) >= target) return -1;
+        if (LowerBound(a, b, target) >= target) return -1;
         long mid = a + (b - a) / 2;
         long r = Search(a, mid, target);
         return r >= 0 ? r : Search(mid + 1, b, target);

@@ -15,18 +15,16 @@ public static class SpectrumCsv
     /// <param name="source">Name used in error messages (e.g. the file path).</param>
     public static Spectrum Read(TextReader reader, string source = "spectrum csv")
     {
-        var options = new CsvConfiguration(CultureInfo.InvariantCulture)
+        var config = new CsvConfiguration(CultureInfo.InvariantCulture)
         {
             TrimOptions = TrimOptions.Trim,
+            PrepareHeaderForMatch = a => a.Header.Trim().ToLowerInvariant(),
             MissingFieldFound = null,
-            BadDataFound = null,
         };
-        using var csv = new CsvReader(reader, options, leaveOpen: true);
-        var header = csv.Read() && csv.ReadHeader()
-            ? csv.HeaderRecord!.Select(x => x.Trim().ToLowerInvariant()).ToArray()
-            : [];
-        if (header.Length == 0)
+        using var csv = new CsvReader(reader, config, leaveOpen: true);
+        if (!csv.Read() || !csv.ReadHeader() || csv.HeaderRecord is null)
             throw new SpectrumFormatException($"{source}: empty file (expected a header with columns h, c, count)");
+        var header = csv.HeaderRecord.Select(x => x.Trim().ToLowerInvariant()).ToArray();
         int Index(string name) => Array.IndexOf(header, name);
         foreach (var required in new[] { "h", "c", "count" })
             if (Index(required) < 0)
@@ -35,12 +33,12 @@ public static class SpectrumCsv
         var rows = new List<SpectrumRow>();
         while (csv.Read())
         {
-            long line = csv.Parser.Row;
+            long line = csv.Parser.RawRow;
             if (iLayer >= 0 && !string.Equals((csv.GetField(iLayer) ?? "").Trim(), "total", StringComparison.OrdinalIgnoreCase)) continue;
             double Field(string name, double? fallback)
             {
                 int i = Index(name);
-                var text = i < csv.Parser.Count ? csv.GetField(i) ?? "" : "";
+                var text = i < csv.Parser.Count ? csv.GetField(i) : "";
                 if (string.IsNullOrWhiteSpace(text))
                     return fallback ?? throw new SpectrumFormatException($"{source}, line {line}: column '{name}' is empty");
                 if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var v))

@@ -122,8 +122,10 @@ public static class SweepCommand
         if (shards < 1) throw new SpecException($"--shards: must be >= 1 (got {shards}).");
         string dll = Path.Combine(AppContext.BaseDirectory, "nqm.dll");
         var script = SlurmScript.Render(spec, new SlurmOptions(dll, Path.GetFullPath(o.SpecPath), Path.GetFullPath(o.OutDirectory),
-            shards, o.Gpu, o.Partition, o.TimeLimit));
+            shards, o.Gpu, o.Partition, o.TimeLimit), plan.Chains.Count);
         string path = Path.GetFullPath(o.EmitSlurm!);
+        // Slurm does not create the folder of --output: a task whose log cannot be opened fails.
+        Directory.CreateDirectory(Path.Combine(Path.GetFullPath(o.OutDirectory), "slurm"));
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         AtomicFile.WriteAllText(path, script);
         if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(path, File.GetUnixFileMode(path) | UnixFileMode.UserExecute);

@@ -79,7 +79,9 @@ public static class SweepProgressView
                         trials.MaxValue = Math.Max(1, p.TrialsTotal);
                         trials.Value = p.TrialsDone;
                         trials.Description = $"trials {p.TrialsDone}/{p.TrialsTotal} ({p.Running} running, ~{Eta(p.Remaining)} left)";
-                        best.Description = Markup.Escape(string.Join("  ", p.Active.Take(4).Select(a => $"{a.Study}: {a.Best?.ToString() ?? "-"}")));
+                        // Spectre refuses an empty description.
+                        best.Description = p.Active.Count == 0 ? "best so far: all studies done"
+                            : "best so far: " + Markup.Escape(string.Join("  ", p.Active.Take(4).Select(a => $"{a.Study} {a.Best?.ToString() ?? "-"}")));
                     }
                     if (task.IsCompleted) break;
                     await Task.WhenAny(task, Task.Delay(500));

@@ -133,6 +133,11 @@ public static class TrainCommand
             Console.Error.WriteLine($"nqm train: {e.Message}");
             return ExitCodes.BadInput;
         }
+        catch (Exception e)
+        {
+            Console.Error.WriteLine($"nqm train: the trial crashed: {e}");
+            return ExitCodes.Failure;
+        }
     }
 
     static string Summary(TrialRecord r, string outDir)

@@ -44,26 +44,32 @@ public static class Lanczos
     {
         if (steps < 1) throw new ArgumentOutOfRangeException(nameof(steps), "Must be at least 1.");
         steps = (int)Math.Min(steps, op.Dimension);
-        var basis = new List<Tensor>();
+        // One preallocated float64 basis (steps × D × 8 bytes: 130 MB for the MLP at 60 steps, 0.8 GB for the
+        // simple CNN at 30), filled row by row, so reorthogonalisation never copies it.
+        var basis = zeros(steps, op.Dimension, dtype: ScalarType.Float64);
         var alpha = new List<double>();
         var beta = new List<double>();
-        var q = (start / start.norm()).to(ScalarType.Float64);
         double remainder = 0;
-        for (int j = 0; j < steps; j++)
         {
-            basis.Add(q);
-            var w = op.Multiply(q);
-            double a = w.dot(q).ToDouble();
-            alpha.Add(a);
-            var stacked = stack(basis);
-            for (int pass = 0; pass < 2; pass++)
-                w = w - stacked.t().mv(stacked.mv(w));
-            remainder = w.norm().ToDouble();
-            if (j == steps - 1 || remainder <= 1e-10 * Math.Max(Math.Abs(a), 1e-300)) break;
-            beta.Add(remainder);
-            q = w / remainder;
+            // No no_grad() here: the operator's products need autograd. The basis never requires grad.
+            basis[0].copy_(start.to(ScalarType.Float64) / start.norm());
+            for (int j = 0; j < steps; j++)
+            {
+                using var scope = NewDisposeScope();
+                var q = basis[j];
+                var w = op.Multiply(q);
+                double a = w.dot(q).ToDouble();
+                alpha.Add(a);
+                var known = basis.narrow(0, 0, j + 1);
+                for (int pass = 0; pass < 2; pass++)
+                    w.sub_(known.t().mv(known.mv(w)));
+                remainder = w.norm().ToDouble();
+                if (j == steps - 1 || remainder <= 1e-10 * Math.Max(Math.Abs(a), 1e-300)) break;
+                beta.Add(remainder);
+                basis[j + 1].copy_(w / remainder);
+            }
         }
-        return new LanczosRun(alpha.ToArray(), beta.ToArray(), stack(basis), remainder);
+        return new LanczosRun(alpha.ToArray(), beta.ToArray(), basis.narrow(0, 0, alpha.Count), remainder);
     }
 
     /// <summary>

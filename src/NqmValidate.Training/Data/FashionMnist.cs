@@ -75,7 +75,7 @@ public static class FashionMnist
         using var trainRaw = ToImageTensor(trainX, trainCount);
         int fitCount = trainCount - options.ValidationExamples;
         // Statistics of the training split only (the validation split stays unseen).
-        var (mean, std) = PixelStatistics(trainRaw.narrow(0, 0, fitCount));
+        var (mean, std) = PixelStatistics(trainX.AsSpan(0, fitCount * Height * Width));
         var normalization = new PixelNormalization(mean, std);
 
         Tensor allImages = Normalize(trainRaw, normalization, device);
@@ -132,11 +132,17 @@ public static class FashionMnist
     static Tensor ToImageTensor(byte[] pixels, long count) =>
         tensor(pixels, new long[] { count, 1, Height, Width }, dtype: ScalarType.Byte);
 
-    static (double Mean, double Std) PixelStatistics(Tensor raw)
+    /// <summary>Mean and sample standard deviation of pixel/255, exactly, from a histogram of the byte values.</summary>
+    static (double Mean, double Std) PixelStatistics(ReadOnlySpan<byte> pixels)
     {
-        using var scope = NewDisposeScope();
-        var x = raw.to_type(ScalarType.Float64).div(255.0);
-        return (x.mean().item<double>(), x.std().item<double>());
+        var histogram = new long[256];
+        foreach (byte b in pixels) histogram[b]++;
+        double n = pixels.Length, mean = 0;
+        for (int v = 0; v < 256; v++) mean += histogram[v] * (v / 255.0);
+        mean /= n;
+        double squares = 0;
+        for (int v = 0; v < 256; v++) squares += histogram[v] * (v / 255.0 - mean) * (v / 255.0 - mean);
+        return (mean, Math.Sqrt(squares / (n - 1)));
     }
 
     static Tensor Normalize(Tensor raw, PixelNormalization n, Device device)

@@ -42,8 +42,8 @@ public sealed class SearchSpace
             switch (_dims[d].Name)
             {
                 case "learning_rate": lr = Value(d); break;
-                case "one_minus_momentum": mom = 1 - Value(d); break;
-                case "one_minus_beta1": beta1 = 1 - Value(d); break;
+                case "one_minus_momentum": mom = Round12(1 - Value(d)); break;
+                case "one_minus_beta1": beta1 = Round12(1 - Value(d)); break;
                 case "epsilon": eps = Value(d); break;
             }
         }
@@ -61,8 +61,14 @@ public sealed class SearchSpace
     /// <summary>Where a point's learning rate lies in its range: 0 = min, 1 = max (log scale).</summary>
     public double LearningRatePosition(double learningRate) => _dims[0].Range.Min == _dims[0].Range.Max ? 0.5 : LearningRateUnit(learningRate);
 
+    // Endpoints exactly, interior points rounded to 12 significant digits, so that a spec's
+    // 0.1 is passed to the trial as 0.1 and not as 0.10000000000000002.
     static double LogLerp(LogRange r, double u) =>
-        r.Min == r.Max ? r.Min : Math.Exp(Math.Log(r.Min) + u * (Math.Log(r.Max) - Math.Log(r.Min)));
+        r.Min == r.Max || u == 0 ? r.Min
+        : u == 1 ? r.Max
+        : Round12(Math.Exp(Math.Log(r.Min) + u * (Math.Log(r.Max) - Math.Log(r.Min))));
+
+    static double Round12(double x) => double.Parse(x.ToString("G12", System.Globalization.CultureInfo.InvariantCulture), System.Globalization.CultureInfo.InvariantCulture);
 
     static double ToUnit(LogRange r, double v) =>
         r.Min == r.Max ? 0.5 : (Math.Log(v) - Math.Log(r.Min)) / (Math.Log(r.Max) - Math.Log(r.Min));

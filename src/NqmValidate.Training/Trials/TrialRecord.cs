@@ -25,6 +25,8 @@ public sealed record TrialRecord
     public double? FinalValidationLoss { get; init; }
     public double? FinalValidationError { get; init; }
     public string? DivergenceReason { get; init; }
+    /// <summary>For status crashed: the exception that stopped the trial.</summary>
+    public string? Error { get; init; }
     public required TrialConfig Config { get; init; }
     public long ParameterCount { get; init; }
     public double WallSeconds { get; init; }

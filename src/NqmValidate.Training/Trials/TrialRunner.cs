@@ -32,7 +32,11 @@ public static class TrialRunner
     const int EvalChunk = 1000;
     const double LossAverageWeight = 0.1;
 
-    /// <summary>Loads the data, runs the trial and writes trial.json (at the start with status running, and at the end) and curve.csv into <paramref name="outDir"/>.</summary>
+    /// <summary>
+    /// Loads the data, runs the trial and writes trial.json (once the data is loaded with status running, and at the
+    /// end) and curve.csv into <paramref name="outDir"/>. Bad input throws before anything is written; an unexpected
+    /// failure during training is recorded as status crashed (with its error) and rethrown.
+    /// </summary>
     public static TrialResult RunToDirectory(TrialConfig config, string outDir, CancellationToken cancel = default,
         ITrialObserver? observer = null, string[]? commandLine = null)
     {
@@ -41,25 +45,33 @@ public static class TrialRunner
         var resolved = config.Resolve();
         TorchRuntime.Initialize(resolved.Threads);
         var device = TorchRuntime.ResolveDevice(resolved.Device);
-        Directory.CreateDirectory(outDir);
+        using var data = FashionMnist.Load(resolved.DataDir, new FashionMnistOptions(EvalExamples: resolved.EvalExamples, Device: device));
+        double loadSeconds = wall.Elapsed.TotalSeconds;
         var (commit, dirty) = GitInfo.Current;
         var running = new TrialRecord
         {
-            Status = TrialStatus.Running, Config = resolved, StartedUtc = started, GitCommit = commit, GitDirty = dirty,
-            Versions = VersionInfo.Current(), CommandLine = commandLine,
+            Status = TrialStatus.Running, Config = resolved, StartedUtc = started, LoadSeconds = loadSeconds,
+            GitCommit = commit, GitDirty = dirty, Versions = VersionInfo.Current(), CommandLine = commandLine,
         };
-        TrialJson.Write(Path.Combine(outDir, "trial.json"), running);
-
-        using var data = FashionMnist.Load(resolved.DataDir, new FashionMnistOptions(EvalExamples: resolved.EvalExamples, Device: device));
-        double loadSeconds = wall.Elapsed.TotalSeconds;
-        var result = Run(resolved, data, cancel, observer);
+        string trialJson = Path.Combine(outDir, "trial.json");
+        TrialJson.Write(trialJson, running);
+        TrialResult result;
+        try
+        {
+            result = Run(resolved, data, cancel, observer);
+        }
+        catch (Exception e) when (e is not TrialConfigException)
+        {
+            TrialJson.Write(trialJson, running with { Status = TrialStatus.Crashed, Error = $"{e.GetType().Name}: {e.Message}", WallSeconds = wall.Elapsed.TotalSeconds });
+            throw;
+        }
         var record = result.Record with
         {
             StartedUtc = started, LoadSeconds = loadSeconds, WallSeconds = wall.Elapsed.TotalSeconds,
             GitCommit = commit, GitDirty = dirty, CommandLine = commandLine,
         };
         CurveFile.Write(Path.Combine(outDir, CurveFile.FileName), result.Curve);
-        TrialJson.Write(Path.Combine(outDir, "trial.json"), record);
+        TrialJson.Write(trialJson, record);
         return result with { Record = record };
     }
 
@@ -71,6 +83,21 @@ public static class TrialRunner
         var device = TorchRuntime.ResolveDevice(resolved.Device);
         using var session = new TrialSession(resolved, data, device);
         return session.Run(cancel, observer ?? new NoObserver());
+    }
+
+    /// <summary>
+    /// The model of a trial after <paramref name="steps"/> updates (0 = its initial weights), trained exactly as
+    /// <see cref="Run"/> trains it (same seeds, batches and learning rates; no evaluation): a checkpoint for
+    /// curvature measurements that matches a trial's trajectory. The caller owns (disposes) the model. The
+    /// target is not used and may be null.
+    /// </summary>
+    public static nn.Module<Tensor, Tensor> TrainModel(TrialConfig config, FashionMnistData data, long steps)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(steps);
+        var resolved = (config with { Target = config.Target ?? new Target(TargetMetric.TrainLoss, 1) }).Resolve();
+        TorchRuntime.Initialize(resolved.Threads);
+        using var session = new TrialSession(resolved, data, TorchRuntime.ResolveDevice(resolved.Device));
+        return session.TrainAndRelease(steps);
     }
 
     sealed class NoObserver : ITrialObserver;
@@ -86,6 +113,8 @@ public static class TrialRunner
         readonly DataSplit _train, _trainEval, _validation;
         readonly SortedDictionary<long, CurvePoint> _curve = new();
         readonly Stopwatch _trainClock = new(), _evalClock = new();
+        // Parameter copies are recycled: allocating fresh ones at every grid point costs page faults on each step that takes one.
+        readonly Stack<Dictionary<string, Tensor>> _snapshotPool = new();
         int _evaluations;
 
         public TrialSession(TrialConfig config, FashionMnistData data, Device device)
@@ -105,13 +134,28 @@ public static class TrialRunner
             _shuffler = new EpochShuffler(_train.Count, config.BatchSize, Seeds.Derive(config.Seed, Seeds.DataStream), device);
         }
 
+        bool _modelReleased;
+
+        /// <summary>Runs <paramref name="steps"/> updates without evaluating and hands the model over to the caller.</summary>
+        public nn.Module<Tensor, Tensor> TrainAndRelease(long steps)
+        {
+            for (long step = 1; step <= steps; step++)
+            {
+                OptimizerFactory.SetLearningRate(_optimizer, OptimizerFactory.LearningRateAt(_config.Optimizer, step));
+                RunBatch(_train, step, 0, 0);
+            }
+            _modelReleased = true;
+            return _model;
+        }
+
         public void Dispose()
         {
             _shuffler.Dispose();
             _optimizer.Dispose();
-            _model.Dispose();
+            if (!_modelReleased) _model.Dispose();
             _trainEval.Images.Dispose();
             _trainEval.Labels.Dispose();
+            while (_snapshotPool.TryPop(out var state)) DisposeState(state);
         }
 
         DataSplit TargetSplit => _target.Metric == TargetMetric.TrainLoss ? _trainEval : _validation;
@@ -128,7 +172,7 @@ public static class TrialRunner
             }
             finally
             {
-                foreach (var (_, state) in snapshots) DisposeState(state);
+                foreach (var (_, state) in snapshots) _snapshotPool.Push(state);
             }
         }
 
@@ -146,14 +190,14 @@ public static class TrialRunner
             if (!double.IsFinite(initialLoss)) (status, divergence) = (TrialStatus.Diverged, "the initial training loss is not finite");
             else if (_target.IsMetBy(TargetValue(initial))) (status, reached) = (TrialStatus.Reached, 0);
 
-            double averageLoss = double.NaN;
+            double averageLoss = double.NaN, currentLr = double.NaN;
             long nextGrid = EvaluationSchedule.NextGridPoint(0), nextCoarse = schedule.NextCoarse(0), lastCoarse = 0;
             while (status is null)
             {
                 if (cancel.IsCancellationRequested) { status = TrialStatus.Interrupted; final = null; break; }
                 step++;
                 double lr = OptimizerFactory.LearningRateAt(_config.Optimizer, step);
-                OptimizerFactory.SetLearningRate(_optimizer, lr);
+                if (lr != currentLr) OptimizerFactory.SetLearningRate(_optimizer, currentLr = lr);
                 _trainClock.Start();
                 double loss = RunBatch(_train, step, 0, 0).LossSum;
                 _trainClock.Stop();
@@ -199,7 +243,7 @@ public static class TrialRunner
                     }
                     else
                     {
-                        foreach (var (_, state) in snapshots) DisposeState(state);
+                        foreach (var (_, state) in snapshots) _snapshotPool.Push(state);
                         snapshots.Clear();
                         lastCoarse = step;
                         nextCoarse = schedule.NextCoarse(step);
@@ -330,7 +374,10 @@ public static class TrialRunner
         Dictionary<string, Tensor> Snapshot()
         {
             using var noGrad = no_grad();
-            return _model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone().DetachFromDisposeScope());
+            if (!_snapshotPool.TryPop(out var state))
+                return _model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.clone().DetachFromDisposeScope());
+            foreach (var (name, tensor) in _model.state_dict()) state[name].copy_(tensor);
+            return state;
         }
 
         void Restore(Dictionary<string, Tensor> state)

@@ -52,6 +52,23 @@ public class CurvatureCommandTests
     }
 
     [Fact]
+    public void EveryExperimentSpecInTheRepositoryGivesAModelAndValidSettings()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "NqmValidate.sln"))) dir = dir.Parent;
+        Assert.NotNull(dir);
+        var specs = Directory.GetFiles(Path.Combine(dir!.FullName, "experiments"), "*.json");
+        Assert.NotEmpty(specs);
+        foreach (var spec in specs)
+        {
+            var values = CurvatureSpecFile.Load(spec);
+            Assert.NotNull(values.Model);
+            NqmValidate.Training.Models.ModelRegistry.Resolve(values.Model!);
+            (values.Settings ?? new CurvatureSettings()).Validate();
+        }
+    }
+
+    [Fact]
     public void BadInputNamesTheFileAndTheField()
     {
         string dir = TempDir();

@@ -201,10 +201,15 @@ public class SweepRunnerTests
     public void TheSlurmScriptIsAnArrayOverTheShards()
     {
         var spec = SweepTestKit.SmallSpec();
-        string script = SlurmScript.Render(spec, new SlurmOptions("/x/nqm.dll", "/x/spec.json", "/out", 4, Gpu: true, "gpu", "01:00:00"));
+        string script = SlurmScript.Render(spec with { Threads = 2 }, new SlurmOptions("/x/nqm.dll", "/x/spec.json", "/out", 4, Gpu: true, "gpu", "01:00:00"), chains: 2);
         Assert.Contains("#SBATCH --array=0-3", script);
         Assert.Contains("#SBATCH --gres=gpu:1", script);
-        Assert.Contains($"#SBATCH --cpus-per-task={spec.Jobs * spec.Threads}", script);
+        // One chain per task at most: one trial at a time, `threads` cores.
+        Assert.Contains("#SBATCH --cpus-per-task=2", script);
+        Assert.Contains("--jobs 1 --threads 2", script);
+        // Fewer tasks than chains: each task runs several chains side by side.
+        Assert.Contains("#SBATCH --cpus-per-task=6", SlurmScript.Render(spec with { Threads = 2 },
+            new SlurmOptions("/x/nqm.dll", "/x/spec.json", "/out", 2, false, null, null), chains: 6));
         Assert.Contains("--out /out/shards/shard-${SLURM_ARRAY_TASK_ID}", script);
         Assert.Contains("--device cuda", script);
         Assert.Contains("merge --out /out /out/shards/shard-*", script);
