@@ -97,10 +97,11 @@ public class SyntheticLinearRegressionTests
         int replicas = Math.Clamp(4096 / batchSize, 4, Replicas);
         int rows = rates.Length * replicas;
         var gen = new Generator((ulong)seed);
-        var w = nn.Parameter(zeros([rows, D], dtype: ScalarType.Float64));
+        // Float32 for speed; the excess loss that decides the outcome is computed in float64.
+        var w = nn.Parameter(zeros([rows, D], dtype: ScalarType.Float32));
         var optimizer = optim.SGD([w], 1.0, momentum: beta);
-        var weight = tensor(rates.SelectMany(r => Enumerable.Repeat(r, replicas)).ToArray(), dtype: ScalarType.Float64);
-        var alive = ones([rows], dtype: ScalarType.Float64);
+        var weight = tensor(rates.SelectMany(r => Enumerable.Repeat(r, replicas)).ToArray(), dtype: ScalarType.Float32);
+        var alive = ones([rows], dtype: ScalarType.Float32);
         var sd = h.sqrt().to(ScalarType.Float32);
         var wStar32 = wStar.to(ScalarType.Float32);
         for (long k = 1; k <= cap; k++)
@@ -108,15 +109,15 @@ public class SyntheticLinearRegressionTests
             using var scope = NewDisposeScope();
             var x = randn([rows, batchSize, D], dtype: ScalarType.Float32, generator: gen) * sd;
             var y = x.matmul(wStar32) + randn([rows, batchSize], dtype: ScalarType.Float32, generator: gen) * (float)Math.Sqrt(LabelNoise);
-            var prediction = x.to(ScalarType.Float64).matmul(w.unsqueeze(2)).squeeze(2);
-            var perRow = (0.5 * (prediction - y.to(ScalarType.Float64)).square()).mean([1]);
+            var prediction = x.matmul(w.unsqueeze(2)).squeeze(2);
+            var perRow = (0.5f * (prediction - y).square()).mean([1]);
             var loss = (perRow * weight * alive).sum();
             optimizer.zero_grad();
             loss.backward();
             optimizer.step();
             using (no_grad())
             {
-                var excess = (0.5 * ((w - wStar).square() * h).sum(1)).nan_to_num(1e9, 1e9, 1e9);
+                var excess = (0.5 * ((w.to(ScalarType.Float64) - wStar).square() * h).sum(1)).nan_to_num(1e9, 1e9, 1e9);
                 // A diverged row is frozen (weight 0) and reset, so it cannot disturb the others.
                 var diverged = excess.gt(100);
                 if (diverged.any().item<bool>())
