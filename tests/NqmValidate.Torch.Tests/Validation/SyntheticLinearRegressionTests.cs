@@ -36,20 +36,21 @@ public class SyntheticLinearRegressionTests
 
         // --- Measured: real TorchSharp SGD / heavy-ball momentum, learning rate (and β) tuned per batch size.
         // Every learning rate of the grid trains at once, as independent rows of one weight matrix (see StepsToTarget).
-        var rates = Enumerable.Range(0, 28).Select(j => 1.9 / Math.Pow(2, j / 4.0)).ToArray();
+        // Learning rates from just below the stability edge 2(1 + β)/h_max down by a factor of 2^(1/4) each.
+        double[] Rates(double beta) => Enumerable.Range(0, 32).Select(j => 0.95 * 2 * (1 + beta) / Math.Pow(2, j / 4.0)).ToArray();
         var studies = new List<MeasuredStudy>();
-        foreach (var (optimizer, betas) in new[] { ("sgd", new[] { 0.0 }), ("momentum", new[] { 0.3, 0.5, 0.7, 0.8, 0.9, 0.95 }) })
+        foreach (var (optimizer, betas) in new[] { ("sgd", new[] { 0.0 }), ("momentum", new[] { 0.5, 0.7, 0.9 }) })
             foreach (int b in BatchSizes)
             {
                 long best = long.MaxValue; double bestRate = double.NaN, bestBeta = 0;
                 foreach (double beta in betas)
                 {
-                    var (steps, rate) = StepsToTarget(h, wStar, b, rates.Select(r => r * (1 - beta)).ToArray(), beta, Math.Min(best - 1, 20_000), seed: 1000 * b + (int)(100 * beta));
+                    var (steps, rate) = StepsToTarget(h, wStar, b, Rates(beta), beta, Math.Min(best - 1, 20_000), seed: 1000 * b + (int)(100 * beta));
                     if (steps >= 0 && steps < best) { best = steps; bestRate = rate; bestBeta = beta; }
                 }
                 Assert.True(best < long.MaxValue, $"{optimizer} B={b}: no learning rate reached the target");
                 studies.Add(new MeasuredStudy(optimizer, b, best, bestRate, optimizer == "momentum" ? bestBeta : null,
-                    rates.Length * betas.Length, 1, 0, null, null));
+                    32 * betas.Length, 1, 0, null, null));
             }
 
         // --- Measured curvature and noise with the curvature stage's code, at a point near the target
@@ -96,10 +97,11 @@ public class SyntheticLinearRegressionTests
         int replicas = Math.Clamp(4096 / batchSize, 4, Replicas);
         int rows = rates.Length * replicas;
         var gen = new Generator((ulong)seed);
-        var w = nn.Parameter(zeros([rows, D], dtype: ScalarType.Float64));
+        // Float32 for speed; the excess loss that decides the outcome is computed in float64.
+        var w = nn.Parameter(zeros([rows, D], dtype: ScalarType.Float32));
         var optimizer = optim.SGD([w], 1.0, momentum: beta);
-        var weight = tensor(rates.SelectMany(r => Enumerable.Repeat(r, replicas)).ToArray(), dtype: ScalarType.Float64);
-        var alive = ones([rows], dtype: ScalarType.Float64);
+        var weight = tensor(rates.SelectMany(r => Enumerable.Repeat(r, replicas)).ToArray(), dtype: ScalarType.Float32);
+        var alive = ones([rows], dtype: ScalarType.Float32);
         var sd = h.sqrt().to(ScalarType.Float32);
         var wStar32 = wStar.to(ScalarType.Float32);
         for (long k = 1; k <= cap; k++)
@@ -107,15 +109,15 @@ public class SyntheticLinearRegressionTests
             using var scope = NewDisposeScope();
             var x = randn([rows, batchSize, D], dtype: ScalarType.Float32, generator: gen) * sd;
             var y = x.matmul(wStar32) + randn([rows, batchSize], dtype: ScalarType.Float32, generator: gen) * (float)Math.Sqrt(LabelNoise);
-            var prediction = x.to(ScalarType.Float64).matmul(w.unsqueeze(2)).squeeze(2);
-            var perRow = (0.5 * (prediction - y.to(ScalarType.Float64)).square()).mean([1]);
+            var prediction = x.matmul(w.unsqueeze(2)).squeeze(2);
+            var perRow = (0.5f * (prediction - y).square()).mean([1]);
             var loss = (perRow * weight * alive).sum();
             optimizer.zero_grad();
             loss.backward();
             optimizer.step();
             using (no_grad())
             {
-                var excess = (0.5 * ((w - wStar).square() * h).sum(1)).nan_to_num(1e9, 1e9, 1e9);
+                var excess = (0.5 * ((w.to(ScalarType.Float64) - wStar).square() * h).sum(1)).nan_to_num(1e9, 1e9, 1e9);
                 // A diverged row is frozen (weight 0) and reset, so it cannot disturb the others.
                 var diverged = excess.gt(100);
                 if (diverged.any().item<bool>())
