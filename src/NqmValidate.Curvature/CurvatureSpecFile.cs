@@ -66,6 +66,8 @@ public static class CurvatureSpecFile
             if (workload.TryGetProperty("data", out var data) && data.TryGetProperty("dir", out var dir) && dir.ValueKind == JsonValueKind.String)
                 values = values with { DataDir = dir.GetString() };
         }
+        if (values.Model is null)
+            throw new CurvatureInputException(Where("workload.model: missing; --spec needs an experiment spec whose workload names the model (e.g. experiments/fmnist-mlp.json)."));
         values = values with { Seed = rootSeed };
         if (!root.TryGetProperty("curvature", out var c) || c.ValueKind == JsonValueKind.Null) return values;
         if (c.ValueKind != JsonValueKind.Object) throw new CurvatureInputException(Where("curvature: must be a JSON object."));

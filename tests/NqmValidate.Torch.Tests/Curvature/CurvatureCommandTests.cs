@@ -61,6 +61,14 @@ public class CurvatureCommandTests
         Assert.NotEmpty(specs);
         foreach (var spec in specs)
         {
+            using (var doc = JsonDocument.Parse(File.ReadAllText(spec), new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true }))
+                if (!doc.RootElement.TryGetProperty("workload", out _))
+                {
+                    // Not an experiment spec (e.g. an NQM-only spec): --spec must refuse it by name.
+                    var e = Assert.Throws<CurvatureInputException>(() => CurvatureSpecFile.Load(spec));
+                    Assert.Contains("workload.model", e.Message);
+                    continue;
+                }
             var values = CurvatureSpecFile.Load(spec);
             Assert.NotNull(values.Model);
             NqmValidate.Training.Models.ModelRegistry.Resolve(values.Model!);
