@@ -145,22 +145,47 @@ public sealed class ResultsStore
         return adopted;
     }
 
+    /// <summary>
+    /// Stops the processes still running an attempt: every process whose command line names
+    /// the attempt directory (found through /proc, so it works even when the sweep was killed
+    /// before it could record the pid).
+    /// </summary>
     static void StopOrphan(string attempt)
     {
-        string pidFile = Path.Combine(attempt, "sweep.pid");
-        if (!File.Exists(pidFile) || !int.TryParse(File.ReadAllText(pidFile), out int pid)) return;
-        try
+        foreach (int pid in ProcessesNaming(attempt))
         {
-            string cmdline = File.ReadAllText($"/proc/{pid}/cmdline");
-            if (!cmdline.Contains(attempt, StringComparison.Ordinal)) return; // pid reused by another process
-            using var p = System.Diagnostics.Process.GetProcessById(pid);
-            p.Kill(entireProcessTree: true);
-            p.WaitForExit(10_000);
+            try
+            {
+                using var p = System.Diagnostics.Process.GetProcessById(pid);
+                p.Kill(entireProcessTree: true);
+                p.WaitForExit(10_000);
+            }
+            catch (Exception e) when (e is ArgumentException or InvalidOperationException or System.ComponentModel.Win32Exception)
+            {
+                // Gone already.
+            }
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or InvalidOperationException)
+    }
+
+    /// <summary>Pids of the processes whose command line contains <paramref name="path"/>.</summary>
+    public static IReadOnlyList<int> ProcessesNaming(string path)
+    {
+        var pids = new List<int>();
+        if (!Directory.Exists("/proc")) return pids;
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
         {
-            // Gone already.
+            if (!int.TryParse(Path.GetFileName(dir), out int pid) || pid == Environment.ProcessId) continue;
+            try
+            {
+                // Arguments are NUL-separated; the attempt path is one whole argument (--out PATH).
+                if (File.ReadAllText(Path.Combine(dir, "cmdline")).Split('\0').Contains(path)) pids.Add(pid);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // Exited while we looked, or not ours to read.
+            }
         }
+        return pids;
     }
 
     /// <summary>Reads a trial directory's trial.json and curve.csv.</summary>

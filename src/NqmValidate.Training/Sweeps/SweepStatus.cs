@@ -49,11 +49,5 @@ public static class SweepStatus
         return new SweepStatusReport(spec.Name, studies);
     }
 
-    static bool IsLive(string attempt)
-    {
-        string pidFile = Path.Combine(attempt, "sweep.pid");
-        if (!File.Exists(pidFile) || !int.TryParse(File.ReadAllText(pidFile), out int pid)) return false;
-        try { return File.ReadAllText($"/proc/{pid}/cmdline").Contains(attempt, StringComparison.Ordinal); }
-        catch (IOException) { return false; }
-    }
+    static bool IsLive(string attempt) => ResultsStore.ProcessesNaming(attempt).Count > 0;
 }
