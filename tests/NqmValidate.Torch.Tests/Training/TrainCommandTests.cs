@@ -57,7 +57,8 @@ public class TrainCommandTests
         string outDir = Directory.CreateTempSubdirectory("nqm-sigterm-").FullName;
         string nqm = Path.Combine(AppContext.BaseDirectory, "nqm.dll");
         Assert.True(File.Exists(nqm), $"{nqm} missing: the test project must reference the CLI");
-        var psi = new ProcessStartInfo("dotnet", ["exec", nqm, "train", "--target-loss", "0.0001", "--max-steps", "10000000", "--batch-size", "4",
+        // A small learning rate: the trial must still be training (not diverged) when the signal arrives.
+        var psi = new ProcessStartInfo("dotnet", ["exec", nqm, "train", "--target-loss", "0.0001", "--max-steps", "10000000", "--batch-size", "4", "--learning-rate", "0.001",
             "--hidden-widths", "8", "--eval-examples", "100", "--data-dir", fixtures.Directory, "--out", outDir, "--quiet"])
         { RedirectStandardOutput = true, RedirectStandardError = true };
         using var process = Process.Start(psi)!;
@@ -68,7 +69,8 @@ public class TrainCommandTests
         Process.Start("kill", ["-TERM", process.Id.ToString()])!.WaitForExit();
         Assert.True(process.WaitForExit(30_000), "nqm train did not stop after SIGTERM");
         string stderr = process.StandardError.ReadToEnd();
-        Assert.True(process.ExitCode == ExitCodes.Interrupted, $"exit code {process.ExitCode}; stderr: {stderr}");
+        string stdout = process.StandardOutput.ReadToEnd();
+        Assert.True(process.ExitCode == ExitCodes.Interrupted, $"exit code {process.ExitCode}; stdout: {stdout}; stderr: {stderr}");
         var record = TrialJson.Read<TrialRecord>(trialJson);
         Assert.Equal(TrialStatus.Interrupted, record.Status);
         Assert.True(File.Exists(Path.Combine(outDir, CurveFile.FileName)));
