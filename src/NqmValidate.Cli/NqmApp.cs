@@ -32,6 +32,9 @@ public static class NqmApp
     public static async Task<int> RunAsync(string[] args)
     {
         var parse = BuildRoot().Parse(args);
-        return await parse.InvokeAsync();
+        // Commands that run long work (train, sweep, validate) handle SIGINT/SIGTERM themselves and stop
+        // cleanly; System.CommandLine's own handler would end the process after a timeout, before the
+        // interrupted trial has written its files (seen as exit 143 under load).
+        return await parse.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });
     }
 }
