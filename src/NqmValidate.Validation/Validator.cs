@@ -147,7 +147,9 @@ public static class Validator
             errors.Add(Error(group.Key.Variant, group.Key.Optimizer, "zero-shot", group.Select(c => c.Log2ZeroShot)));
             errors.Add(Error(group.Key.Variant, group.Key.Optimizer, "one-point", group.Where(c => !c.CalibrationPoint).Select(c => c.Log2OnePoint)));
         }
-        foreach (var group in comparison.Where(c => c.Variant == primary).GroupBy(c => c.Optimizer))
+        // The primary variant's rows; for Adam on a diagonal variant both preconditioner mappings exist, and p = 0.5 stands for it.
+        bool IsPrimary(ComparisonRow c) => c.Variant == primary || c.Variant == primary + " [precond-p0.5]";
+        foreach (var group in comparison.Where(IsPrimary).GroupBy(c => c.Optimizer))
             errors.Add(Error("mccandlish", group.Key, "baseline", group.Where(c => !c.CalibrationPoint).Select(c => c.Log2Baseline)));
 
         // --- Scaling fits and learning-rate slopes: measured, and each variant's zero-shot prediction.
@@ -198,7 +200,7 @@ public static class Validator
                    VerdictRules.LargerCriticalBatchSize("c", "momentum", "sgd", PF("momentum"), PF("sgd")));
         AddVerdict(VerdictRules.LargerCriticalBatchSize("d", "adam", "momentum", measuredFits.GetValueOrDefault("adam"), measuredFits.GetValueOrDefault("momentum")),
                    VerdictRules.LargerCriticalBatchSize("d", "adam", "momentum", PF("adam"), PF("momentum")));
-        var primaryScored = comparison.Where(c => c.Variant == primary && !c.CalibrationPoint).ToArray();
+        var primaryScored = comparison.Where(c => IsPrimary(c) && !c.CalibrationPoint).ToArray();
         var nqmErr = primaryScored.Select(c => c.Log2OnePoint).OfType<double>().Select(Math.Abs).ToArray();
         var baseErr = primaryScored.Select(c => c.Log2Baseline).OfType<double>().Select(Math.Abs).ToArray();
         var e = VerdictRules.NqmBeatsBaseline(nqmErr.Length > 0 ? Stats.Median(nqmErr) : null, baseErr.Length > 0 ? Stats.Median(baseErr) : null, Math.Min(nqmErr.Length, baseErr.Length));

@@ -72,6 +72,18 @@ public class ValidatorTests : IDisposable
     }
 
     [Fact]
+    public void BaselineIsScoredForAdamWhenThePrimaryVariantHasTwoAdamMappings()
+    {
+        var (sweep, curvature) = WriteRun();
+        File.AppendAllLines(Path.Combine(sweep, "steps.csv"), BatchSizes.Select(b => $"adam,{b},{400 / b + 20},0.001,,5,5,0"));
+        var result = Validator.Run(new ValidationInputs(SweepResults.Load(sweep), CurvatureResults.Load(curvature), TargetLoss,
+            new FitOptions { PrimaryVariant = "diagonal/measured-c" }));
+        var adamBaseline = result.Errors.Single(e => e.Variant == "mccandlish" && e.Optimizer == "adam");
+        Assert.Equal(BatchSizes.Length, adamBaseline.Points);
+        Assert.Contains(result.Comparison, c => c.Variant == "diagonal/measured-c [precond-measured]" && c.Optimizer == "adam");
+    }
+
+    [Fact]
     public void ReportIsBuiltFromTheWrittenFilesAlone()
     {
         var (sweep, curvature) = WriteRun();
