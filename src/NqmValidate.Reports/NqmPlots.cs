@@ -34,8 +34,8 @@ public static class NqmPlots
         if (logX) plot.Axes.Bottom.TickGenerator = LogTicks();
         if (logY) plot.Axes.Left.TickGenerator = LogTicks();
         plot.ShowLegend(Alignment.UpperRight);
-        NqmFiles.WriteAtomic(pathWithoutExtension + ".png", tmp => plot.SavePng(tmp, width, height));
-        NqmFiles.WriteAtomic(pathWithoutExtension + ".svg", tmp => plot.SaveSvg(tmp, width, height));
+        AtomicFile.WriteAllBytes(pathWithoutExtension + ".png", plot.GetImageBytes(width, height, ImageFormat.Png));
+        AtomicFile.WriteAllText(pathWithoutExtension + ".svg", plot.GetSvgXml(width, height));
     }
 
     static ScottPlot.TickGenerators.NumericAutomatic LogTicks() => new()
@@ -44,27 +44,4 @@ public static class NqmPlots
         IntegerTicksOnly = true,
         LabelFormatter = v => $"1e{v:0}",
     };
-}
-
-/// <summary>Atomic writes for report files: a temporary file in the same directory, then a rename.</summary>
-public static class NqmFiles
-{
-    public static void WriteAtomic(string path, Action<string> writeToTempPath)
-    {
-        string full = Path.GetFullPath(path);
-        string dir = Path.GetDirectoryName(full)!;
-        Directory.CreateDirectory(dir);
-        string temp = Path.Combine(dir, $".{Path.GetFileNameWithoutExtension(full)}.{Guid.NewGuid():N}.tmp{Path.GetExtension(full)}");
-        try
-        {
-            writeToTempPath(temp);
-            File.Move(temp, full, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(temp)) File.Delete(temp);
-        }
-    }
-
-    public static void WriteAllTextAtomic(string path, string text) => WriteAtomic(path, tmp => File.WriteAllText(tmp, text));
 }

@@ -13,9 +13,8 @@ public static class NqmStepsCsv
         { "optimizer", "precond_power", "batch_size", "steps", "learning_rate", "momentum", "decay", "effective_learning_rate", "lower_bound" };
 
     /// <summary>Writes steps.csv atomically with exactly the documented columns, invariant culture, round-trip doubles.</summary>
-    public static void Write(string path, IEnumerable<NqmStepsRecord> rows) => NqmFiles.WriteAtomic(path, tmp =>
+    public static void Write(string path, IEnumerable<NqmStepsRecord> rows) => AtomicFile.Write(path, writer =>
     {
-        using var writer = new StreamWriter(tmp);
         using var csv = new CsvWriter(writer, CultureInfo.InvariantCulture);
         foreach (var c in Columns) csv.WriteField(c);
         csv.NextRecord();

@@ -122,7 +122,7 @@ public static class SimulateCommand
             fits.AppendLine(f.Fit is { } fit
                 ? FormattableString.Invariant($"{Simulation.Name(f.Optimizer)},{f.PrecondPower},{fit.StepsMin:R},{fit.BatchNoise:R},{fit.RSquaredLog:R},{fit.RmsLogResidual:R},{fit.Points}")
                 : FormattableString.Invariant($"{Simulation.Name(f.Optimizer)},{f.PrecondPower},,,,,0"));
-        NqmFiles.WriteAllTextAtomic(Path.Combine(dir, "fits.csv"), fits.ToString());
+        NqmValidate.Reports.AtomicFile.WriteAllText(Path.Combine(dir, "fits.csv"), fits.ToString());
 
         var groups = r.Rows.GroupBy(x => (x.Optimizer, x.PrecondPower)).ToArray();
         string Label((OptimizerKind o, double p) k) => $"{Simulation.Name(k.o)} p={k.p}";

@@ -73,7 +73,7 @@ public static class SimulatePaper
             if (study.Optimizers.Contains("schedule")) ScheduleShapes(study, all[study.Targets.Count > 1 ? $"{study.Name}/target_{study.Targets[0].ToString(CultureInfo.InvariantCulture)}" : study.Name], outDir);
         }
         var md = Summary(spec, all, total.Elapsed.TotalSeconds);
-        NqmFiles.WriteAllTextAtomic(Path.Combine(outDir, "summary.md"), md);
+        NqmValidate.Reports.AtomicFile.WriteAllText(Path.Combine(outDir, "summary.md"), md);
         Console.WriteLine($"wrote {Path.Combine(outDir, "summary.md")} ({total.Elapsed.TotalSeconds:F1} s)");
         return ExitCodes.Ok;
     }
