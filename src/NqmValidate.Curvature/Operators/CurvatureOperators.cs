@@ -25,24 +25,14 @@ public sealed class HessianOperator(CurvatureProblem problem) : ICurvatureOperat
     public long Dimension { get; } = problem.Dimension;
     public double[]? Diagonal => null;
 
-    public Tensor Multiply(Tensor v)
+    public Tensor Multiply(Tensor v) => ChunkSum.Over(problem, v, (z, targets, vs, parameters) =>
     {
-        var result = zeros(Dimension, dtype: ScalarType.Float64);
-        var parameters = problem.Parameters();
-        foreach (var (start, length) in problem.Chunks())
-        {
-            using var scope = NewDisposeScope();
-            var vs = problem.Split(v);
-            var z = problem.Model.call(problem.Inputs.narrow(0, start, length));
-            var loss = OutputLoss.PerExample(problem.Loss, z, problem.Targets.narrow(0, start, length)).sum() / problem.Examples;
-            // retain_graph must be explicit: create_graph alone does not keep the graph (TORCHSHARP.md §2).
-            var grads = torch.autograd.grad([loss], parameters, create_graph: true, retain_graph: true);
-            var dot = grads.Zip(vs, (g, s) => (g * s).sum()).Aggregate((a, b) => a + b);
-            var hv = torch.autograd.grad([dot], parameters);
-            result.add_(CurvatureProblem.Flatten(hv));
-        }
-        return result;
-    }
+        var loss = OutputLoss.PerExample(problem.Loss, z, targets).sum() / problem.Examples;
+        // retain_graph must be explicit: create_graph alone does not keep the graph (TORCHSHARP.md §2).
+        var grads = torch.autograd.grad([loss], parameters, create_graph: true, retain_graph: true);
+        var dot = grads.Zip(vs, (g, s) => (g * s).sum()).Aggregate((a, b) => a + b);
+        return torch.autograd.grad([dot], parameters);
+    });
 }
 
 /// <summary>
@@ -55,21 +45,33 @@ public sealed class GgnOperator(CurvatureProblem problem, double[]? diagonal = n
     public long Dimension { get; } = problem.Dimension;
     public double[]? Diagonal => diagonal;
 
-    public Tensor Multiply(Tensor v)
+    public Tensor Multiply(Tensor v) => ChunkSum.Over(problem, v, (z, _, vs, parameters) =>
     {
-        var result = zeros(Dimension, dtype: ScalarType.Float64);
+        var w = zeros_like(z, requires_grad: true);
+        var jtw = torch.autograd.grad([z], parameters, [w], create_graph: true, retain_graph: true);
+        var jv = torch.autograd.grad(jtw, [w], vs, retain_graph: true)[0];
+        var hjv = OutputLoss.HessianTimes(problem.Loss, z, jv) / problem.Examples;
+        return torch.autograd.grad([z], parameters, [hjv]);
+    });
+}
+
+/// <summary>The chunk loop both operators share: Σ over chunks of a per-chunk product, one dispose scope per chunk.</summary>
+static class ChunkSum
+{
+    /// <param name="problem">Model, data and chunking.</param>
+    /// <param name="v">The flat float64 vector multiplied.</param>
+    /// <param name="product">(outputs z of the chunk, its targets, v split per parameter, parameters) → per-parameter product.</param>
+    public static Tensor Over(CurvatureProblem problem, Tensor v,
+        Func<Tensor, Tensor, List<Tensor>, IList<Tensor>, IList<Tensor>> product)
+    {
+        var result = zeros(problem.Dimension, dtype: ScalarType.Float64);
         var parameters = problem.Parameters();
         foreach (var (start, length) in problem.Chunks())
         {
             using var scope = NewDisposeScope();
-            var vs = problem.Split(v);
             var z = problem.Model.call(problem.Inputs.narrow(0, start, length));
-            var w = zeros_like(z, requires_grad: true);
-            var jtw = torch.autograd.grad([z], parameters, [w], create_graph: true, retain_graph: true);
-            var jv = torch.autograd.grad(jtw, [w], vs, retain_graph: true)[0];
-            var hjv = OutputLoss.HessianTimes(problem.Loss, z, jv) / problem.Examples;
-            var gv = torch.autograd.grad([z], parameters, [hjv]);
-            result.add_(CurvatureProblem.Flatten(gv));
+            var parts = product(z, problem.Targets.narrow(0, start, length), problem.Split(v), parameters);
+            result.add_(CurvatureProblem.Flatten(parts));
         }
         return result;
     }
