@@ -32,12 +32,12 @@ public static class TrainCommand
     static readonly Option<int?> BatchSize = new("--batch-size") { Description = "Mini-batch size (default 128)." };
     static readonly Option<double?> TargetLoss = new("--target-loss") { Description = "Target: training cross-entropy on the evaluation subset below this." };
     static readonly Option<double?> TargetError = new("--target-error") { Description = "Target: validation error below this fraction." };
-    static readonly Option<long?> MaxSteps = new("--max-steps") { Description = "Step budget (default 10000)." };
+    static readonly Option<long?> MaxSteps = new("--max-steps") { Description = "Step budget (default 2000)." };
     static readonly Option<long?> Seed = new("--seed") { Description = "Trial seed: initial weights and data order (default 0)." };
     static readonly Option<int?> Threads = new("--threads") { Description = "Intra-op threads (default 1). Results repeat exactly at the same thread count." };
     static readonly Option<string?> Device = new("--device") { Description = "cpu (default) or cuda." };
     static readonly Option<string?> DataDir = new("--data-dir") { Description = $"Fashion-MNIST IDX directory (default $NQM_DATA_DIR or {FashionMnist.DefaultDirectory})." };
-    static readonly Option<int?> EvalExamples = new("--eval-examples") { Description = "Size of the fixed training subset the training loss is measured on (default 10000)." };
+    static readonly Option<int?> EvalExamples = new("--eval-examples") { Description = "Size of the fixed training subset the training loss is measured on (default 2000)." };
     static readonly Option<double?> DivergenceFactor = new("--divergence-factor") { Description = "Diverged when the mini-batch loss average exceeds this multiple of the initial loss (default 3)." };
     static readonly Option<long?> LogEvery = new("--log-every") { Description = "Also log a curve row every N steps (default 100, 0 = only the schedule's steps)." };
     static readonly Option<string> Out = new("--out") { Description = "Trial directory: trial.json and curve.csv are written there.", Required = true };
@@ -149,7 +149,8 @@ public static class TrainCommand
             TrialStatus.Diverged => $"diverged: {r.DivergenceReason}",
             _ => $"{r.Status.ToString().ToLowerInvariant()} after {r.StepsRun} steps",
         };
-        string final = r.FinalLoss is { } fl ? $"; final train loss {fl:F4}, validation error {r.FinalValidationError:F4} at step {r.StepsRun}" : "";
+        string final = r.FinalLoss is { } fl
+            ? $"; final train loss {fl:F4}{(r.FinalValidationError is { } fve ? $", validation error {fve:F4}" : "")} at step {r.StepsRun}" : "";
         return FormattableString.Invariant(
             $"{status}{final}; {r.WallSeconds:F1} s wall (train {r.TrainSeconds:F1} s, eval {r.EvalSeconds:F1} s, {r.Evaluations} evaluations) -> {outDir}");
     }

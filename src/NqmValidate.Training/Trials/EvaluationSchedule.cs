@@ -18,6 +18,11 @@ public sealed class EvaluationSchedule
 {
     /// <summary>Target share of training compute spent on coarse evaluations.</summary>
     public const double EvalShare = 0.10;
+    /// <summary>
+    /// Share for trials whose target has a cheap proxy that triggers dense evaluation near the crossing (a training-loss
+    /// target: the mini-batch losses); the coarse evaluations are then only a safety net for a proxy that misleads.
+    /// </summary>
+    public const double SafetyNetShare = 0.04;
 
     public long MaxSteps { get; }
     /// <summary>Minimum number of steps between two coarse evaluations.</summary>
@@ -33,10 +38,11 @@ public sealed class EvaluationSchedule
     }
 
     /// <summary>A schedule whose coarse evaluations cost about <see cref="EvalShare"/> of training.</summary>
-    public static EvaluationSchedule ForCost(long maxSteps, int batchSize, long evalExamples, int maxSnapshots)
+    public static EvaluationSchedule ForCost(long maxSteps, int batchSize, long evalExamples, int maxSnapshots, double share = EvalShare)
     {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(share);
         double evalCostInSteps = evalExamples / (3.0 * batchSize);
-        long gap = Math.Max(1, (long)Math.Ceiling(evalCostInSteps / EvalShare));
+        long gap = Math.Max(1, (long)Math.Ceiling(evalCostInSteps / share));
         return new EvaluationSchedule(maxSteps, gap, maxSnapshots);
     }
 

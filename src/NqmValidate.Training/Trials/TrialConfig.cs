@@ -28,7 +28,7 @@ public sealed record TrialConfig
     /// <summary>Fashion-MNIST directory (null: $NQM_DATA_DIR, else /usr/share/datasets/fashion-mnist).</summary>
     public string? DataDir { get; init; }
     /// <summary>Size of the fixed evaluation subset of the training split on which train_loss is measured.</summary>
-    public int EvalExamples { get; init; } = 10_000;
+    public int EvalExamples { get; init; } = 2_000;
     /// <summary>Diverged when the mini-batch loss (moving average) exceeds this multiple of the initial training loss.</summary>
     public double DivergenceFactor { get; init; } = 3.0;
     /// <summary>Besides the evaluation schedule's steps, curve.csv gets a row every this many steps (0 = none).</summary>

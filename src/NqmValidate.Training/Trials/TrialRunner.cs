@@ -31,6 +31,8 @@ public static class TrialRunner
     public const long SnapshotMemoryBytes = 256L << 20;
     const int EvalChunk = 1000;
     const double LossAverageWeight = 0.1;
+    /// <summary>Dense evaluation starts once the mini-batch loss average is below (1 + this) × the target loss.</summary>
+    const double LossProxyMargin = 0.05;
 
     /// <summary>
     /// Loads the data, runs the trial and writes trial.json (once the data is loaded with status running, and at the
@@ -160,11 +162,20 @@ public static class TrialRunner
 
         DataSplit TargetSplit => _target.Metric == TargetMetric.TrainLoss ? _trainEval : _validation;
 
+        /// <summary>
+        /// A training-loss target has a free proxy, the mini-batch losses, so its trial evaluates only the training
+        /// subset: densely once the proxy nears the target, and on a sparse safety-net schedule before (the proxy
+        /// only decides when to look; the reported step always comes from evaluations). The validation split is not
+        /// evaluated at all then: at short trials two validation passes alone cost more than the evaluation budget.
+        /// </summary>
+        bool HasLossProxy => _target.Metric == TargetMetric.TrainLoss;
+
         public TrialResult Run(CancellationToken cancel, ITrialObserver observer)
         {
             long paramBytes = _model.state_dict().Values.Sum(t => t.numel() * t.element_size());
             int maxSnapshots = (int)Math.Clamp(SnapshotMemoryBytes / Math.Max(1, paramBytes), 0, 10_000);
-            var schedule = EvaluationSchedule.ForCost(_config.MaxSteps, _config.BatchSize, TargetSplit.Count, maxSnapshots);
+            var schedule = EvaluationSchedule.ForCost(_config.MaxSteps, _config.BatchSize, TargetSplit.Count, maxSnapshots,
+                HasLossProxy ? EvaluationSchedule.SafetyNetShare : EvaluationSchedule.EvalShare);
             var snapshots = new List<(long Step, Dictionary<string, Tensor> State)>();
             try
             {
@@ -181,7 +192,7 @@ public static class TrialRunner
         {
             long step = 0, examples = 0;
             _curve[0] = new CurvePoint(0, 0, 0, null, null, null, null);
-            var initial = EvaluateAll(0, observer);
+            var initial = HasLossProxy ? new Metrics(EvaluateTarget(0, observer), double.NaN, double.NaN) : EvaluateAll(0, observer);
             double initialLoss = initial.TrainLoss;
             TrialStatus? status = null;
             string? divergence = null;
@@ -203,13 +214,16 @@ public static class TrialRunner
                 _trainClock.Stop();
                 examples += _config.BatchSize;
                 observer.Stepped(step, loss);
+                averageLoss = double.IsNaN(averageLoss) ? loss : (1 - LossAverageWeight) * averageLoss + LossAverageWeight * loss;
 
                 bool isGrid = step == nextGrid, isCoarse = step == nextCoarse;
+                // The mini-batch loss average is a free estimate of the training loss: once it comes near the target,
+                // evaluate at every grid point (the crossing is then bracketed to one grid interval at little cost).
+                if (isGrid && HasLossProxy && averageLoss < _target.Threshold * (1 + LossProxyMargin)) isCoarse = true;
                 if (isGrid) nextGrid = EvaluationSchedule.NextGridPoint(step);
                 if (isGrid || isCoarse || (_config.LogEvery > 0 && step % _config.LogEvery == 0) || !double.IsFinite(loss))
                     _curve[step] = new CurvePoint(step, examples, _trainClock.Elapsed.TotalSeconds, loss, null, null, null, lr);
 
-                averageLoss = double.IsNaN(averageLoss) ? loss : (1 - LossAverageWeight) * averageLoss + LossAverageWeight * loss;
                 if (!double.IsFinite(loss))
                 {
                     (status, divergence, final) = (TrialStatus.Diverged, $"mini-batch loss {loss} at step {step}", null);
@@ -233,11 +247,13 @@ public static class TrialRunner
                     }
                     else if (_target.IsMetBy(value) || step >= _config.MaxSteps)
                     {
-                        final = EvaluateAll(step, observer);
-                        if (_target.IsMetBy(value))
+                        final = HasLossProxy ? new Metrics(value, double.NaN, double.NaN) : EvaluateAll(step, observer);
+                        // Also when the last step of the budget misses: the loss may have dipped below the target since
+                        // the last coarse evaluation, which a trial with a larger budget finds in the same copies.
+                        if (FindFirstMet(lastCoarse, step, _target.IsMetBy(value), snapshots, observer) is { } first)
                         {
                             status = TrialStatus.Reached;
-                            (reached, lowerBound) = Bisect(lastCoarse, step, snapshots, observer);
+                            (reached, lowerBound) = first;
                         }
                         else status = TrialStatus.BudgetExhausted;
                     }
@@ -264,8 +280,8 @@ public static class TrialRunner
                 ExamplesSeen = examples,
                 InitialLoss = initialLoss,
                 FinalLoss = final?.TrainLoss,
-                FinalValidationLoss = final?.ValidationLoss,
-                FinalValidationError = final?.ValidationError,
+                FinalValidationLoss = final is { ValidationLoss: var vl } && double.IsFinite(vl) ? vl : null,
+                FinalValidationError = final is { ValidationError: var ve } && double.IsFinite(ve) ? ve : null,
                 DivergenceReason = divergence,
                 Config = _config,
                 ParameterCount = ModelRegistry.ParameterCount(_model),
@@ -278,23 +294,47 @@ public static class TrialRunner
         }
 
         /// <summary>
-        /// The target was met at coarse step <paramref name="hit"/> but not at <paramref name="previous"/>: bisect the
-        /// parameter copies kept at the grid points in between for the first one that meets it.
-        /// Returns (first step meeting the target, largest evaluated step below it not meeting it).
+        /// The coarse evaluation at <paramref name="previous"/> missed the target; search the parameter copies kept at
+        /// the grid points after it for the first one that meets it. With <paramref name="hitMet"/> the coarse step
+        /// <paramref name="hit"/> met the target (the search then always succeeds); without it <paramref name="hit"/> is
+        /// the last step of the budget, which missed, and the search looks for a dip below the target before it.
+        /// Returns (first step meeting the target, largest evaluated step below it not meeting it), or null.
         /// </summary>
-        (long Reached, long LowerBound) Bisect(long previous, long hit, List<(long Step, Dictionary<string, Tensor> State)> snapshots,
-            ITrialObserver observer)
+        /// <remarks>
+        /// An exponential (galloping) search from the left, then a bisection inside the bracket it found, rather than a
+        /// bisection over the whole interval: which copies it evaluates depends only on the trajectory up to the bracket
+        /// it lands in, not on where the interval ends. A trial capped early (a sweep caps a trial at its study's best
+        /// steps so far) then ends its last interval at the cap but probes the same copies as the uncapped trial whose
+        /// interval runs on, and both report the same first crossing even when the loss dips below the target, rises
+        /// again and falls back within one interval (a plain bisection lands on different crossings there). It costs
+        /// at most about twice a bisection's evaluations, and fewer when the crossing lies early in the interval.
+        /// </remarks>
+        (long Reached, long LowerBound)? FindFirstMet(long previous, long hit, bool hitMet,
+            List<(long Step, Dictionary<string, Tensor> State)> snapshots, ITrialObserver observer)
         {
-            int lo = 0, hi = snapshots.Count; // index snapshots.Count stands for the coarse step itself (known to meet)
-            long lower = previous;
-            while (lo < hi)
+            int n = snapshots.Count; // index n stands for the coarse step itself
+            bool Meets(int i)
             {
-                int mid = (lo + hi) / 2;
-                Restore(snapshots[mid].State);
-                if (_target.IsMetBy(EvaluateTarget(snapshots[mid].Step, observer))) hi = mid;
-                else { lo = mid + 1; lower = snapshots[mid].Step; }
+                if (i >= n) return hitMet;
+                Restore(snapshots[i].State);
+                return _target.IsMetBy(EvaluateTarget(snapshots[i].Step, observer));
             }
-            return (lo == snapshots.Count ? hit : snapshots[lo].Step, lower);
+            long StepAt(int i) => i >= n ? hit : snapshots[i].Step;
+
+            // Gallop: probe 0, 1, 3, 7, ... until a copy meets; lo is then the last probe known to miss (or -1).
+            int lo = -1, hi = 0;
+            while (!Meets(hi))
+            {
+                if (hi >= n) return null;
+                (lo, hi) = (hi, Math.Min(n, 2 * hi + 1));
+            }
+            // Bisect (lo, hi]: lo misses (or is the coarse step before the interval), hi meets.
+            while (hi - lo > 1)
+            {
+                int mid = lo + (hi - lo) / 2;
+                if (Meets(mid)) hi = mid; else lo = mid;
+            }
+            return (StepAt(hi), lo < 0 ? previous : StepAt(lo));
         }
 
         readonly record struct Metrics(double TrainLoss, double ValidationLoss, double ValidationError);

@@ -36,10 +36,40 @@ public class TrialRunnerTests(TrialData data) : IClassFixture<TrialData>
         Assert.Equal(r.StepsRun * 64, r.ExamplesSeen);
         Assert.InRange(r.InitialLoss!.Value, 2.0, 2.7); // ≈ ln 10 at initialisation
         Assert.True(r.FinalLoss < 0.7);
-        Assert.NotNull(r.FinalValidationError);
-        // The curve's step-0 row carries both evaluations and no mini-batch loss.
+        // A training-loss target evaluates only the training subset (the validation split would cost more than the
+        // whole evaluation budget of a short trial); the step-0 row carries that evaluation and no mini-batch loss.
+        Assert.Null(r.FinalValidationError);
         Assert.Null(byStep[0].MinibatchLoss);
-        Assert.NotNull(byStep[0].ValidationError);
+        Assert.NotNull(byStep[0].TrainLoss);
+        Assert.Null(byStep[0].ValidationError);
+    }
+
+    [Fact]
+    public void ACapAtOrAboveTheFirstCrossingReportsTheSameStepAndABelowCapDoesNot()
+    {
+        // A sweep caps each trial at its study's best steps so far; the cap must not move the reported crossing.
+        var config = SmallMlp with { Optimizer = new OptimizerSpec("adam", 0.003), BatchSize = 16, Target = new Target(TargetMetric.TrainLoss, 0.8) };
+        var free = TrialRunner.Run(config, data.RealSmall).Record;
+        Assert.Equal(TrialStatus.Reached, free.Status);
+        long reached = free.StepsToTarget!.Value;
+        foreach (long cap in new[] { reached, reached + 1, reached + reached / 7, free.StepsRun, 2 * reached })
+        {
+            var capped = TrialRunner.Run(config with { MaxSteps = cap }, data.RealSmall).Record;
+            Assert.True(capped.Status == TrialStatus.Reached && capped.StepsToTarget == reached,
+                $"cap {cap}: {capped.Status} at {capped.StepsToTarget}, uncapped {reached}");
+        }
+        var below = TrialRunner.Run(config with { MaxSteps = reached - 1 }, data.RealSmall).Record;
+        Assert.Equal(TrialStatus.BudgetExhausted, below.Status);
+    }
+
+    [Fact]
+    public void ATrainingLossTargetSpendsLittleOfItsComputeOnEvaluation()
+    {
+        // Evaluation cost in training steps: an evaluation of n examples ≈ n / (3B) steps (a forward pass only).
+        var r = TrialRunner.Run(SmallMlp with { Optimizer = new OptimizerSpec("sgd", 0.2), BatchSize = 128, EvalExamples = 2000, Target = new Target(TargetMetric.TrainLoss, 0.3) }, data.RealSmall).Record;
+        Assert.Equal(TrialStatus.Reached, r.Status);
+        double share = r.Evaluations * 2000 / (3.0 * 128) / r.StepsRun;
+        Assert.True(share <= 0.15, $"{r.Evaluations} evaluations over {r.StepsRun} steps: {share:P0} of the training compute");
     }
 
     [Fact]
@@ -114,7 +144,6 @@ public class TrialRunnerTests(TrialData data) : IClassFixture<TrialData>
         var last = result.Curve[^1];
         Assert.Equal(37, last.Step);
         Assert.Equal(result.Record.FinalLoss, last.TrainLoss);
-        Assert.NotNull(last.ValidationError);
         Assert.Contains(result.Curve, p => p.Step == 30); // log_every row
     }
 
