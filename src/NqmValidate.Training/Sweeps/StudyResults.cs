@@ -43,11 +43,12 @@ public sealed record StudyResult(StudyPlan Study, IReadOnlyList<StudyTrial> Tria
 /// Trial k (in run order) has the step cap c_k = min(budget, min over earlier trials j &lt; k of
 /// their counted steps-to-target). Its logged run — which trained at least c_k steps, because
 /// the sweep launched it with a cap computed from a subset of those trials — is truncated at
-/// c_k: reached iff it met the target at a step below c_k (or at c_k when c_k is the budget);
-/// diverged likewise; otherwise pruned (or budget exhausted when c_k is the budget). A tie at
-/// c_k counts as pruned because a trial stopped exactly at c_k may or may not have evaluated
-/// there. The result therefore does not depend on timing, parallelism or kill/resume, and the
-/// minimum (and the earliest trial attaining it) is the same as without pruning.
+/// c_k: reached iff it met the target at a step up to c_k;
+/// diverged likewise; otherwise pruned (or budget exhausted when c_k is the budget). A trial
+/// reaching exactly at c_k counts as reached (a tie): trials always evaluate their last step and
+/// find their first crossing independently of the cap. The best trial is the one with the fewest
+/// steps, ties to the smallest canonical index. The result therefore does not depend on timing,
+/// parallelism, kill/resume or run order, and is the same as without pruning.
 /// </summary>
 public static class StudyResults
 {
@@ -71,7 +72,9 @@ public static class StudyResults
             long counted;
             switch (log.Status)
             {
-                case TrialStatus.Reached when log.StepsToTarget is { } s && Within(s):
+                // A trial always evaluates its last step and finds its first crossing independently of its cap, so a
+                // trial reaching exactly at c_k ties with the best so far and counts as reached.
+                case TrialStatus.Reached when log.StepsToTarget is { } s && s <= cap:
                     status = StudyTrialStatus.Reached; steps = s; counted = s; break;
                 case TrialStatus.Diverged when Within(log.StepsRun):
                     status = StudyTrialStatus.Diverged; counted = log.StepsRun; break;
@@ -87,7 +90,9 @@ public static class StudyResults
             double? initial = log.TrainLoss.Count > 0 ? log.TrainLoss[0].Loss : null;
             var row = new StudyTrial(plan, rank, cap, status, steps, counted, initial, final, log);
             rows.Add(row);
-            if (steps is { } reached && reached < best)
+            // The best trial: fewest steps, ties to the smallest canonical index, so that the reported hyperparameters
+            // do not depend on the run order (pruned and predicted vs exhaustive and canonical give the same row).
+            if (steps is { } reached && (reached < best || (reached == best && plan.Index < bestTrial!.Trial.Index)))
             {
                 best = reached;
                 bestTrial = row;

@@ -118,7 +118,8 @@ public class OrderingAndPruningTests
             logs[order[i].Id] = i < 5 ? Reached(steps[i]) : new TrialLog(TrialStatus.Diverged, null, i == 5 ? 150 : 250, []);
         var r = StudyResults.Compute(study, order, logs, prune: true);
         Assert.Equal(
-            [StudyTrialStatus.Reached, StudyTrialStatus.Reached, StudyTrialStatus.Pruned, StudyTrialStatus.Pruned, StudyTrialStatus.Reached,
+            // Trial 3 reaches exactly at its cap (300): a tie, counted as reached.
+            [StudyTrialStatus.Reached, StudyTrialStatus.Reached, StudyTrialStatus.Pruned, StudyTrialStatus.Reached, StudyTrialStatus.Reached,
              StudyTrialStatus.Diverged, StudyTrialStatus.Pruned],
             r.Trials.Select(t => t.Status));
         Assert.Equal(200, r.StepsToTarget);
@@ -128,6 +129,22 @@ public class OrderingAndPruningTests
         var all = StudyResults.Compute(study, order, logs, prune: false);
         Assert.Equal(200, all.StepsToTarget);
         Assert.Equal(5, all.Count(StudyTrialStatus.Reached));
+    }
+
+    [Fact]
+    public void ATieResolvesToTheSmallestCanonicalIndexInAnyRunOrder()
+    {
+        var study = SweepPlan.Create(SweepTestKit.SmallSpec()).Studies.First();
+        var logs = new Dictionary<string, TrialLog>();
+        long[] steps = [500, 200, 400, 200, 300, 200, 600];
+        for (int i = 0; i < study.Trials.Count; i++) logs[study.Trials[i].Id] = Reached(steps[i]);
+        foreach (var order in new[] { study.Trials, study.Trials.Reverse().ToList(), study.Trials.OrderBy(t => (t.Index * 5) % 7).ToList() })
+            foreach (bool prune in new[] { true, false })
+            {
+                var r = StudyResults.Compute(study, order, logs, prune);
+                Assert.Equal(200, r.StepsToTarget);
+                Assert.Equal(study.Trials[1], r.Best!.Trial);
+            }
     }
 
     [Fact]
