@@ -177,7 +177,8 @@ public sealed class NqmBenchmark : IBenchmark
 
 /// <summary>
 /// The notebook's algorithm, transcribed from its description (NQM.md §3 and §5): a fresh closed-form
-/// evaluation per bisection step, with a complex 3×3 eigendecomposition (Math.NET Evd) and inverse per bin.
+/// evaluation per bisection step, with a 3×3 eigendecomposition (Math.NET's real Evd, eigenvectors made
+/// complex as numpy's eig returns them) and a complex inverse per bin.
 /// </summary>
 internal sealed class NotebookBaseline
 {
@@ -198,14 +199,8 @@ internal sealed class NotebookBaseline
         for (int i = 0; i < _h.Length; i++)
         {
             double x = lr * _p[i] * _h[i], n = (_p[i] * lr) * (_p[i] * lr) * _c[i] / _batch;
-            var t = Matrix<Complex>.Build.DenseOfArray(new Complex[,]
-            {
-                { (1 - x) * (1 - x), beta * beta, 2 * (1 - x) * beta },
-                { x * x, beta * beta, -2 * x * beta },
-                { -(1 - x) * x, beta * beta, (1 - 2 * x) * beta },
-            });
-            var evd = t.Evd();
-            var v = evd.EigenVectors; var vinv = v.Inverse(); var e = evd.EigenValues;
+            var (v, e) = Eig(x, beta);
+            var vinv = v.Inverse();
             var p0 = vinv * Vector<Complex>.Build.DenseOfArray(new Complex[] { 1.0, 0, 0 }); // s_init = 1 (paper spectrum)
             var pn = vinv * Vector<Complex>.Build.DenseOfArray(new Complex[] { n, n, n });
             var fin = Vector<Complex>.Build.Dense(3);
@@ -213,6 +208,42 @@ internal sealed class NotebookBaseline
             loss += _w[i] * (v * fin)[0].Real;
         }
         return loss;
+    }
+
+    /// <summary>
+    /// Eigenvalues and (complex) eigenvectors of the real 3×3 moment transition, as numpy's eig of a real matrix
+    /// returns them. Math.NET's real Evd gives complex pairs in real block form (A V = V D with a 2×2 block
+    /// [[a, b], [−b, a]] in D): the eigenvector of a + ib is v_j + i v_{j+1}, that of a − ib its conjugate.
+    /// (Math.NET's complex Evd is not used: it never returns on β = 0, the grid's last column, where the
+    /// matrix has two zero columns — mathnet-numerics issues #11/#595/#1090.)
+    /// </summary>
+    internal static (Matrix<Complex> V, Complex[] E) Eig(double x, double beta)
+    {
+        var t = Matrix<double>.Build.DenseOfArray(new double[,]
+        {
+            { (1 - x) * (1 - x), beta * beta, 2 * (1 - x) * beta },
+            { x * x, beta * beta, -2 * x * beta },
+            { -(1 - x) * x, beta * beta, (1 - 2 * x) * beta },
+        });
+        var evd = t.Evd(Symmetricity.Asymmetric);
+        var d = evd.D; var vr = evd.EigenVectors;
+        var v = Matrix<Complex>.Build.Dense(3, 3); var e = new Complex[3];
+        for (int j = 0; j < 3; j++)
+        {
+            if (j + 1 < 3 && d[j, j + 1] != 0)
+            {
+                double a = d[j, j], b = d[j, j + 1];
+                e[j] = new Complex(a, b); e[j + 1] = new Complex(a, -b);
+                for (int r = 0; r < 3; r++) { v[r, j] = new Complex(vr[r, j], vr[r, j + 1]); v[r, j + 1] = new Complex(vr[r, j], -vr[r, j + 1]); }
+                j++;
+            }
+            else
+            {
+                e[j] = d[j, j];
+                for (int r = 0; r < 3; r++) v[r, j] = vr[r, j];
+            }
+        }
+        return (v, e);
     }
 
     double SgdLoss(double lr, long k)
