@@ -138,7 +138,7 @@ public sealed class NqmBenchmark : IBenchmark
                 bool explained = optCellVerdict == Verdict.Engine && neighbourhood.All(c => c == (oi, oj) || notebook[c] >= opt.NotebookSteps);
                 unconfirmed.Add((p, b, explained));
                 failedOptima.Add($"momentum p={p} B={b}: engine {opt.NotebookSteps} at (α={opt.LearningRate:G4}, β={opt.Momentum:G6}); baseline there {atOpt}, neighbours {string.Join(",", neighbourhood.Where(c => c != (oi, oj)).Select(c => notebook[c]))}"
-                    + (explained ? " — the baseline's crossing at the engine's cell is refereed for the engine (a later crossing found by bisection)" : ""));
+                    + (explained ? " — direct stepping at the engine's cell confirms the engine (the notebook algorithm returns a later crossing)" : ""));
             }
 
             // SGD: the whole 100-cell grid, argmin under the same rule (strict improvement keeps the first).
@@ -201,9 +201,9 @@ public sealed class NqmBenchmark : IBenchmark
         Console.WriteLine($"baseline EXTRAPOLATED to the whole figure (not run): {extrapolated:F0} s = {extrapolated / 60:F0} min single-threaded ({extrapolated / Environment.ProcessorCount:F0} s if perfectly parallel on {Environment.ProcessorCount} cores)");
         Console.WriteLine($"ratio baseline (extrapolated, 1 thread) / engine grid: {extrapolated / gridC:F0}× on CPU time, {extrapolated / gridT:F0}× on wall time (engine on {threads} thread(s))");
         int explainedCount = unconfirmed.Count(u => u.explained);
-        Console.WriteLine($"identical optimum steps, engine grid vs baseline: {optimaConfirmed + sgdConfirmed}/{2 * pointsDone} points checked (the figure has 80) — "
+        Console.WriteLine($"identical optimum steps, engine grid vs baseline: on {optimaConfirmed + sgdConfirmed} of the {2 * pointsDone} points checked (the figure has 80) — "
             + $"momentum {optimaConfirmed}/{pointsDone} (the engine's optimum cell + its grid neighbours, {neighbourCells} cells), SGD {sgdConfirmed}/{pointsDone} (full 100-cell grid argmin: steps and α); "
-            + $"the {unconfirmed.Count} momentum point(s) that differ: {explainedCount} where direct stepping confirms the engine's optimum (the notebook's bisection returns a later crossing at that cell)");
+            + $"the {unconfirmed.Count} momentum point(s) that differ: {explainedCount} where direct stepping confirms the engine's optimum (the notebook algorithm returns a later crossing at that cell)");
         Console.WriteLine($"per-cell steps identical on {cellsSame}/{cells} momentum cells; of the {cells - cellsSame} mismatches direct stepping (<= {refereeSteps:N0} steps) sides with the engine in {verdicts[Verdict.Engine]}, "
             + $"refutes the notebook algorithm's crossing without reaching the cap in {verdicts[Verdict.EngineSoFar]}, sides with the notebook algorithm in {verdicts[Verdict.Notebook] + verdicts[Verdict.NotebookSoFar]}, with neither in {verdicts[Verdict.Neither]}, undecided {verdicts[Verdict.Undecided]} "
             + "(the notebook's bisection lands on a later crossing of an oscillating curve, or its eigendecomposition misjudges a loss within ~1e-7 of the target near β = 1)");
