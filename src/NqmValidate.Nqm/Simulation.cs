@@ -27,6 +27,22 @@ public sealed record SimulationResult(SimulationRequest Request, IReadOnlyList<S
 
 public static class Simulation
 {
+    /// <summary>The spectrum source (`--spectrum`) that names the paper's power law (<see cref="Spectrum.PaperPowerLaw"/>).</summary>
+    public const string PaperSpectrum = "paper";
+
+    /// <summary>
+    /// Whether a study uses the notebook's 1e-8 in the SGD stationary denominator
+    /// (<see cref="SimulationRequest.NotebookSgdRegularizer"/>) when not told: yes for the paper's spectrum — the paper's
+    /// model as the paper's code computes it, so its published numbers (NQM.md §4) come out exactly — and no for any other
+    /// source (a measured or CSV spectrum gets the exact model).
+    /// </summary>
+    public static bool NotebookCompatByDefault(string spectrumSource) => spectrumSource == PaperSpectrum;
+
+    /// <summary>One line saying which SGD model a study used (printed in the `nqm simulate` header).</summary>
+    public static string ModelDescription(bool notebookSgdRegularizer) => notebookSgdRegularizer
+        ? "model: notebook-compat (SGD s* = n/(1 − (1−x)² + 1e-8), the notebook's regulariser, as the paper's code computes it; --exact-model for the exact model)"
+        : "model: exact (SGD s* = n/(1 − (1−x)²); --notebook-compat for the notebook's 1e-8)";
+
     /// <summary>Runs every point (in parallel across points; each search is sequential and deterministic) and fits each curve.</summary>
     public static SimulationResult Run(SimulationRequest request, int? maxParallelism = null, Action<int, int>? progress = null)
     {

@@ -10,7 +10,11 @@ namespace NqmValidate.Cli.Commands;
 /// <summary>Options of one `nqm simulate` study (after parsing flags or a spec entry).</summary>
 public sealed record SimulateOptions(
     string Spectrum, double Target, IReadOnlyList<OptimizerKind> Optimizers, IReadOnlyList<double> PrecondPowers,
-    IReadOnlyList<double> BatchSizes, SearchMode Search, int Pieces, bool NotebookCompat, string Out);
+    IReadOnlyList<double> BatchSizes, SearchMode Search, int Pieces, bool? NotebookCompat, string Out)
+{
+    /// <summary>The SGD model used: as given, else the default for the spectrum (paper → notebook-compat, a CSV → exact).</summary>
+    public bool ResolvedNotebookCompat => NotebookCompat ?? Simulation.NotebookCompatByDefault(Spectrum);
+}
 
 /// <summary>
 /// `nqm simulate`: optimal hyperparameters and steps-to-target of the NQM per batch size (docs/nqm-engine.md).
@@ -26,7 +30,8 @@ public static class SimulateCommand
     static readonly Option<string> BatchOpt = new("--batch-sizes") { Description = "Batch sizes: list (4,16,64) or range A..B:xF / A..B:+S, e.g. 2^2..2^20:x4 (the default).", DefaultValueFactory = _ => "2^2..2^20:x4" };
     static readonly Option<string> SearchOpt = new("--search") { Description = "grid (the notebook's grids; default) or continuous (refined from the grid optimum, never worse).", DefaultValueFactory = _ => "grid" };
     static readonly Option<int> PiecesOpt = new("--pieces") { Description = "Pieces of the optimised piecewise-constant schedule (default 10).", DefaultValueFactory = _ => 10 };
-    static readonly Option<bool> NotebookOpt = new("--notebook-compat") { Description = "Use the notebook's 1e-8 in the SGD stationary denominator (reproduces its table exactly). Default: exact model." };
+    static readonly Option<bool?> NotebookOpt = new("--notebook-compat") { Description = "true: the notebook's 1e-8 in the SGD stationary denominator, s* = n/(1−(1−x)²+1e-8) (reproduces its table exactly); false: the exact model. Default: true for --spectrum paper (the paper's model as its code computes it), false for a CSV spectrum.", Arity = ArgumentArity.ZeroOrOne };
+    static readonly Option<bool> ExactOpt = new("--exact-model") { Description = "The exact model (same as --notebook-compat false), e.g. with --spectrum paper." };
     static readonly Option<string?> SpecOpt = new("--spec") { Description = "JSON spec with several studies (e.g. experiments/nqm-paper.json); other study flags are then ignored." };
     static readonly Option<string> OutOpt = new("--out") { Description = "Output directory.", Required = true };
     static readonly Option<int?> ThreadsOpt = new("--threads") { Description = "Parallel searches (default: processor count)." };
@@ -34,7 +39,7 @@ public static class SimulateCommand
     public static Command Create()
     {
         var command = new Command("simulate", "Noisy Quadratic Model: optimal hyperparameters and steps-to-target per batch size, scaling fits and plots.");
-        foreach (var o in new Option[] { SpectrumOpt, TargetOpt, OptimizersOpt, PowersOpt, BatchOpt, SearchOpt, PiecesOpt, NotebookOpt, SpecOpt, OutOpt, ThreadsOpt })
+        foreach (var o in new Option[] { SpectrumOpt, TargetOpt, OptimizersOpt, PowersOpt, BatchOpt, SearchOpt, PiecesOpt, NotebookOpt, ExactOpt, SpecOpt, OutOpt, ThreadsOpt })
             command.Options.Add(o);
         command.SetAction(Run);
         return command;
@@ -48,14 +53,11 @@ public static class SimulateCommand
             int? threads = p.GetValue(ThreadsOpt);
             if (p.GetValue(SpecOpt) is { } spec)
                 return SimulatePaper.Run(spec, outDir, threads);
-            var opts = new SimulateOptions(
-                p.GetValue(SpectrumOpt)!, p.GetValue(TargetOpt), Simulation.ParseOptimizers(p.GetValue(OptimizersOpt)!),
-                ParsePowers(p.GetValue(PowersOpt)!), Simulation.ParseBatchSizes(p.GetValue(BatchOpt)!),
-                ParseSearch(p.GetValue(SearchOpt)!), p.GetValue(PiecesOpt), p.GetValue(NotebookOpt), outDir);
+            var opts = ToOptions(p);
             var sw = Stopwatch.StartNew();
             var result = RunStudy(opts, threads);
             Console.Write(Describe(result, sw.Elapsed.TotalSeconds));
-            WriteOutputs(result, opts.Out, opts.Spectrum == "paper" ? "paper spectrum" : opts.Spectrum);
+            WriteOutputs(result, opts.Out, opts.Spectrum == Simulation.PaperSpectrum ? "paper spectrum" : opts.Spectrum);
             Console.WriteLine($"wrote {Path.Combine(opts.Out, "steps.csv")}, fits.csv and plots");
             return ExitCodes.Ok;
         }
@@ -64,6 +66,23 @@ public static class SimulateCommand
             Console.Error.WriteLine($"nqm simulate: {e.Message}");
             return ExitCodes.BadInput;
         }
+    }
+
+    /// <summary>The study a parsed command line asks for (without --spec).</summary>
+    public static SimulateOptions ToOptions(ParseResult p)
+    {
+        bool? compat = p.GetValue(NotebookOpt);
+        // `--notebook-compat` alone means true.
+        if (compat is null && p.GetResult(NotebookOpt) is { Implicit: false }) compat = true;
+        if (p.GetValue(ExactOpt))
+        {
+            if (compat == true) throw new NqmArgumentException("--exact-model and --notebook-compat true contradict each other");
+            compat = false;
+        }
+        return new SimulateOptions(
+            p.GetValue(SpectrumOpt)!, p.GetValue(TargetOpt), Simulation.ParseOptimizers(p.GetValue(OptimizersOpt)!),
+            ParsePowers(p.GetValue(PowersOpt)!), Simulation.ParseBatchSizes(p.GetValue(BatchOpt)!),
+            ParseSearch(p.GetValue(SearchOpt)!), p.GetValue(PiecesOpt), compat, p.GetValue(OutOpt)!);
     }
 
     public static IReadOnlyList<double> ParsePowers(string text) =>
@@ -82,7 +101,7 @@ public static class SimulateCommand
     /// <summary>Loads 'paper' or a CSV file (the library never opens files).</summary>
     public static Spectrum LoadSpectrum(string spec)
     {
-        if (spec == "paper") return Spectrum.PaperPowerLaw();
+        if (spec == Simulation.PaperSpectrum) return Spectrum.PaperPowerLaw();
         if (!File.Exists(spec)) throw new FileNotFoundException($"spectrum file '{spec}' not found (use --spectrum paper or a CSV with columns h, c, count)");
         using var reader = new StreamReader(spec);
         return SpectrumCsv.Read(reader, spec);
@@ -93,14 +112,15 @@ public static class SimulateCommand
         var spectrum = LoadSpectrum(o.Spectrum);
         bool measured = o.PrecondPowers.Count == 1 && double.IsNaN(o.PrecondPowers[0]);
         if (measured && !spectrum.HasRowPreconditioner) throw new NqmArgumentException($"--precond-powers measured: '{o.Spectrum}' has no precond column");
-        var request = new SimulationRequest(spectrum, o.Target, o.Optimizers, o.PrecondPowers, o.BatchSizes, o.Search, o.Pieces, o.NotebookCompat, measured);
+        var request = new SimulationRequest(spectrum, o.Target, o.Optimizers, o.PrecondPowers, o.BatchSizes, o.Search, o.Pieces, o.ResolvedNotebookCompat, measured);
         return Simulation.Run(request, threads);
     }
 
     public static string Describe(SimulationResult r, double seconds)
     {
         var sb = new StringBuilder();
-        sb.AppendLine($"target {r.Request.Target}, search {r.Request.Mode.ToString().ToLowerInvariant()}{(r.Request.NotebookSgdRegularizer ? " (notebook-compat)" : "")}, {r.Rows.Count} points in {seconds:F2} s");
+        sb.AppendLine($"target {r.Request.Target}, search {r.Request.Mode.ToString().ToLowerInvariant()}, {r.Rows.Count} points in {seconds:F2} s");
+        sb.AppendLine(Simulation.ModelDescription(r.Request.NotebookSgdRegularizer));
         sb.AppendLine($"{"optimizer",-9} {"p",5} {"batch",9} {"steps",10} {"lr",10} {"beta/gamma",10} {"eff_lr",10} {"lower_bnd",10}");
         foreach (var row in r.Rows)
             sb.AppendLine($"{Simulation.Name(row.Optimizer),-9} {row.PrecondPower,5} {row.BatchSize,9} {(row.Steps?.ToString() ?? "-"),10} {row.LearningRate,10:G4} {row.Momentum + row.Decay,10:G4} {row.EffectiveLearningRate,10:G4} {row.LowerBound,10:G4}");

@@ -26,7 +26,8 @@ public sealed record SimulateSpec
 {
     public string Spectrum { get; init; } = "paper";
     public string Search { get; init; } = "grid";
-    public bool NotebookCompat { get; init; } = true;
+    /// <summary>The SGD model; null = the spectrum's default (paper → notebook-compat, a CSV → exact).</summary>
+    public bool? NotebookCompat { get; init; }
     public required IReadOnlyList<SimulateStudySpec> Studies { get; init; }
 
     public static SimulateSpec Load(string path)
@@ -111,7 +112,8 @@ public static class SimulatePaper
         var md = new StringBuilder();
         md.AppendLine("# NQM: the paper's qualitative results, reproduced");
         md.AppendLine();
-        md.AppendLine($"Spectrum `{spec.Spectrum}`, search `{spec.Search}`{(spec.NotebookCompat ? ", notebook-compat (1e-8 in the SGD stationary denominator)" : "")}. Steps are exact first crossings (smallest k with E L(k) < target); the notebook reports k−1. Total {seconds:F1} s.");
+        bool compat = spec.NotebookCompat ?? Simulation.NotebookCompatByDefault(spec.Spectrum);
+        md.AppendLine($"Spectrum `{spec.Spectrum}`, search `{spec.Search}`, {(compat ? "notebook-compat (1e-8 in the SGD stationary denominator, as the notebook computes it)" : "exact model")}. Steps are exact first crossings (smallest k with E L(k) < target); the notebook reports k−1. Total {seconds:F1} s.");
         md.AppendLine();
         void Claim(string claim, bool? holds, string evidence) =>
             md.AppendLine($"- **{claim}** — {(holds is null ? "not evaluated" : holds.Value ? "holds" : "DOES NOT HOLD")}: {evidence}");
