@@ -38,6 +38,8 @@ internal sealed class LossModel
     // Per configuration.
     OptimizerKind _kind;
     double _beta; // momentum β or EMA γ
+    double _alpha, _batch, _reg;
+    int _ready; // rows [0, _ready) have their coefficients computed (ConfigureRows)
     readonly double[] _a, _b, _g, _e, _f, _u, _v, _q, _rho, _bA, _bB, _lr; // generic per-row coefficient slots
     readonly byte[] _mode;
     // How the deterministic part s0·G_k² is bounded below on an interval (see LowerBound).
@@ -107,34 +109,48 @@ internal sealed class LossModel
             throw new NqmArgumentException($"{(kind == OptimizerKind.Momentum ? "momentum β" : "EMA decay γ")} = {second}: must be in [0, 1)");
         if (kind != OptimizerKind.Sgd && second == 0) kind = OptimizerKind.Sgd; // β = 0 / γ = 0 is SGD exactly
         _kind = kind; _beta = second;
+        _alpha = alpha; _batch = batchSize; _reg = sgdStationaryRegularizer; _ready = 0;
+        // Stability needs every row but only a product per row; the per-row coefficients (logs, roots, angles) are
+        // computed lazily, in row order, the first time a row is evaluated (Row): a configuration rejected by a bound
+        // that stops after a few slow rows never pays for the others. The coefficients are the same either way.
         bool stable = true;
         for (int i = 0; i < _n; i++)
         {
-            double ap = alpha * _p[i];
-            double x = ap * _h[i];
-            double noise = ap * ap * _c[i] / batchSize;
-            switch (kind)
-            {
-                case OptimizerKind.Sgd: stable &= ConfigureSgd(i, x, noise, sgdStationaryRegularizer); break;
-                case OptimizerKind.Momentum: stable &= ConfigureMomentum(i, x, noise, second); break;
-                default: stable &= ConfigureEma(i, x, noise, second); break;
-            }
+            double x = alpha * _p[i] * _h[i];
+            stable &= kind == OptimizerKind.Momentum ? second < 1 && x > 0 && x < 2 + 2 * second : x > 0 && x < 2;
         }
         Stable = stable;
         return stable;
     }
 
-    bool ConfigureSgd(int i, double x, double noise, double reg)
+    /// <summary>Computes the per-row coefficients of rows [_ready, i] for the current configuration.</summary>
+    void ConfigureRows(int i)
+    {
+        for (int j = _ready; j <= i; j++)
+        {
+            double ap = _alpha * _p[j];
+            double x = ap * _h[j];
+            double noise = ap * ap * _c[j] / _batch;
+            switch (_kind)
+            {
+                case OptimizerKind.Sgd: ConfigureSgd(j, x, noise, _reg); break;
+                case OptimizerKind.Momentum: ConfigureMomentum(j, x, noise, _beta); break;
+                default: ConfigureEma(j, x, noise, _beta); break;
+            }
+        }
+        _ready = i + 1;
+    }
+
+    void ConfigureSgd(int i, double x, double noise, double reg)
     {
         _a[i] = 2 * Numerics.LogAbsOneMinus(x);          // ln r²  (−∞ when x = 1)
         _b[i] = noise / (x * (2 - x) + reg);            // s* = n / (1 − r²)
         _bound[i] = BoundEndpoints;                     // G² = r^{2k} is monotone
-        return x > 0 && x < 2;
     }
 
     // Momentum slots: _a = a (stationary), _b = v1, _g = ln ρ, _e = angle (ψ or φ), _f = sinh ψ / sin φ,
     // _u = cosh ψ / cos φ (direct mode: λ1), _v = σ (direct mode: λ2), _mode: 0 direct, 1 sinh, 2 sin, 3 repeated.
-    bool ConfigureMomentum(int i, double x, double noise, double beta)
+    void ConfigureMomentum(int i, double x, double noise, double beta)
     {
         double sq = Math.Sqrt(beta);
         double lo = (1 - sq) * (1 - sq), hi = (1 + sq) * (1 + sq);
@@ -175,11 +191,10 @@ internal sealed class LossModel
         {
             _mode[i] = 3; _v[i] = sigma; _bound[i] = BoundEndpoints;
         }
-        return beta < 1 && x > 0 && x < 2 + 2 * beta;
     }
 
     // EMA slots: _a = r, _b = ln γ, _e = Σ11, _f = κ = Σ12/Σ11, _u = var(θ̃ | θ), _v = Σ22.
-    bool ConfigureEma(int i, double x, double noise, double gamma)
+    void ConfigureEma(int i, double x, double noise, double gamma)
     {
         double r = 1 - x;
         double s11 = noise / (x * (2 - x));
@@ -207,7 +222,6 @@ internal sealed class LossModel
             _bA[i] = Math.Abs(1 + (1 - gamma) * r / (gamma - r));
             _bB[i] = (1 - gamma) / (gamma - r);
         }
-        return x > 0 && x < 2;
     }
 
     /// <summary>E L(k) for the configured hyperparameters.</summary>
@@ -216,6 +230,22 @@ internal sealed class LossModel
         if (k <= 0) return _initialLoss;
         double sum = 0;
         for (int i = 0; i < _n; i++)
+        {
+            Row(i, k, out double g2, out double noise);
+            sum += _w[i] * (_s0[i] * g2 + noise);
+        }
+        return sum;
+    }
+
+    /// <summary>
+    /// E L(k), except that summing stops once the (nonnegative) partial sum reaches <paramref name="stopAbove"/>:
+    /// the result is exact when below it and some value &gt;= it otherwise (enough for comparisons against it).
+    /// </summary>
+    public double Loss(long k, double stopAbove)
+    {
+        if (k <= 0) return _initialLoss;
+        double sum = 0;
+        for (int i = 0; i < _n && sum < stopAbove; i++)
         {
             Row(i, k, out double g2, out double noise);
             sum += _w[i] * (_s0[i] * g2 + noise);
@@ -249,7 +279,8 @@ internal sealed class LossModel
 
     /// <summary>
     /// A lower bound of E L(k) over every k in [a, b] (1 &lt;= a &lt;= b): Σ w (s0·(lower bound of G² on [a, b]) + N_a),
-    /// valid because N is nondecreasing and each row's G² bound holds on the whole interval (see the class remarks).
+    /// valid because N is nondecreasing and each row's G² bound holds on the whole interval (see the class remarks);
+    /// for SGD rows Σ w min(E θ_a², E θ_b²), E θ_k² = s* + (s0 − s*) r^{2k} being monotone in k.
     /// Stops summing once the partial sum reaches <paramref name="stopAbove"/> (all terms are &gt;= 0).
     /// </summary>
     public double LowerBound(long a, long b, double stopAbove = double.PositiveInfinity)
@@ -264,10 +295,19 @@ internal sealed class LossModel
             switch (_bound[i])
             {
                 case BoundEndpoints:
+                {
                     // |G| is monotone or unimodal with an interior maximum on these rows: its minimum is at an end.
-                    Row(i, b, out double g2b, out _);
+                    Row(i, b, out double g2b, out double noiseB);
+                    if (_kind == OptimizerKind.Sgd)
+                    {
+                        // SGD: E θ_k² = s* + (s0 − s*) r^{2k} is monotone in k, so its minimum on [a, b] is at an end
+                        // (tighter than G² at one end plus N at the other).
+                        sum += _w[i] * Math.Min(_s0[i] * g2a + noiseA, _s0[i] * g2b + noiseB);
+                        continue;
+                    }
                     det = Math.Min(g2a, g2b);
                     break;
+                }
                 case BoundPhase:
                 {
                     double phi = _e[i], ta = a * phi + _bA[i], tb = b * phi + _bA[i];
@@ -296,6 +336,7 @@ internal sealed class LossModel
 
     void Row(int i, long k, out double g2, out double noise)
     {
+        if (i >= _ready) ConfigureRows(i);
         switch (_kind)
         {
             case OptimizerKind.Sgd:
@@ -423,6 +464,8 @@ internal sealed class LossModel
     {
         if (_initialLoss < target) return 0;
         if (!Stable || maxSteps < 1) return -1;
+        // A short range is scanned point by point by Search; one bound first usually rejects it at once.
+        if (maxSteps > 2 && maxSteps < 9 && LowerBound(1, maxSteps, target) >= target) return -1;
         return Search(1, maxSteps, target);
     }
 
@@ -441,7 +484,10 @@ internal sealed class LossModel
             return -1;
         }
         if (LowerBound(a, b, target) >= target) return -1;
-        long mid = a + (b - a) / 2;
+        // Geometric split while the interval spans a large ratio: a curve that is above the target early because
+        // it has not decayed yet and late because its noise has built up is then rejected in O(log log) levels,
+        // not O(log) (any split is exact: both halves are searched unless bounded away).
+        long mid = b > 4 * a ? (long)Math.Sqrt((double)a * b) : a + (b - a) / 2;
         long r = Search(a, mid, target);
         return r >= 0 ? r : Search(mid + 1, b, target);
     }
