@@ -65,6 +65,52 @@ public class StepsToTargetTests(ITestOutputHelper output)
         Assert.True(nonMonotoneCrossings >= 10, $"only {nonMonotoneCrossings} non-monotone cases exercised");
     }
 
+    /// <summary>
+    /// Noise-dominated curves: the loss first falls, then rises as the noise builds up (SGD rows whose stationary value
+    /// is above or below their start, so rising and falling rows mix; momentum and EMA near 1). The targets sit near
+    /// the curve's minimum, where a bound that is too tight on either side (the monotone SGD row bound, the geometric
+    /// split of wide intervals) would skip the only crossings.
+    /// </summary>
+    [Fact]
+    public void MatchesBruteForceOnNoiseDominatedCurves()
+    {
+        var rng = new Random(11);
+        int cases = 0, reached = 0, rising = 0;
+        for (int t = 0; t < 60; t++)
+        {
+            int rows = 2 + rng.Next(5);
+            var list = new List<SpectrumRow>();
+            for (int i = 0; i < rows; i++)
+            {
+                double h = Math.Pow(10, -3 * rng.NextDouble());
+                list.Add(new SpectrumRow(h, h * Math.Pow(10, 2 * rng.NextDouble() - 0.5), Math.Pow(10, 2 * rng.NextDouble() - 1.5), 1 + rng.Next(5)));
+            }
+            var s = new Spectrum(list);
+            double hmax = list.Max(r => r.H);
+            NqmOptimizer opt = (t % 3) switch
+            {
+                0 => new Sgd((0.05 + 1.8 * rng.NextDouble()) / hmax),
+                1 => new Momentum(rng.NextDouble() * 0.2 / hmax, 0.9 + 0.099 * rng.NextDouble(), Preconditioner.None),
+                _ => new Ema((0.05 + 1.8 * rng.NextDouble()) / hmax, 0.99 + 0.0099 * rng.NextDouble(), Preconditioner.None),
+            };
+            double batch = Math.Pow(2, rng.Next(0, 6));
+            var curve = DirectStepping.CurveDouble(s, opt, batch, Horizon);
+            int kmin = Array.IndexOf(curve, curve.Min());
+            if (kmin > 0 && curve[^1] > curve[kmin] * 1.01) rising++;
+            foreach (double f in new[] { 0.999, 1.0001, 1.001, 1.01, 1.1 })
+            {
+                double target = SafeTarget(curve, curve[kmin] * f);
+                long? expected = BruteForce(curve, target);
+                long? got = Nqm.StepsToTarget(s, opt, batch, target, Horizon);
+                Assert.True(expected == got, $"case {t} {opt} B={batch} target={target:R}: brute force {expected}, engine {got}");
+                cases++;
+                if (expected is not null) reached++;
+            }
+        }
+        output.WriteLine($"{cases} cases ({reached} reached), {rising} curves that rise again after their minimum");
+        Assert.True(rising >= 15, $"only {rising} rising curves exercised");
+    }
+
     /// <summary>A strongly oscillating momentum curve: an earlier dip below target must be found even though bisection would miss it.</summary>
     [Fact]
     public void FindsAnEarlyDipThatBisectionMisses()
