@@ -70,7 +70,8 @@ internal sealed class Tap
     /// <summary>Per-chunk work shared by every seed: the squared input (Linear) or the unfolded patches (Conv2d).</summary>
     public Prepared Prepare()
     {
-        var x = Input ?? throw new InvalidOperationException($"layer {Layer}: no input captured");
+        // Detached: the statistics are not differentiated, so no autograd graph is recorded for them.
+        var x = Input?.detach() ?? throw new InvalidOperationException($"layer {Layer}: no input captured");
         if (Module is Linear)
         {
             long batch = x.shape[0];
@@ -92,42 +93,26 @@ internal sealed class Tap
         public bool Factorises => conv is null && xSquared is not null;
 
         /// <summary>
-        /// For <see cref="Factorises"/> layers, per seed group g: from S_g = Σ_seeds gy² (B, out) and G_g = Σ_seeds gy,
-        /// the weight's Σ_n Σ_seeds (gy x_nᵀ)² = S_gᵀ(x²) and Σ_n gy x_nᵀ = G_gᵀx; the bias's sums of S_g and G_g
-        /// over examples. The groups' S_g are concatenated so that one product [S_1 … S_k]ᵀ(x²) serves them all.
+        /// For <see cref="Factorises"/> layers, one seed group: from S = Σ_seeds gy² (B, out) and G = Σ_seeds gy, adds
+        /// the weight's Σ_n Σ_seeds (gy x_nᵀ)² = Sᵀ(x²) and Σ_n gy x_nᵀ = Gᵀx straight into the running sums
+        /// (addmm_, no weight-sized temporaries), and the bias's sums of S and G over examples.
         /// </summary>
-        public List<List<(string Name, ChunkStatistics Stats)>> FromOutputGradientSums(IReadOnlyList<Tensor> squaredSums, IReadOnlyList<Tensor?> sums)
+        public void AccumulateFactorised(Tensor squaredSum, Tensor? sum, Func<string, RunningSum> sumOfSquares, Func<string, RunningSum> sums)
         {
-            long outputs = squaredSums[0].shape[1];
-            var stacked = squaredSums.Count == 1 ? squaredSums[0] : cat(squaredSums.ToList(), 1);
-            var weightSq = stacked.t().mm(xSquared!);
-            var result = new List<List<(string, ChunkStatistics)>>();
-            for (int g = 0; g < squaredSums.Count; g++)
-            {
-                var list = new List<(string, ChunkStatistics)>
-                {
-                    (tap.WeightName, new ChunkStatistics(weightSq.narrow(0, g * outputs, outputs), sums[g]?.t().mm(x))),
-                };
-                if (tap.BiasName is not null)
-                    list.Add((tap.BiasName, new ChunkStatistics(squaredSums[g].sum(0L), sums[g]?.sum(0L))));
-                result.Add(list);
-            }
-            return result;
+            sumOfSquares(tap.WeightName).AddProduct(squaredSum.t(), xSquared!);
+            if (sum is not null) sums(tap.WeightName).AddProduct(sum.t(), x);
+            if (tap.BiasName is null) return;
+            sumOfSquares(tap.BiasName).Add(squaredSum.sum(0L));
+            if (sum is not null) sums(tap.BiasName).Add(sum.sum(0L));
         }
 
-        /// <summary>Statistics of weight and bias for one seed, from the output gradient gy of this layer.</summary>
+        /// <summary>
+        /// Statistics of weight and bias for one seed, from the output gradient gy of this layer, for the layers that
+        /// do not factorise (Conv2d, Linear on (B, T, in)): per-example weight gradients, squared and summed.
+        /// </summary>
         public IEnumerable<(string Name, ChunkStatistics Stats)> PerExampleGradients(Tensor gy, bool keepSum)
         {
             long batch = gy.shape[0];
-            if (conv is null && xSquared is not null)
-            {
-                // Linear on (B, in): Σ_n (gy_n x_nᵀ)² = (gy²)ᵀ(x²); Σ_n gy_n x_nᵀ = gyᵀx.
-                var sq = gy.square().t().mm(xSquared);
-                yield return (tap.WeightName, new ChunkStatistics(sq, keepSum ? gy.t().mm(x) : null));
-                if (tap.BiasName is not null)
-                    yield return (tap.BiasName, new ChunkStatistics(gy.square().sum(0L), keepSum ? gy.sum(0L) : null));
-                yield break;
-            }
             Tensor perExampleWeight, perExampleBias;
             if (conv is null)
             {
@@ -145,8 +130,10 @@ internal sealed class Tap
             }
             long[]? weightShape = conv?.weight.shape;
             var w = perExampleWeight;
-            yield return (tap.WeightName, new ChunkStatistics(
-                Reshape(w.square().sum(0L), weightShape), keepSum ? Reshape(w.sum(0L), weightShape) : null));
+            // The sum first: the per-example gradients are then squared in place (they are this call's own temporary,
+            // often the largest tensor of the chunk).
+            var weightSum = keepSum ? Reshape(w.sum(0L), weightShape) : null;
+            yield return (tap.WeightName, new ChunkStatistics(Reshape(w.pow_(2).sum(0L), weightShape), weightSum));
             if (tap.BiasName is not null)
                 yield return (tap.BiasName, new ChunkStatistics(perExampleBias.square().sum(0L), keepSum ? perExampleBias.sum(0L) : null));
         }
