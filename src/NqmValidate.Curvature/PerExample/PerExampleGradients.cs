@@ -137,12 +137,20 @@ public sealed class PerExampleGradients : IDisposable
         }
     }
 
+    /// <summary>
+    /// Output gradients of the per-example layers (Conv2d, Linear on (B, T, in)) are kept across seeds up to this many
+    /// bytes, so that each sub-batch's patches serve several seeds; beyond it they are used and dropped.
+    /// </summary>
+    const long PendingBytes = 256L << 20;
+
     void AccumulateFast(Tensor z, List<Tap> fast, IReadOnlyList<SeedGroup> groups, bool lastUseOfGraph)
     {
         var prepared = fast.Select(t => t.Prepare()).ToList();
         var outputs = fast.Select(t => t.Output!).ToList();
         int lastGroup = groups.Count - 1;
         while (lastGroup >= 0 && groups[lastGroup].Seeds.Count == 0) lastGroup--;
+        var pending = new List<(int Tap, SeedGroup Group, Tensor Gy)>();
+        long pendingBytes = 0;
         for (int g = 0; g < groups.Count; g++)
         {
             var group = groups[g];
@@ -152,16 +160,20 @@ public sealed class PerExampleGradients : IDisposable
             var sums = new Tensor?[fast.Count];
             for (int s = 0; s < group.Seeds.Count; s++)
             {
-                // Per-seed scope: per-example products of convolutions are large; the running sums move out of it.
-                using var inner = NewDisposeScope();
-                // The graph is kept for the next seed, and freed during the last backward pass when nothing follows.
-                bool retain = !(lastUseOfGraph && g == lastGroup && s == group.Seeds.Count - 1);
-                var gys = torch.autograd.grad([z], outputs, [group.Seeds[s]], retain_graph: retain);
-                for (int i = 0; i < fast.Count; i++)
+                using (var inner = NewDisposeScope())
                 {
-                    var gy = gys[i];
-                    if (prepared[i].Factorises)
+                    // The graph is kept for the next seed, and freed during the last backward pass when nothing follows.
+                    bool retain = !(lastUseOfGraph && g == lastGroup && s == group.Seeds.Count - 1);
+                    var gys = torch.autograd.grad([z], outputs, [group.Seeds[s]], retain_graph: retain);
+                    for (int i = 0; i < fast.Count; i++)
                     {
+                        var gy = gys[i];
+                        if (!prepared[i].Factorises)
+                        {
+                            pending.Add((i, group, gy.MoveToOuterDisposeScope()));
+                            pendingBytes += gy.numel() * gy.element_size();
+                            continue;
+                        }
                         if (squaredSums[i] is null) squaredSums[i] = gy.square().MoveToOuterDisposeScope();
                         else squaredSums[i]!.addcmul_(gy, gy, 1);
                         if (group.KeepSum)
@@ -171,14 +183,9 @@ public sealed class PerExampleGradients : IDisposable
                             if (sums[i] is null) sums[i] = (group.Seeds.Count == 1 ? gy : gy.clone()).MoveToOuterDisposeScope();
                             else sums[i]!.add_(gy);
                         }
-                        continue;
-                    }
-                    foreach (var (name, perExample) in prepared[i].PerExampleGradients(gy, group.KeepSum))
-                    {
-                        Running(_sumSq, group.Key, name).Add(perExample.SumOfSquares);
-                        if (group.KeepSum) Running(_sum, group.Key, name).Add(perExample.Sum!);
                     }
                 }
+                if (pendingBytes > PendingBytes) { AccumulatePending(fast, prepared, pending); pendingBytes = 0; }
             }
             for (int i = 0; i < fast.Count; i++)
             {
@@ -187,6 +194,24 @@ public sealed class PerExampleGradients : IDisposable
                     name => Running(_sumSq, group.Key, name), name => Running(_sum, group.Key, name));
             }
         }
+        AccumulatePending(fast, prepared, pending);
+    }
+
+    /// <summary>The per-example layers' statistics for the kept output gradients, layer by layer; then drops them.</summary>
+    void AccumulatePending(List<Tap> fast, List<Tap.Prepared> prepared, List<(int Tap, SeedGroup Group, Tensor Gy)> pending)
+    {
+        foreach (var layer in pending.GroupBy(p => p.Tap))
+        {
+            var tap = fast[layer.Key];
+            prepared[layer.Key].AccumulatePerExample(layer.Select(p => (
+                p.Gy,
+                Running(_sumSq, p.Group.Key, tap.WeightName),
+                p.Group.KeepSum ? Running(_sum, p.Group.Key, tap.WeightName) : null,
+                tap.BiasName is null ? null : Running(_sumSq, p.Group.Key, tap.BiasName),
+                tap.BiasName is not null && p.Group.KeepSum ? Running(_sum, p.Group.Key, tap.BiasName) : null)).ToList());
+        }
+        foreach (var p in pending) p.Gy.Dispose();
+        pending.Clear();
     }
 
     void AccumulateLoop(Tensor inputs, IReadOnlyList<SeedGroup> groups)
