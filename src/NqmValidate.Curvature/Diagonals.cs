@@ -41,7 +41,15 @@ public sealed record ParameterDiagonal(
     string Name, string Layer, long[] Shape, LayerPath Path,
     double[]? Ggn, double[]? McFisher, double[] MeanGradient, double[] SecondMoment)
 {
-    public double[] NoiseVariance { get; } = SecondMoment.Zip(MeanGradient, (m, g) => Math.Max(m - g * g, 0.0)).ToArray();
+    public double[] NoiseVariance { get; } = Variance(SecondMoment, MeanGradient);
+
+    static double[] Variance(double[] secondMoment, double[] mean)
+    {
+        if (secondMoment.Length != mean.Length) throw new ArgumentException("second moment and mean differ in length");
+        var c = GC.AllocateUninitializedArray<double>(mean.Length);
+        for (int i = 0; i < c.Length; i++) c[i] = Math.Max(secondMoment[i] - mean[i] * mean[i], 0.0);
+        return c;
+    }
 
     /// <summary>The curvature h the NQM uses: the exact GGN diagonal when present, else the MC Fisher.</summary>
     public double[] Curvature => Ggn ?? McFisher!;
@@ -70,7 +78,7 @@ public static class Diagonals
         if (targets.shape[0] != n) throw new CurvatureInputException($"inputs have {n} examples but targets {targets.shape[0]}.");
         var watch = Stopwatch.StartNew();
         var sampler = new Generator(options.Seed);
-        double lossSum = 0;
+        using var lossSum = zeros(1, dtype: ScalarType.Float64);
         using var engine = new PerExampleGradients(model, options.Paths);
         for (long start = 0; start < n; start += options.ChunkSize)
         {
@@ -78,7 +86,7 @@ public static class Diagonals
             var y = targets.narrow(0, start, length);
             engine.AccumulateChunk(inputs.narrow(0, start, length), z =>
             {
-                lossSum += OutputLoss.PerExample(options.Loss, z, y).sum().ToDouble();
+                lossSum.add_(OutputLoss.PerExample(options.Loss, z, y).sum());
                 var groups = new List<SeedGroup> { new("truth", [OutputLoss.Gradient(options.Loss, z, y)], KeepSum: true) };
                 if (options.ExactGgn)
                     groups.Add(new("ggn", Enumerable.Range(0, (int)z.shape[1]).Select(k => OutputLoss.HessianSqrtColumn(options.Loss, z, k)).ToList(), false));
@@ -90,16 +98,10 @@ public static class Diagonals
         double inv = 1.0 / n;
         var parameters = engine.Parameters.Select(p => new ParameterDiagonal(
             p.Name, p.Layer, p.Shape, p.Path,
-            options.ExactGgn ? Scale(engine.SumOfSquares("ggn", p.Name), inv) : null,
-            options.McSamples > 0 ? Scale(engine.SumOfSquares("mc", p.Name), inv / options.McSamples) : null,
-            Scale(engine.Sum("truth", p.Name), inv),
-            Scale(engine.SumOfSquares("truth", p.Name), inv))).ToList();
-        return new CurvatureDiagonals(n, lossSum * inv, parameters, engine.Layers.ToList(), options.McSamples, watch.Elapsed.TotalSeconds);
-    }
-
-    static double[] Scale(double[] values, double factor)
-    {
-        for (int i = 0; i < values.Length; i++) values[i] *= factor;
-        return values;
+            options.ExactGgn ? engine.SumOfSquares("ggn", p.Name, inv) : null,
+            options.McSamples > 0 ? engine.SumOfSquares("mc", p.Name, inv / options.McSamples) : null,
+            engine.Sum("truth", p.Name, inv),
+            engine.SumOfSquares("truth", p.Name, inv))).ToList();
+        return new CurvatureDiagonals(n, lossSum.ToDouble() * inv, parameters, engine.Layers.ToList(), options.McSamples, watch.Elapsed.TotalSeconds);
     }
 }

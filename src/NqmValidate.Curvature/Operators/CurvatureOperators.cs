@@ -64,15 +64,26 @@ static class ChunkSum
     public static Tensor Over(CurvatureProblem problem, Tensor v,
         Func<Tensor, Tensor, List<Tensor>, IList<Tensor>, IList<Tensor>> product)
     {
-        var result = zeros(problem.Dimension, dtype: ScalarType.Float64);
         var parameters = problem.Parameters();
-        foreach (var (start, length) in problem.Chunks())
+        // v is split (and cast to the parameters' dtype) once, not per chunk; the per-parameter products are summed
+        // in float64 in place, and flattened once at the end.
+        var vs = problem.Split(v).Select(t => t.DetachFromDisposeScope()).ToList();
+        var sums = parameters.Select(p => zeros(p.shape, dtype: ScalarType.Float64).DetachFromDisposeScope()).ToList();
+        try
         {
-            using var scope = NewDisposeScope();
-            var z = problem.Model.call(problem.Inputs.narrow(0, start, length));
-            var parts = product(z, problem.Targets.narrow(0, start, length), problem.Split(v), parameters);
-            result.add_(CurvatureProblem.Flatten(parts));
+            foreach (var (start, length) in problem.Chunks())
+            {
+                using var scope = NewDisposeScope();
+                var z = problem.Model.call(problem.Inputs.narrow(0, start, length));
+                var parts = product(z, problem.Targets.narrow(0, start, length), vs, parameters);
+                for (int i = 0; i < sums.Count; i++) sums[i].add_(parts[i].detach());
+            }
+            return CurvatureProblem.Flatten(sums);
         }
-        return result;
+        finally
+        {
+            foreach (var t in vs) t.Dispose();
+            foreach (var t in sums) t.Dispose();
+        }
     }
 }

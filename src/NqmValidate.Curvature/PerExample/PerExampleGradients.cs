@@ -61,13 +61,14 @@ public sealed class PerExampleGradients : IDisposable
     readonly List<(ParameterSlot Slot, Parameter Tensor)> _loopParameters = [];
     readonly Dictionary<string, Parameter> _parameters;
     readonly List<ParameterSlot> _slots = [];
-    readonly Dictionary<(string Group, string Name), Tensor> _sumSq = [];
-    readonly Dictionary<(string Group, string Name), Tensor> _sum = [];
+    readonly Dictionary<(string Group, string Name), RunningSum> _sumSq = [];
+    readonly Dictionary<(string Group, string Name), RunningSum> _sum = [];
     readonly List<IDisposable> _hooks = [];
     readonly List<LayerPathReport> _reports = [];
     readonly bool _wasTraining;
     bool _capturing;
     bool _decided;
+    int _chunks;
     readonly PathPolicy _policy;
 
     public PerExampleGradients(nn.Module<Tensor, Tensor> model, PathPolicy policy = PathPolicy.Auto)
@@ -127,61 +128,90 @@ public sealed class PerExampleGradients : IDisposable
 
         var groups = seeds(z.detach());
         var fast = _taps.Where(t => t.Fast).ToList();
-        if (fast.Count > 0)
+        if (fast.Count > 0) AccumulateFast(z, fast, groups, lastUseOfGraph: _loopParameters.Count == 0);
+        if (_loopParameters.Count > 0) AccumulateLoop(inputs, groups);
+        if (++_chunks % RunningSum.FlushEvery == 0)
         {
-            var prepared = fast.Select(t => t.Prepare()).ToList();
-            var outputs = fast.Select(t => t.Output!).ToList();
-            var factorised = new List<(string Group, Tensor?[] SquaredSums, Tensor?[] Sums)>();
-            foreach (var group in groups)
+            foreach (var sum in _sumSq.Values) sum.Flush();
+            foreach (var sum in _sum.Values) sum.Flush();
+        }
+    }
+
+    /// <summary>
+    /// Output gradients of the per-example layers (Conv2d, Linear on (B, T, in)) are kept across seeds up to this many
+    /// bytes, so that each sub-batch's patches serve several seeds; beyond it they are used and dropped.
+    /// </summary>
+    const long PendingBytes = 256L << 20;
+
+    void AccumulateFast(Tensor z, List<Tap> fast, IReadOnlyList<SeedGroup> groups, bool lastUseOfGraph)
+    {
+        var prepared = fast.Select(t => t.Prepare()).ToList();
+        var outputs = fast.Select(t => t.Output!).ToList();
+        int lastGroup = groups.Count - 1;
+        while (lastGroup >= 0 && groups[lastGroup].Seeds.Count == 0) lastGroup--;
+        var pending = new List<(int Tap, SeedGroup Group, Tensor Gy)>();
+        long pendingBytes = 0;
+        for (int g = 0; g < groups.Count; g++)
+        {
+            var group = groups[g];
+            // Linear layers on (B, in) factorise: Σ_seeds Σ_n (gy_n x_nᵀ)² = (Σ_seeds gy²)ᵀ(x²), so the squared
+            // output gradients of all the group's seeds are summed first and multiplied once (C seeds, one product).
+            var squaredSums = new Tensor?[fast.Count];
+            var sums = new Tensor?[fast.Count];
+            for (int s = 0; s < group.Seeds.Count; s++)
             {
-                // Linear layers on (B, in) factorise: Σ_seeds Σ_n (gy_n x_nᵀ)² = (Σ_seeds gy²)ᵀ(x²), so the squared
-                // output gradients of all the group's seeds are summed first and multiplied once (C seeds, one product).
-                var squaredSums = new Tensor?[fast.Count];
-                var sums = new Tensor?[fast.Count];
-                foreach (var seed in group.Seeds)
+                using (var inner = NewDisposeScope())
                 {
-                    // Per-seed scope: per-example products of convolutions are large; the running sums move out of it.
-                    using var inner = NewDisposeScope();
-                    var gys = torch.autograd.grad([z], outputs, [seed], retain_graph: true);
+                    // The graph is kept for the next seed, and freed during the last backward pass when nothing follows.
+                    bool retain = !(lastUseOfGraph && g == lastGroup && s == group.Seeds.Count - 1);
+                    var gys = torch.autograd.grad([z], outputs, [group.Seeds[s]], retain_graph: retain);
                     for (int i = 0; i < fast.Count; i++)
                     {
-                        if (prepared[i].Factorises)
+                        var gy = gys[i];
+                        if (!prepared[i].Factorises)
                         {
-                            var sq = gys[i].square();
-                            if (squaredSums[i] is null) squaredSums[i] = sq.MoveToOuterDisposeScope();
-                            else squaredSums[i]!.add_(sq);
-                            if (group.KeepSum)
-                            {
-                                if (sums[i] is null) sums[i] = gys[i].clone().MoveToOuterDisposeScope();
-                                else sums[i]!.add_(gys[i]);
-                            }
+                            pending.Add((i, group, gy.MoveToOuterDisposeScope()));
+                            pendingBytes += gy.numel() * gy.element_size();
                             continue;
                         }
-                        foreach (var (name, perExample) in prepared[i].PerExampleGradients(gys[i], group.KeepSum))
+                        if (squaredSums[i] is null) squaredSums[i] = gy.square().MoveToOuterDisposeScope();
+                        else squaredSums[i]!.addcmul_(gy, gy, 1);
+                        if (group.KeepSum)
                         {
-                            Add(_sumSq, group.Key, name, perExample.SumOfSquares);
-                            if (group.KeepSum) Add(_sum, group.Key, name, perExample.Sum!);
+                            // The gradient with respect to the output z itself may be the seed tensor: copy it
+                            // before adding into it.
+                            if (sums[i] is null) sums[i] = (group.Seeds.Count == 1 ? gy : gy.clone()).MoveToOuterDisposeScope();
+                            else sums[i]!.add_(gy);
                         }
                     }
                 }
-                factorised.Add((group.Key, squaredSums, sums));
+                if (pendingBytes > PendingBytes) { AccumulatePending(fast, prepared, pending); pendingBytes = 0; }
             }
-            // All groups' squared sums share x², so one product per layer serves every group.
             for (int i = 0; i < fast.Count; i++)
             {
-                var withLayer = factorised.Where(f => f.SquaredSums[i] is not null).ToList();
-                if (withLayer.Count == 0) continue;
-                var perGroup = prepared[i].FromOutputGradientSums(withLayer.Select(f => f.SquaredSums[i]!).ToList(), withLayer.Select(f => f.Sums[i]).ToList());
-                for (int g = 0; g < withLayer.Count; g++)
-                    foreach (var (name, stats) in perGroup[g])
-                    {
-                        Add(_sumSq, withLayer[g].Group, name, stats.SumOfSquares);
-                        if (stats.Sum is not null) Add(_sum, withLayer[g].Group, name, stats.Sum);
-                    }
+                if (squaredSums[i] is null) continue;
+                prepared[i].AccumulateFactorised(squaredSums[i]!, sums[i],
+                    name => Running(_sumSq, group.Key, name), name => Running(_sum, group.Key, name));
             }
         }
+        AccumulatePending(fast, prepared, pending);
+    }
 
-        if (_loopParameters.Count > 0) AccumulateLoop(inputs, groups);
+    /// <summary>The per-example layers' statistics for the kept output gradients, layer by layer; then drops them.</summary>
+    void AccumulatePending(List<Tap> fast, List<Tap.Prepared> prepared, List<(int Tap, SeedGroup Group, Tensor Gy)> pending)
+    {
+        foreach (var layer in pending.GroupBy(p => p.Tap))
+        {
+            var tap = fast[layer.Key];
+            prepared[layer.Key].AccumulatePerExample(layer.Select(p => (
+                p.Gy,
+                Running(_sumSq, p.Group.Key, tap.WeightName),
+                p.Group.KeepSum ? Running(_sum, p.Group.Key, tap.WeightName) : null,
+                tap.BiasName is null ? null : Running(_sumSq, p.Group.Key, tap.BiasName),
+                tap.BiasName is not null && p.Group.KeepSum ? Running(_sum, p.Group.Key, tap.BiasName) : null)).ToList());
+        }
+        foreach (var p in pending) p.Gy.Dispose();
+        pending.Clear();
     }
 
     void AccumulateLoop(Tensor inputs, IReadOnlyList<SeedGroup> groups)
@@ -200,40 +230,39 @@ public sealed class PerExampleGradients : IDisposable
                     for (int i = 0; i < grads.Count; i++)
                     {
                         string name = _loopParameters[i].Slot.Name;
-                        Add(_sumSq, group.Key, name, grads[i].square());
-                        if (group.KeepSum) Add(_sum, group.Key, name, grads[i]);
+                        Running(_sumSq, group.Key, name).AddExact(grads[i].square());
+                        if (group.KeepSum) Running(_sum, group.Key, name).AddExact(grads[i]);
                     }
                 }
             }
         }
     }
 
-    /// <summary>Σ over examples and over the group's seeds of the squared per-example gradient, float64, flattened.</summary>
-    public double[] SumOfSquares(string group, string parameter) => Read(_sumSq, group, parameter);
+    /// <summary>
+    /// Σ over examples and over the group's seeds of the squared per-example gradient, times <paramref name="scale"/>
+    /// (applied while copying out), float64, flattened.
+    /// </summary>
+    public double[] SumOfSquares(string group, string parameter, double scale = 1.0) => Read(_sumSq, group, parameter, scale);
 
-    /// <summary>Σ over examples of the per-example gradient (groups with KeepSum), float64, flattened.</summary>
-    public double[] Sum(string group, string parameter) => Read(_sum, group, parameter);
+    /// <summary>Σ over examples of the per-example gradient (groups with KeepSum), times <paramref name="scale"/>, float64, flattened.</summary>
+    public double[] Sum(string group, string parameter, double scale = 1.0) => Read(_sum, group, parameter, scale);
 
-    double[] Read(Dictionary<(string, string), Tensor> store, string group, string parameter)
+    double[] Read(Dictionary<(string, string), RunningSum> store, string group, string parameter, double scale)
     {
-        if (!store.TryGetValue((group, parameter), out var t))
+        if (!store.TryGetValue((group, parameter), out var sum))
         {
             var slot = _slots.FirstOrDefault(s => s.Name == parameter)
                 ?? throw new ArgumentException($"unknown parameter '{parameter}'", nameof(parameter));
             return new double[slot.Count];
         }
-        return TensorArrays.ToDoubles(t);
+        return sum.Read(scale);
     }
 
-    static void Add(Dictionary<(string, string), Tensor> store, string group, string name, Tensor value)
+    static RunningSum Running(Dictionary<(string, string), RunningSum> store, string group, string name)
     {
         var key = (group, name);
-        if (!store.TryGetValue(key, out var acc))
-        {
-            acc = zeros(value.shape, dtype: ScalarType.Float64).DetachFromDisposeScope();
-            store[key] = acc;
-        }
-        acc.add_(value.detach().to(ScalarType.Float64));
+        if (!store.TryGetValue(key, out var sum)) store[key] = sum = new RunningSum();
+        return sum;
     }
 
     void Decide()

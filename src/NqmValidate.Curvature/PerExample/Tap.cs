@@ -4,9 +4,6 @@ using static TorchSharp.torch;
 
 namespace NqmValidate.Curvature.PerExample;
 
-/// <summary>Per-example gradient statistics of one parameter over one chunk.</summary>
-internal readonly record struct ChunkStatistics(Tensor SumOfSquares, Tensor? Sum);
-
 /// <summary>A Linear or Conv2d layer whose input and output are captured by a forward hook.</summary>
 internal sealed class Tap
 {
@@ -67,10 +64,14 @@ internal sealed class Tap
         return null;
     }
 
-    /// <summary>Per-chunk work shared by every seed: the squared input (Linear) or the unfolded patches (Conv2d).</summary>
+    /// <summary>
+    /// Per-chunk work shared by every seed: the squared input (Linear on (B, in)); for the layers that need
+    /// per-example products (Conv2d, Linear on (B, T, in)) only the detached input, taken apart per sub-batch later.
+    /// </summary>
     public Prepared Prepare()
     {
-        var x = Input ?? throw new InvalidOperationException($"layer {Layer}: no input captured");
+        // Detached: the statistics are not differentiated, so no autograd graph is recorded for them.
+        var x = Input?.detach() ?? throw new InvalidOperationException($"layer {Layer}: no input captured");
         if (Module is Linear)
         {
             long batch = x.shape[0];
@@ -79,11 +80,27 @@ internal sealed class Tap
             var flat = x.reshape(batch, -1, x.shape[^1]);
             return new Prepared(this, flat, null, null);
         }
-        var conv = (Conv2d)Module;
-        var pad = ConvPadding(conv)!.Value;
-        var patches = nn.functional.unfold(x, (conv.kernel_size[0], conv.kernel_size[1]),
-            dilation: (conv.dilation[0], conv.dilation[^1]), padding: pad, stride: (conv.stride[0], conv.stride[^1]));
-        return new Prepared(this, patches, null, conv);
+        return new Prepared(this, x, null, (Conv2d)Module);
+    }
+
+    /// <summary>
+    /// The convolution's input patches (B, Cin·kh·kw, L) in nn.functional.unfold's layout (channel slowest, then kernel
+    /// row and column; positions row-major), built from a zero-padded copy by sliding-window views and one strided copy:
+    /// about twice as fast as nn.functional.unfold on the CPU.
+    /// </summary>
+    static Tensor Patches(Tensor x, Conv2d conv)
+    {
+        var (ph, pw) = ConvPadding(conv)!.Value;
+        long kh = conv.kernel_size[0], kw = conv.kernel_size[1];
+        long dh = conv.dilation[0], dw = conv.dilation[^1], sh = conv.stride[0], sw = conv.stride[^1];
+        var padded = ph == 0 && pw == 0 ? x : nn.functional.pad(x, [pw, pw, ph, ph]);
+        long spanH = dh * (kh - 1) + 1, spanW = dw * (kw - 1) + 1;
+        // (B, Cin, Hout, Wout, spanH, spanW): every output position's receptive field, as a view.
+        var windows = padded.unfold(2, spanH, sh).unfold(3, spanW, sw);
+        if (dh > 1) windows = windows.slice(4, 0, spanH, dh);
+        if (dw > 1) windows = windows.slice(5, 0, spanW, dw);
+        long batch = x.shape[0], cin = x.shape[1], positions = windows.shape[2] * windows.shape[3];
+        return windows.permute(0, 1, 4, 5, 2, 3).reshape(batch, cin * kh * kw, positions);
     }
 
     internal sealed class Prepared(Tap tap, Tensor x, Tensor? xSquared, Conv2d? conv)
@@ -92,63 +109,65 @@ internal sealed class Tap
         public bool Factorises => conv is null && xSquared is not null;
 
         /// <summary>
-        /// For <see cref="Factorises"/> layers, per seed group g: from S_g = Σ_seeds gy² (B, out) and G_g = Σ_seeds gy,
-        /// the weight's Σ_n Σ_seeds (gy x_nᵀ)² = S_gᵀ(x²) and Σ_n gy x_nᵀ = G_gᵀx; the bias's sums of S_g and G_g
-        /// over examples. The groups' S_g are concatenated so that one product [S_1 … S_k]ᵀ(x²) serves them all.
+        /// For <see cref="Factorises"/> layers, one seed group: from S = Σ_seeds gy² (B, out) and G = Σ_seeds gy, adds
+        /// the weight's Σ_n Σ_seeds (gy x_nᵀ)² = Sᵀ(x²) and Σ_n gy x_nᵀ = Gᵀx straight into the running sums
+        /// (addmm_, no weight-sized temporaries), and the bias's sums of S and G over examples.
         /// </summary>
-        public List<List<(string Name, ChunkStatistics Stats)>> FromOutputGradientSums(IReadOnlyList<Tensor> squaredSums, IReadOnlyList<Tensor?> sums)
+        public void AccumulateFactorised(Tensor squaredSum, Tensor? sum, Func<string, RunningSum> sumOfSquares, Func<string, RunningSum> sums)
         {
-            long outputs = squaredSums[0].shape[1];
-            var stacked = squaredSums.Count == 1 ? squaredSums[0] : cat(squaredSums.ToList(), 1);
-            var weightSq = stacked.t().mm(xSquared!);
-            var result = new List<List<(string, ChunkStatistics)>>();
-            for (int g = 0; g < squaredSums.Count; g++)
-            {
-                var list = new List<(string, ChunkStatistics)>
-                {
-                    (tap.WeightName, new ChunkStatistics(weightSq.narrow(0, g * outputs, outputs), sums[g]?.t().mm(x))),
-                };
-                if (tap.BiasName is not null)
-                    list.Add((tap.BiasName, new ChunkStatistics(squaredSums[g].sum(0L), sums[g]?.sum(0L))));
-                result.Add(list);
-            }
-            return result;
+            sumOfSquares(tap.WeightName).AddProduct(squaredSum.t(), xSquared!);
+            if (sum is not null) sums(tap.WeightName).AddProduct(sum.t(), x);
+            if (tap.BiasName is null) return;
+            sumOfSquares(tap.BiasName).Add(squaredSum.sum(0L));
+            if (sum is not null) sums(tap.BiasName).Add(sum.sum(0L));
         }
 
-        /// <summary>Statistics of weight and bias for one seed, from the output gradient gy of this layer.</summary>
-        public IEnumerable<(string Name, ChunkStatistics Stats)> PerExampleGradients(Tensor gy, bool keepSum)
+        /// <summary>Bytes of per-example temporaries a sub-batch may take (patches, per-example weight gradients).</summary>
+        const long SubBatchBytes = 8L << 20;
+
+        /// <summary>
+        /// For the layers that do not factorise (Conv2d, Linear on (B, T, in)): adds, for each seed (its output gradient
+        /// gy of this layer), Σ_n W_n² and, when asked, Σ_n W_n of the per-example weight gradients W_n, and the same for
+        /// the bias. Examples go through in sub-batches whose temporaries stay small (no page faults of fresh memory, and
+        /// they stay in cache); the patches of a sub-batch are built once and serve every seed.
+        /// </summary>
+        public void AccumulatePerExample(IReadOnlyList<(Tensor Gy, RunningSum SumOfSquares, RunningSum? Sum,
+            RunningSum? BiasSumOfSquares, RunningSum? BiasSum)> seeds)
         {
-            long batch = gy.shape[0];
-            if (conv is null && xSquared is not null)
+            if (seeds.Count == 0) return;
+            long batch = x.shape[0];
+            // Per example: gy as (rows, positions); rows × columns is the weight gradient's matrix shape.
+            var gys = seeds.Select(s => conv is null ? s.Gy.reshape(batch, -1, s.Gy.shape[^1]).transpose(1, 2) : s.Gy.reshape(batch, s.Gy.shape[1], -1)).ToList();
+            long rows = gys[0].shape[1], positions = gys[0].shape[2];
+            long columns = conv is null ? x.shape[^1] : x.shape[1] * conv.kernel_size[0] * conv.kernel_size[1];
+            long bytesPerExample = Math.Max(columns * positions, rows * columns) * x.element_size();
+            long sub = Math.Clamp(SubBatchBytes / Math.Max(bytesPerExample, 1), 1, batch);
+            var sq = seeds.Select(_ => zeros(rows, columns, dtype: x.dtype)).ToList();
+            var sum = seeds.Select(s => s.Sum is null ? null : zeros(rows, columns, dtype: x.dtype)).ToList();
+            for (long start = 0; start < batch; start += sub)
             {
-                // Linear on (B, in): Σ_n (gy_n x_nᵀ)² = (gy²)ᵀ(x²); Σ_n gy_n x_nᵀ = gyᵀx.
-                var sq = gy.square().t().mm(xSquared);
-                yield return (tap.WeightName, new ChunkStatistics(sq, keepSum ? gy.t().mm(x) : null));
-                if (tap.BiasName is not null)
-                    yield return (tap.BiasName, new ChunkStatistics(gy.square().sum(0L), keepSum ? gy.sum(0L) : null));
-                yield break;
-            }
-            Tensor perExampleWeight, perExampleBias;
-            if (conv is null)
-            {
-                // Linear on (B, T, in): per-example gradient Σ_t gy_{n,t} x_{n,t}ᵀ.
-                var g = gy.reshape(batch, -1, gy.shape[^1]);
-                perExampleWeight = g.transpose(1, 2).bmm(x);
-                perExampleBias = g.sum(1);
-            }
-            else
-            {
-                // Conv2d: x holds unfolded patches (B, Cin·kh·kw, L); gy is (B, Cout, L) after flattening.
-                var g = gy.reshape(batch, gy.shape[1], -1);
-                perExampleWeight = g.bmm(x.transpose(1, 2));
-                perExampleBias = g.sum(2);
+                using var scope = NewDisposeScope();
+                long length = Math.Min(sub, batch - start);
+                // (b, positions, columns): the input rows each output position sees.
+                var inputs = conv is null ? x.narrow(0, start, length) : Patches(x.narrow(0, start, length), conv).transpose(1, 2);
+                for (int s = 0; s < seeds.Count; s++)
+                {
+                    var w = gys[s].narrow(0, start, length).bmm(inputs);
+                    // The sum first: the per-example gradients are then squared in place (this loop's own temporary).
+                    sum[s]?.add_(w.sum(0L));
+                    sq[s].add_(w.pow_(2).sum(0L));
+                }
             }
             long[]? weightShape = conv?.weight.shape;
-            var w = perExampleWeight;
-            yield return (tap.WeightName, new ChunkStatistics(
-                Reshape(w.square().sum(0L), weightShape), keepSum ? Reshape(w.sum(0L), weightShape) : null));
-            if (tap.BiasName is not null)
-                yield return (tap.BiasName, new ChunkStatistics(perExampleBias.square().sum(0L), keepSum ? perExampleBias.sum(0L) : null));
+            for (int s = 0; s < seeds.Count; s++)
+            {
+                seeds[s].SumOfSquares.Add(Reshape(sq[s], weightShape));
+                if (sum[s] is not null) seeds[s].Sum!.Add(Reshape(sum[s]!, weightShape));
+                if (seeds[s].BiasSumOfSquares is null) continue;
+                var perExampleBias = gys[s].sum(2); // (B, rows)
+                seeds[s].BiasSumOfSquares!.Add(perExampleBias.square().sum(0L));
+                seeds[s].BiasSum?.Add(perExampleBias.sum(0L));
+            }
         }
 
         static Tensor Reshape(Tensor t, long[]? shape) => shape is null ? t : t.reshape(shape);

@@ -40,6 +40,51 @@ public class PerExampleGradientsTests
         }
     }
 
+    /// <summary>
+    /// Convolutions with dilation, stride, rectangular kernels and unequal padding, on inputs large enough that the
+    /// per-example products go through in several sub-batches (8 MB of temporaries each: here 21 + 19 examples).
+    /// </summary>
+    [Fact]
+    public void StridedDilatedConvolutionsMatchTheLoop()
+    {
+        var c = StridedDilatedCnn(examples: 40);
+        var oracle = TinyCases.PerExampleGradientsByLoop(c);
+        int dim = oracle[0].Length;
+        var expectedSq = new double[dim];
+        var expectedSum = new double[dim];
+        foreach (var row in oracle)
+            for (int i = 0; i < dim; i++) { expectedSq[i] += row[i] * row[i]; expectedSum[i] += row[i]; }
+        using var engine = new PerExampleGradients(c.Model);
+        // Two groups, the first with two seeds: several output gradients share each sub-batch's patches.
+        engine.AccumulateChunk(c.Inputs, z =>
+        [
+            new SeedGroup("truth", [OutputLoss.Gradient(c.Loss, z, c.Targets)], KeepSum: true),
+            new SeedGroup("twice", [OutputLoss.Gradient(c.Loss, z, c.Targets), OutputLoss.Gradient(c.Loss, z, c.Targets)], KeepSum: true),
+        ]);
+        Assert.All(engine.Layers, l => Assert.Equal(LayerPath.Fast, l.Path));
+        var actualSq = engine.Parameters.SelectMany(p => engine.SumOfSquares("truth", p.Name)).ToArray();
+        var actualSum = engine.Parameters.SelectMany(p => engine.Sum("truth", p.Name)).ToArray();
+        var twiceSq = engine.Parameters.SelectMany(p => engine.SumOfSquares("twice", p.Name, 0.5)).ToArray();
+        Assert.True(TinyCases.RelativeError(actualSq, expectedSq) <= Tolerance, $"sum of squares rel. err {TinyCases.RelativeError(actualSq, expectedSq):g3}");
+        Assert.True(TinyCases.RelativeError(actualSum, expectedSum) <= Tolerance, $"sum rel. err {TinyCases.RelativeError(actualSum, expectedSum):g3}");
+        Assert.True(TinyCases.RelativeError(twiceSq, expectedSq) <= Tolerance, $"two seeds: rel. err {TinyCases.RelativeError(twiceSq, expectedSq):g3}");
+    }
+
+    static TinyCase StridedDilatedCnn(long examples)
+    {
+        NqmValidate.Training.Runtime.TorchRuntime.Initialize(1);
+        var model = TinyCases.Seeded(TorchSharp.torch.nn.Sequential(
+            ("conv1", TorchSharp.torch.nn.Conv2d(2, 3, (3, 2), stride: (2, 1), padding: (1, 2), dilation: (2, 1), dtype: ScalarType.Float64)),
+            ("act1", TorchSharp.torch.nn.Tanh()),
+            ("conv2", TorchSharp.torch.nn.Conv2d(3, 4, (2, 3), stride: (1, 2), dilation: (1, 2), bias: false, dtype: ScalarType.Float64)),
+            ("act2", TorchSharp.torch.nn.Tanh()), ("flat", TorchSharp.torch.nn.Flatten()),
+            ("fc", TorchSharp.torch.nn.Linear(4 * 30 * 64, 3, dtype: ScalarType.Float64))), 51, scale: 0.1);
+        var gen = new TorchSharp.torch.Generator(52);
+        var x = randn(examples, 2, 64, 128, dtype: ScalarType.Float64, generator: gen);
+        var y = randint(0, 3, [examples], generator: gen);
+        return new TinyCase("strided-dilated-cnn", model, x, y, LossKind.CrossEntropy);
+    }
+
     [Fact]
     public void LinearAndConvLayersTakeTheFastPathAndOtherLayersLoop()
     {
