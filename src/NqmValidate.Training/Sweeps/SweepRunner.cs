@@ -80,7 +80,8 @@ public sealed class SweepRunner(ITrialRunner runner)
         void Report()
         {
             if (progress is null) return;
-            int done = trialsDoneAtStart + runNow;
+            // Discarded speculative logs run again: count each trial once.
+            int done = Math.Min(trialsTotal, trialsDoneAtStart + runNow - discarded);
             TimeSpan? remaining = runNow == 0 ? null
                 : TimeSpan.FromSeconds(trialSecondsNow / runNow * (trialsTotal - done) / spec.Jobs);
             progress.Report(new SweepProgress(
@@ -89,7 +90,6 @@ public sealed class SweepRunner(ITrialRunner runner)
                 chains.Where(c => !c.Complete).Select(c => (c.Current!.Id, c.BestSoFar)).ToList(), lastEvent));
         }
 
-        Report();
         try
         {
             while (true)
@@ -102,6 +102,7 @@ public sealed class SweepRunner(ITrialRunner runner)
                     running[task] = new Running(chain, trial, attempt, request, Stopwatch.StartNew());
                 }
                 if (running.Count == 0) break;
+                Report(); // after the launches, so that the running count includes the trials just started
 
                 var finished = await Task.WhenAny(running.Keys);
                 var r = running[finished];
@@ -130,7 +131,6 @@ public sealed class SweepRunner(ITrialRunner runner)
                 trialSecondsNow += r.Clock.Elapsed.TotalSeconds;
                 lastEvent = $"{r.Request.Study.Id}/{r.Trial.Id} lr={r.Trial.Point.LearningRate:G3} {Describe(committed)}";
                 r.Chain.Finished(r.Trial, committed);
-                Report();
             }
         }
         finally

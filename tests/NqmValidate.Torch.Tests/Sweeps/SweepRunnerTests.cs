@@ -42,6 +42,29 @@ public class SweepRunnerTests
         Assert.Contains(pruned.Results, r => r.Count(StudyTrialStatus.Pruned) > 0);
     }
 
+    /// <summary>Collects progress reports synchronously (Progress&lt;T&gt; would post them to the thread pool).</summary>
+    sealed class Recorder : IProgress<SweepProgress>
+    {
+        public readonly List<SweepProgress> Reports = [];
+        public void Report(SweepProgress value) { lock (Reports) Reports.Add(value); }
+    }
+
+    [Fact]
+    public async Task ProgressCountsEachTrialOnceAndShowsEveryRunningTrial()
+    {
+        var spec = SweepTestKit.SmallSpec() with { Jobs = 2 };
+        var recorder = new Recorder();
+        var summary = await new SweepRunner(new SyntheticTrialRunner()).RunAsync(
+            new SweepOptions(spec, SweepTestKit.TempDir("progress"), Shard.All), recorder, default);
+        Assert.True(summary.Complete);
+        int total = recorder.Reports[0].TrialsTotal;
+        Assert.All(recorder.Reports, p => Assert.InRange(p.TrialsDone, 0, total));
+        Assert.All(recorder.Reports, p => Assert.InRange(p.Running, 0, 2));
+        Assert.Contains(recorder.Reports, p => p.Running == 2); // two jobs: reported while both run
+        Assert.Equal(total, recorder.Reports[^1].TrialsDone);
+        Assert.Equal(0, recorder.Reports[^1].Running);
+    }
+
     [Fact]
     public async Task TheMinimumIsTheSmallestSyntheticStepsToTargetOverTheGrid()
     {
