@@ -58,6 +58,9 @@ public static class ValidateCommand
         string outDir = Path.GetFullPath(parse.GetValue(Out)!);
         var wall = Stopwatch.StartNew();
         var seconds = new Dictionary<string, double>();
+        // The commit is probed once and cached: probe it now, at launch, so that the report's provenance names the code
+        // that ran, not whatever the repository's HEAD has moved to when the report stage starts an hour later.
+        _ = GitInfo.Current;
         try
         {
             var sweepOptions = new SweepCommandOptions(specPath, Path.Combine(outDir, "sweep"), parse.GetValue(Jobs), parse.GetValue(Threads), null,
