@@ -1,6 +1,7 @@
 using System.Globalization;
 using CsvHelper;
 using CsvHelper.Configuration;
+using NqmValidate.Common;
 
 namespace NqmValidate.Reports;
 

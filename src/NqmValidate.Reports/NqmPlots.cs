@@ -1,4 +1,5 @@
 using ScottPlot;
+using NqmValidate.Common;
 
 namespace NqmValidate.Reports;
 

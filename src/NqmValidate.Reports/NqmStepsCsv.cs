@@ -1,5 +1,6 @@
 using System.Globalization;
 using CsvHelper;
+using NqmValidate.Common;
 
 namespace NqmValidate.Reports;
 

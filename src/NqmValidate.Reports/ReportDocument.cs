@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text;
+using NqmValidate.Common;
 
 namespace NqmValidate.Reports;
 

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using NqmValidate.Reports;
+using NqmValidate.Common;
 
 namespace NqmValidate.Validation;
 

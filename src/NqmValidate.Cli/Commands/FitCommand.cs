@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using NqmValidate.Reports;
 using NqmValidate.Validation;
+using NqmValidate.Common;
 
 namespace NqmValidate.Cli.Commands;
 

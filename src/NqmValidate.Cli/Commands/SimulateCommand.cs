@@ -4,6 +4,7 @@ using System.Globalization;
 using System.Text;
 using NqmValidate.Nqm;
 using NqmValidate.Reports;
+using NqmValidate.Common;
 
 namespace NqmValidate.Cli.Commands;
 
@@ -142,7 +143,7 @@ public static class SimulateCommand
             fits.AppendLine(f.Fit is { } fit
                 ? FormattableString.Invariant($"{Simulation.Name(f.Optimizer)},{f.PrecondPower},{fit.StepsMin:R},{fit.BatchNoise:R},{fit.RSquaredLog:R},{fit.RmsLogResidual:R},{fit.Points}")
                 : FormattableString.Invariant($"{Simulation.Name(f.Optimizer)},{f.PrecondPower},,,,,0"));
-        NqmValidate.Reports.AtomicFile.WriteAllText(Path.Combine(dir, "fits.csv"), fits.ToString());
+        AtomicFile.WriteAllText(Path.Combine(dir, "fits.csv"), fits.ToString());
 
         var groups = r.Rows.GroupBy(x => (x.Optimizer, x.PrecondPower)).ToArray();
         string Label((OptimizerKind o, double p) k) => $"{Simulation.Name(k.o)} p={k.p}";

@@ -5,6 +5,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using NqmValidate.Nqm;
 using NqmValidate.Reports;
+using NqmValidate.Common;
 
 namespace NqmValidate.Cli.Commands;
 
@@ -74,7 +75,7 @@ public static class SimulatePaper
             if (study.Optimizers.Contains("schedule")) ScheduleShapes(study, all[study.Targets.Count > 1 ? $"{study.Name}/target_{study.Targets[0].ToString(CultureInfo.InvariantCulture)}" : study.Name], outDir);
         }
         var md = Summary(spec, all, total.Elapsed.TotalSeconds);
-        NqmValidate.Reports.AtomicFile.WriteAllText(Path.Combine(outDir, "summary.md"), md);
+        AtomicFile.WriteAllText(Path.Combine(outDir, "summary.md"), md);
         Console.WriteLine($"wrote {Path.Combine(outDir, "summary.md")} ({total.Elapsed.TotalSeconds:F1} s)");
         return ExitCodes.Ok;
     }

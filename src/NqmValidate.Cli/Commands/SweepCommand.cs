@@ -2,6 +2,7 @@ using NqmValidate.Training.Trials;
 using System.CommandLine;
 using System.Runtime.InteropServices;
 using NqmValidate.Training.Sweeps;
+using NqmValidate.Common;
 
 namespace NqmValidate.Cli.Commands;
 

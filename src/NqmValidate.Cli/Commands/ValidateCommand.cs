@@ -6,13 +6,13 @@ using System.Text;
 using System.Text.Json;
 using NqmValidate.Curvature;
 using NqmValidate.Reports;
-using AtomicFile = NqmValidate.Reports.AtomicFile;
 using NqmValidate.Training.Runtime;
 using NqmValidate.Training.Sweeps;
 using NqmValidate.Training.Trials;
 using NqmValidate.Validation;
 using FitSpecException = NqmValidate.Validation.SpecException;
 using SweepSpecException = NqmValidate.Training.Sweeps.SpecException;
+using NqmValidate.Common;
 
 namespace NqmValidate.Cli.Commands;
 

@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using CsvHelper;
 using NqmValidate.Training.Trials;
+using NqmValidate.Common;
 
 namespace NqmValidate.Curvature.Output;
 
@@ -52,7 +53,7 @@ public static class CurvatureFiles
     static string F(double v) => v.ToString("R", CultureInfo.InvariantCulture);
     static string F(double? v) => v is { } x ? F(x) : "";
 
-    static void WriteCsv(string path, string[] header, IEnumerable<string[]> rows) => AtomicFile.Write(path, stream =>
+    static void WriteCsv(string path, string[] header, IEnumerable<string[]> rows) => AtomicFile.WriteStream(path, stream =>
     {
         using var writer = new StreamWriter(stream, new UTF8Encoding(false), leaveOpen: true);
         using var csv = new CsvWriter(writer, CultureInfo.InvariantCulture);
@@ -84,7 +85,7 @@ public static class CurvatureFiles
     /// tensor order (row-major within a tensor). Arrays: h_ggn, h_mc, c, mean_gradient, second_moment; an array that
     /// was not computed holds NaN.
     /// </summary>
-    public static void WriteParameters(CurvatureDiagonals d, string path) => AtomicFile.Write(path, stream =>
+    public static void WriteParameters(CurvatureDiagonals d, string path) => AtomicFile.WriteStream(path, stream =>
     {
         using var w = new BinaryWriter(stream, new UTF8Encoding(false), leaveOpen: true);
         void Text(string s) { var b = Encoding.UTF8.GetBytes(s); w.Write(b.Length); w.Write(b); }

@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using CsvHelper;
 using NqmValidate.Training.Trials;
+using NqmValidate.Common;
 
 namespace NqmValidate.Training.Sweeps;
 

@@ -2,6 +2,7 @@ using NqmValidate.Training.Trials;
 using System.Globalization;
 using CsvHelper;
 using CsvHelper.Configuration;
+using NqmValidate.Common;
 
 namespace NqmValidate.Training.Sweeps;
 

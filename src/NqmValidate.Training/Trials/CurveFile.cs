@@ -1,6 +1,7 @@
 using System.Globalization;
 using CsvHelper;
 using CsvHelper.Configuration;
+using NqmValidate.Common;
 
 namespace NqmValidate.Training.Trials;
 
@@ -13,7 +14,7 @@ public static class CurveFile
         ["step", "examples_seen", "train_seconds", "minibatch_loss", "train_loss", "validation_loss", "validation_error", "learning_rate"];
 
     /// <summary>Writes the curve atomically. Numbers use the invariant culture's shortest round-trip form.</summary>
-    public static void Write(string path, IEnumerable<CurvePoint> points) => AtomicFile.Write(path, stream =>
+    public static void Write(string path, IEnumerable<CurvePoint> points) => AtomicFile.WriteStream(path, stream =>
     {
         using var writer = new StreamWriter(stream, leaveOpen: true);
         using var csv = new CsvWriter(writer, new CsvConfiguration(CultureInfo.InvariantCulture) { NewLine = "\n" });
