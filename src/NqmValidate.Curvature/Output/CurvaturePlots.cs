@@ -1,11 +1,12 @@
+using NqmValidate.Common;
 using NqmValidate.Curvature.Spectral;
-using ScottPlot;
+using NqmValidate.Reports;
 
 namespace NqmValidate.Curvature.Output;
 
 /// <summary>
-/// PNG views of a curvature report: the distributions of h and c (log10), c against h per bin with the line
-/// c = h (the NQM's assumption C = H), the top eigenvalues, and the SLQ spectral density.
+/// PNG views of a curvature report, drawn with <see cref="Charts"/>: the distributions of h and c (log10), c against h
+/// per bin on log axes with the line c = h (the NQM's assumption C = H), the top eigenvalues, and the SLQ spectral density.
 /// </summary>
 public static class CurvaturePlots
 {
@@ -19,105 +20,72 @@ public static class CurvaturePlots
         if (report.Density.Count > 0) Density(report, Path.Combine(dir, "density.png"));
     }
 
-    static void Save(Plot plot, string path)
-    {
-        string temp = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path))!, $".{Path.GetFileNameWithoutExtension(path)}.{Guid.NewGuid():N}.tmp.png");
-        try
-        {
-            plot.SavePng(temp, Width, Height);
-            File.Move(temp, path, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(temp)) File.Delete(temp);
-        }
-    }
+    static void Save(string path, string title, string xLabel, string yLabel, IReadOnlyList<ChartSeries> series, bool log = false) =>
+        AtomicFile.WriteAllBytes(path, Charts.Png(new ChartSpec(title, xLabel, yLabel, series, LogX: log, LogY: log, Width: Width, Height: Height)));
 
     static void Distributions(CurvatureReport r, string path)
     {
         var h = r.Diagonals.Parameters.SelectMany(p => p.Curvature).Where(v => v > 0).Select(Math.Log10).ToArray();
         var c = r.Diagonals.Parameters.SelectMany(p => p.NoiseVariance).Where(v => v > 0).Select(Math.Log10).ToArray();
-        var plot = new Plot();
+        var series = new List<ChartSeries>();
         var all = h.Concat(c).ToArray();
         if (all.Length > 0)
         {
             double lo = all.Min(), hi = all.Max() + 1e-9;
-            foreach (var (values, label, color) in new[] { (h, $"h ({r.HSource})", Colors.Blue), (c, "c (noise variance)", Colors.Orange) })
+            foreach (var (values, label) in new[] { (h, $"h ({r.HSource})"), (c, "c (noise variance)") })
             {
                 if (values.Length == 0) continue;
                 var hist = ScottPlot.Statistics.Histogram.WithBinCount(60, lo, hi);
                 hist.AddRange(values);
-                var line = plot.Add.ScatterLine(hist.Bins, hist.Counts.Select(n => (double)n).ToArray(), color);
-                line.LegendText = label;
+                series.Add(new ChartSeries(label, hist.Bins, hist.Counts.Select(n => (double)n).ToArray(), SeriesStyle.Line));
             }
         }
-        plot.Title($"{r.Checkpoint}: distribution of per-parameter h and c");
-        plot.XLabel("log10 value");
-        plot.YLabel("parameters");
-        plot.ShowLegend();
-        Save(plot, path);
+        Save(path, $"{r.Checkpoint}: distribution of per-parameter h and c", "log10 value", "parameters", series);
     }
 
     static void NoiseVersusCurvature(CurvatureReport r, string path)
     {
-        var plot = new Plot();
+        var series = new List<ChartSeries>();
         foreach (var layer in r.Bins.GroupBy(b => b.Layer))
         {
             var bins = layer.Where(b => b.H > 0 && b.C > 0).ToArray();
             if (bins.Length == 0) continue;
-            var s = plot.Add.Scatter(bins.Select(b => Math.Log10(b.H)).ToArray(), bins.Select(b => Math.Log10(b.C)).ToArray());
-            s.LegendText = layer.Key;
-            if (layer.Key == Spectrum.Total) { s.MarkerSize = 9; s.LineWidth = 2; }
-            else { s.LineWidth = 0; s.MarkerSize = 5; }
+            series.Add(new ChartSeries(layer.Key, bins.Select(b => b.H).ToArray(), bins.Select(b => b.C).ToArray(),
+                layer.Key == Spectrum.Total ? SeriesStyle.LineAndMarkers : SeriesStyle.Markers));
         }
         var positive = r.Bins.Where(b => b.H > 0 && b.C > 0).ToArray();
         if (positive.Length > 0)
         {
-            double lo = Math.Min(positive.Min(b => Math.Log10(b.H)), positive.Min(b => Math.Log10(b.C)));
-            double hi = Math.Max(positive.Max(b => Math.Log10(b.H)), positive.Max(b => Math.Log10(b.C)));
-            var diag = plot.Add.Line(lo, lo, hi, hi);
-            diag.LinePattern = LinePattern.Dashed;
-            diag.Color = Colors.Black;
-            diag.LegendText = "c = h";
+            double lo = Math.Min(positive.Min(b => b.H), positive.Min(b => b.C));
+            double hi = Math.Max(positive.Max(b => b.H), positive.Max(b => b.C));
+            series.Add(new ChartSeries("c = h", [lo, hi], [lo, hi], SeriesStyle.Line, Dashed: true));
         }
-        plot.Title($"{r.Checkpoint}: noise c vs curvature h per bin (fit γ = {r.NoiseVsCurvature.Exponent:F2})");
-        plot.XLabel("log10 h (bin mean)");
-        plot.YLabel("log10 c (bin mean)");
-        plot.ShowLegend();
-        Save(plot, path);
+        Save(path, $"{r.Checkpoint}: noise c vs curvature h per bin (fit γ = {r.NoiseVsCurvature.Exponent:F2})",
+            "h (bin mean)", "c (bin mean)", series, log: true);
     }
 
     static void TopEigenvalues(CurvatureReport r, string path)
     {
-        var plot = new Plot();
-        foreach (var op in r.Eigen.GroupBy(e => e.Operator))
-        {
-            var rows = op.OrderBy(e => e.Index).ToArray();
-            var s = plot.Add.Scatter(rows.Select(e => (double)e.Index).ToArray(), rows.Select(e => e.Eigenvalue).ToArray());
-            s.LegendText = op.Key;
-        }
-        plot.Title($"{r.Checkpoint}: top eigenvalues (Lanczos)");
-        plot.XLabel("index");
-        plot.YLabel("eigenvalue");
-        plot.ShowLegend();
-        Save(plot, path);
+        var series = r.Eigen.GroupBy(e => e.Operator)
+            .Select(op =>
+            {
+                var rows = op.OrderBy(e => e.Index).ToArray();
+                return new ChartSeries(op.Key, rows.Select(e => (double)e.Index).ToArray(), rows.Select(e => e.Eigenvalue).ToArray());
+            })
+            .ToList();
+        Save(path, $"{r.Checkpoint}: top eigenvalues (Lanczos)", "index", "eigenvalue", series);
     }
 
-    /// <summary>The SLQ nodes smoothed with a Gaussian kernel, on a log10 |λ| axis where most of the mass sits near zero.</summary>
+    /// <summary>The SLQ nodes smoothed with a Gaussian kernel.</summary>
     static void Density(CurvatureReport r, string path)
     {
-        var plot = new Plot();
+        var series = new List<ChartSeries>();
         foreach (var (op, nodes) in r.Density)
         {
             var (xs, ys) = Smooth(nodes, 300);
-            var s = plot.Add.ScatterLine(xs, ys);
-            s.LegendText = op;
+            series.Add(new ChartSeries(op, xs, ys, SeriesStyle.Line));
         }
-        plot.Title($"{r.Checkpoint}: spectral density (SLQ, Gaussian-smoothed)");
-        plot.XLabel("eigenvalue");
-        plot.YLabel("density");
-        plot.ShowLegend();
-        Save(plot, path);
+        Save(path, $"{r.Checkpoint}: spectral density (SLQ, Gaussian-smoothed)", "eigenvalue", "density", series);
     }
 
     internal static (double[] X, double[] Y) Smooth(IReadOnlyList<DensityNode> nodes, int points)
