@@ -6,13 +6,13 @@ namespace NqmValidate.Training.Trials;
 /// <list type="bullet">
 /// <item>The <b>grid</b> g₀ = 0, gₖ₊₁ = gₖ + max(1, ⌊gₖ/20⌋): every step up to 20, then steps 5% apart.
 /// A target first met at grid point gₖ but not at gₖ₋₁ is resolved to within 5% (exactly below step 20).</item>
-/// <item><b>Coarse evaluations</b> at a subset of the grid, spaced so that evaluating costs about
-/// <see cref="EvalShare"/> of the training compute (an evaluation of n examples costs about n/(3B) training
-/// steps: a forward pass is a third of forward + backward). Between two coarse evaluations the trial keeps a
-/// copy of the parameters at each grid point (at most <c>maxSnapshots</c> of them); when a coarse evaluation
-/// meets the target, a bisection over those copies finds the first grid point that meets it.</item>
+/// <item><b>Coarse evaluations</b> at a subset of the grid, spaced so that evaluating costs about a given share of
+/// the training compute (<see cref="EvalShare"/>, or <see cref="SafetyNetShare"/> when a cheap proxy triggers dense
+/// evaluation near the target; an evaluation of n examples costs about n/(3B) training steps: a forward pass is a
+/// third of forward + backward). Between two coarse evaluations the trial keeps a copy of the parameters at each grid
+/// point (at most <c>maxSnapshots</c> of them); the trial (TrialRunner) searches those copies from the left for the
+/// first grid point that meets the target.</item>
 /// </list>
-/// The bisection assumes the metric crosses the threshold once between two coarse evaluations.
 /// </summary>
 public sealed class EvaluationSchedule
 {
