@@ -26,18 +26,24 @@ public class PerExampleGradientsTests
                 engine.AccumulateChunk(c.Inputs.narrow(0, start, length),
                     z => [new SeedGroup("truth", [OutputLoss.Gradient(c.Loss, z, y)], KeepSum: true)]);
             }
-            var oracle = TinyCases.PerExampleGradientsByLoop(c);
-            int dim = oracle[0].Length;
-            var expectedSq = new double[dim];
-            var expectedSum = new double[dim];
-            foreach (var row in oracle)
-                for (int i = 0; i < dim; i++) { expectedSq[i] += row[i] * row[i]; expectedSum[i] += row[i]; }
+            var (expectedSq, expectedSum) = LoopSums(c);
 
             var actualSq = engine.Parameters.SelectMany(p => engine.SumOfSquares("truth", p.Name)).ToArray();
             var actualSum = engine.Parameters.SelectMany(p => engine.Sum("truth", p.Name)).ToArray();
             Assert.True(TinyCases.RelativeError(actualSq, expectedSq) <= Tolerance, $"{policy}: sum of squares rel. err {TinyCases.RelativeError(actualSq, expectedSq):g3}");
             Assert.True(TinyCases.RelativeError(actualSum, expectedSum) <= Tolerance, $"{policy}: sum rel. err {TinyCases.RelativeError(actualSum, expectedSum):g3}");
         }
+    }
+
+    /// <summary>The oracle: sums of squares and sums of the per-example gradients computed one example at a time.</summary>
+    static (double[] SumOfSquares, double[] Sum) LoopSums(TinyCase c)
+    {
+        var oracle = TinyCases.PerExampleGradientsByLoop(c);
+        var sq = new double[oracle[0].Length];
+        var sum = new double[oracle[0].Length];
+        foreach (var row in oracle)
+            for (int i = 0; i < row.Length; i++) { sq[i] += row[i] * row[i]; sum[i] += row[i]; }
+        return (sq, sum);
     }
 
     /// <summary>
@@ -48,12 +54,7 @@ public class PerExampleGradientsTests
     public void StridedDilatedConvolutionsMatchTheLoop()
     {
         var c = StridedDilatedCnn(examples: 40);
-        var oracle = TinyCases.PerExampleGradientsByLoop(c);
-        int dim = oracle[0].Length;
-        var expectedSq = new double[dim];
-        var expectedSum = new double[dim];
-        foreach (var row in oracle)
-            for (int i = 0; i < dim; i++) { expectedSq[i] += row[i] * row[i]; expectedSum[i] += row[i]; }
+        var (expectedSq, expectedSum) = LoopSums(c);
         using var engine = new PerExampleGradients(c.Model);
         // Two groups, the first with two seeds: several output gradients share each sub-batch's patches.
         engine.AccumulateChunk(c.Inputs, z =>
