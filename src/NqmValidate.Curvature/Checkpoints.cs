@@ -43,7 +43,7 @@ public sealed class WarmupTrainer : IDisposable
     readonly WarmupSettings _settings;
     readonly DataSplit _train;
     readonly OptimizerSpec _optimizer;
-    readonly optim.Optimizer _optim;
+    readonly IUpdateRule _rule;
     readonly EpochShuffler _shuffler;
     public nn.Module<Tensor, Tensor> Model { get; }
     public long Step { get; private set; }
@@ -55,9 +55,9 @@ public sealed class WarmupTrainer : IDisposable
         _train = train;
         if (settings.BatchSize < 1 || settings.BatchSize > train.Count)
             throw new CurvatureInputException($"warm-up batch size {settings.BatchSize} must be between 1 and the {train.Count} training examples.");
-        _optimizer = OptimizerFactory.Resolve(settings.Optimizer, Math.Max(1, finalStep));
+        _optimizer = OptimizerFamilies.Resolve(settings.Optimizer, Math.Max(1, finalStep));
         Model = ModelRegistry.Create(settings.Model, Seeds.Derive(settings.Seed, Seeds.ModelStream));
-        _optim = OptimizerFactory.Create(_optimizer, Model.parameters());
+        _rule = OptimizerFamilies.Create(_optimizer, Model);
         _shuffler = new EpochShuffler(train.Count, settings.BatchSize, Seeds.Derive(settings.Seed, Seeds.DataStream));
     }
 
@@ -70,12 +70,9 @@ public sealed class WarmupTrainer : IDisposable
         {
             Step++;
             using var scope = NewDisposeScope();
-            OptimizerFactory.SetLearningRate(_optim, OptimizerFactory.LearningRateAt(_optimizer, Step));
             var indices = _shuffler.BatchIndices(Step);
-            _optim.zero_grad();
-            var loss = nn.functional.cross_entropy(Model.call(_train.Images.index_select(0, indices)), _train.Labels.index_select(0, indices));
-            loss.backward();
-            _optim.step();
+            var loss = _rule.Step(() => nn.functional.cross_entropy(Model.call(_train.Images.index_select(0, indices)), _train.Labels.index_select(0, indices)),
+                OptimizerFamilies.LearningRateAt(_optimizer, Step));
             LastMiniBatchLoss = loss.item<float>();
             if (!double.IsFinite(LastMiniBatchLoss))
                 throw new CurvatureInputException($"warm-up diverged: mini-batch loss {LastMiniBatchLoss} at step {Step}; lower the learning rate.");
@@ -87,7 +84,7 @@ public sealed class WarmupTrainer : IDisposable
     public void Dispose()
     {
         _shuffler.Dispose();
-        _optim.Dispose();
+        _rule.Dispose();
         Model.Dispose();
     }
 }

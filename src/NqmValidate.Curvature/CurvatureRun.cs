@@ -39,7 +39,7 @@ public static class CurvatureRun
         log ??= _ => { };
         request.Settings.Validate();
         var model = ModelRegistry.Resolve(request.Model);
-        OptimizerFactory.Resolve(request.Optimizer, Math.Max(1, request.Checkpoints.Max(c => c.Steps)));
+        OptimizerFamilies.Resolve(request.Optimizer, Math.Max(1, request.Checkpoints.Max(c => c.Steps)));
         TorchRuntime.Initialize(request.Threads);
         using var data = FashionMnist.Load(request.DataDir);
         if (data.Train.Count < request.Settings.Examples)

@@ -119,8 +119,8 @@ public static class CurvatureSpecFile
             {
                 Name = warm.TryGetProperty("optimizer", out var on) ? on.GetString() ?? o.Name : o.Name,
                 LearningRate = warm.TryGetProperty("learning_rate", out var lr) ? Double(lr, Where("curvature.warmup.learning_rate")) : o.LearningRate,
-                Momentum = warm.TryGetProperty("momentum", out var mo) ? Double(mo, Where("curvature.warmup.momentum")) : o.Momentum,
             };
+            if (warm.TryGetProperty("momentum", out var mo)) optimizer = optimizer.With("momentum", Double(mo, Where("curvature.warmup.momentum")));
             batch = warm.TryGetProperty("batch_size", out var bs) ? (int)Long(bs, Where("curvature.warmup.batch_size")) : null;
         }
         return values with

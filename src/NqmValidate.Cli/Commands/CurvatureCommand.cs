@@ -22,7 +22,7 @@ public static class CurvatureCommand
     static readonly Option<double?> WidthMultiplier = new("--width-multiplier") { Description = "CNN/ResNet width multiplier (default 1)." };
     static readonly Option<string?> DataDir = new("--data-dir") { Description = $"Fashion-MNIST IDX directory (default $NQM_DATA_DIR or {FashionMnist.DefaultDirectory})." };
     static readonly Option<string?> CheckpointOption = new("--checkpoint") { Description = "init, warmup:STEPS, or a comma-separated list (e.g. init,warmup:200); several write DIR/<label>/ each (default init)." };
-    static readonly Option<string?> Optimizer = new("--optimizer") { Description = $"Warm-up optimizer: {string.Join(", ", OptimizerFactory.Names)} (default sgd)." };
+    static readonly Option<string?> Optimizer = new("--optimizer") { Description = $"Warm-up optimizer: {string.Join(", ", OptimizerFamilies.Names)} (default sgd)." };
     static readonly Option<double?> LearningRate = new("--learning-rate") { Description = "Warm-up learning rate (default 0.1)." };
     static readonly Option<double?> Momentum = new("--momentum") { Description = "Warm-up momentum for momentum/nesterov (default 0.9)." };
     static readonly Option<int?> BatchSize = new("--batch-size") { Description = "Warm-up batch size (default 128)." };
@@ -92,8 +92,8 @@ public static class CurvatureCommand
         {
             Name = p.GetValue(Optimizer) ?? o.Name,
             LearningRate = p.GetValue(LearningRate) ?? o.LearningRate,
-            Momentum = p.GetValue(Momentum) ?? o.Momentum,
         };
+        if (p.GetValue(Momentum) is { } momentum) optimizer = optimizer.With("momentum", momentum);
         return new CurvatureRunRequest
         {
             Model = model,

@@ -20,7 +20,7 @@ public static class TrainCommand
     static readonly Option<string?> HiddenWidths = new("--hidden-widths") { Description = "MLP hidden widths, comma-separated (default 256,256)." };
     static readonly Option<double?> WidthMultiplier = new("--width-multiplier") { Description = "CNN/ResNet width multiplier (default 1)." };
     static readonly Option<int?> BlocksPerStage = new("--blocks-per-stage") { Description = "ResNet basic blocks per stage (default 1 = ResNet-8)." };
-    static readonly Option<string?> Optimizer = new("--optimizer") { Description = $"Optimizer: {string.Join(", ", OptimizerFactory.Names)} (default sgd)." };
+    static readonly Option<string?> Optimizer = new("--optimizer") { Description = $"Optimizer: {string.Join(", ", OptimizerFamilies.Names)} (default sgd)." };
     static readonly Option<double?> LearningRate = new("--learning-rate") { Description = "Initial learning rate (default 0.1)." };
     static readonly Option<double?> Momentum = new("--momentum") { Description = "Momentum μ for momentum/nesterov (default 0.9)." };
     static readonly Option<double?> Beta1 = new("--beta1") { Description = "Adam β1 (default 0.9)." };
@@ -73,14 +73,12 @@ public static class TrainCommand
         {
             Name = p.GetValue(Optimizer) ?? o.Name,
             LearningRate = p.GetValue(LearningRate) ?? o.LearningRate,
-            Momentum = p.GetValue(Momentum) ?? o.Momentum,
-            Beta1 = p.GetValue(Beta1) ?? o.Beta1,
-            Beta2 = p.GetValue(Beta2) ?? o.Beta2,
-            Epsilon = p.GetValue(Epsilon) ?? o.Epsilon,
             Schedule = p.GetValue(LrSchedule) ?? o.Schedule,
             DecaySteps = p.GetValue(DecaySteps) ?? o.DecaySteps,
             FinalFraction = p.GetValue(FinalLrFraction) ?? o.FinalFraction,
         };
+        foreach (var (option, name) in new[] { (Momentum, "momentum"), (Beta1, "beta1"), (Beta2, "beta2"), (Epsilon, "epsilon") })
+            if (p.GetValue(option) is { } value) o = o.With(name, value);
         var target = p.GetValue(TargetLoss) is { } tl ? new Target(TargetMetric.TrainLoss, tl)
             : p.GetValue(TargetError) is { } te ? new Target(TargetMetric.ValidationError, te)
             : c.Target;

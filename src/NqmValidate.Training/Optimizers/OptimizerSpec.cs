@@ -1,105 +1,135 @@
-using TorchSharp.Modules;
-using static TorchSharp.torch;
+using System.Collections.Immutable;
+using System.Text.Json;
+using System.Text.Json.Serialization;
 
 namespace NqmValidate.Training.Optimizers;
 
 /// <summary>
-/// An optimizer and its hyperparameters. Null fields take the optimizer's defaults in <see cref="OptimizerFactory.Resolve"/>.
+/// An optimizer and its hyperparameters: the family's name, the initial learning rate, the family's own
+/// hyperparameters by name (momentum, beta1, epsilon, ema_decay, …; a missing one takes the family's
+/// default in <see cref="OptimizerFamilies.Resolve"/>) and the learning-rate schedule.
 /// </summary>
-/// <param name="Name">sgd, momentum (heavy ball: v ← μv + g, θ ← θ − ηv), nesterov (θ ← θ − η(g + μv)), adam.</param>
-/// <param name="LearningRate">Initial learning rate η.</param>
-/// <param name="Momentum">μ for momentum and nesterov (default 0.9).</param>
-/// <param name="Beta1">Adam's β1 (default 0.9).</param>
-/// <param name="Beta2">Adam's β2 (default 0.999).</param>
-/// <param name="Epsilon">Adam's ε (default 1e-8).</param>
-/// <param name="Schedule">constant, or linear: η decays linearly to η·FinalFraction over DecaySteps steps, then stays there.</param>
-/// <param name="DecaySteps">Steps of the linear decay (default: the trial's max_steps).</param>
-/// <param name="FinalFraction">η at the end of the linear decay as a fraction of the initial η (default 0.01).</param>
-public sealed record OptimizerSpec(
-    string Name = "sgd",
-    double LearningRate = 0.1,
-    double? Momentum = null,
-    double? Beta1 = null,
-    double? Beta2 = null,
-    double? Epsilon = null,
-    string Schedule = "constant",
-    long? DecaySteps = null,
-    double? FinalFraction = null);
+/// <remarks>
+/// On disk (trial.json's config.optimizer, config.json) the hyperparameters sit beside name and
+/// learning_rate as flat snake_case keys, as they always have: { "name": "adam", "learning_rate": 0.001,
+/// "beta1": 0.9, … }. Which keys a family accepts is the family's to say, so the record holds them in a map.
+/// </remarks>
+[JsonConverter(typeof(OptimizerSpecJsonConverter))]
+public sealed record OptimizerSpec
+{
+    /// <summary>An optimizer family's name (<see cref="OptimizerFamilies.Names"/>).</summary>
+    public string Name { get; init; } = "sgd";
+    /// <summary>Initial learning rate η.</summary>
+    public double LearningRate { get; init; } = 0.1;
+    /// <summary>The family's hyperparameters by name, besides the learning rate.</summary>
+    public ImmutableSortedDictionary<string, double> Hyperparameters { get; init; } = ImmutableSortedDictionary<string, double>.Empty;
+    /// <summary>constant, or linear: η decays linearly to η·FinalFraction over DecaySteps steps, then stays there.</summary>
+    public string Schedule { get; init; } = "constant";
+    /// <summary>Steps of the linear decay (default: the trial's max_steps).</summary>
+    public long? DecaySteps { get; init; }
+    /// <summary>η at the end of the linear decay as a fraction of the initial η (default 0.01).</summary>
+    public double? FinalFraction { get; init; }
+
+    public OptimizerSpec() { }
+
+    /// <summary>A spec of family <paramref name="name"/> with the given hyperparameters (the rest take defaults when resolved).</summary>
+    public OptimizerSpec(string name, double learningRate, params (string Name, double Value)[] hyperparameters)
+    {
+        Name = name;
+        LearningRate = learningRate;
+        Hyperparameters = hyperparameters.ToImmutableSortedDictionary(h => h.Name, h => h.Value);
+    }
+
+    /// <summary>A hyperparameter's value, or null when the spec does not set it.</summary>
+    public double? this[string hyperparameter] => Hyperparameters.TryGetValue(hyperparameter, out double v) ? v : null;
+
+    /// <summary>This spec with <paramref name="hyperparameter"/> set (or removed with null).</summary>
+    public OptimizerSpec With(string hyperparameter, double? value) => this with
+    {
+        Hyperparameters = value is { } v ? Hyperparameters.SetItem(hyperparameter, v) : Hyperparameters.Remove(hyperparameter),
+    };
+
+    public bool Equals(OptimizerSpec? other) =>
+        other is not null && Name == other.Name && LearningRate.Equals(other.LearningRate) && Schedule == other.Schedule
+        && DecaySteps == other.DecaySteps && Nullable.Equals(FinalFraction, other.FinalFraction)
+        && Hyperparameters.Count == other.Hyperparameters.Count
+        && Hyperparameters.All(kv => other.Hyperparameters.TryGetValue(kv.Key, out double v) && v.Equals(kv.Value));
+
+    public override int GetHashCode()
+    {
+        var hash = new HashCode();
+        hash.Add(Name);
+        hash.Add(LearningRate);
+        hash.Add(Schedule);
+        foreach (var (k, v) in Hyperparameters) { hash.Add(k); hash.Add(v); }
+        return hash.ToHashCode();
+    }
+}
 
 /// <summary>The optimizer spec is invalid (unknown name, a hyperparameter out of range or not used by the optimizer).</summary>
 public sealed class OptimizerSpecException(string message) : Exception(message);
 
-/// <summary>Builds TorchSharp optimizers from a spec and computes the learning-rate schedule.</summary>
-public static class OptimizerFactory
+/// <summary>
+/// Flat snake_case JSON for <see cref="OptimizerSpec"/>: name, learning_rate, the hyperparameters, schedule,
+/// decay_steps, final_fraction. Reading accepts a null hyperparameter as absent (trial.json files written
+/// before optimizer families listed every optimizer's fields, null where unused).
+/// </summary>
+public sealed class OptimizerSpecJsonConverter : JsonConverter<OptimizerSpec>
 {
-    public static readonly string[] Names = ["sgd", "momentum", "nesterov", "adam"];
-    public static readonly string[] Schedules = ["constant", "linear"];
-
-    /// <summary>Checks the spec and fills in defaults (<paramref name="maxSteps"/> is the default decay length).</summary>
-    public static OptimizerSpec Resolve(OptimizerSpec spec, long maxSteps)
+    public override OptimizerSpec Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
     {
-        if (!Names.Contains(spec.Name))
-            throw new OptimizerSpecException($"Unknown optimizer '{spec.Name}'. Valid: {string.Join(", ", Names)}.");
-        if (!(spec.LearningRate > 0) || double.IsInfinity(spec.LearningRate))
-            throw new OptimizerSpecException($"learning_rate must be positive and finite, got {spec.LearningRate}.");
-        bool usesMomentum = spec.Name is "momentum" or "nesterov", adam = spec.Name == "adam";
-        if (spec.Momentum is not null && !usesMomentum)
-            throw new OptimizerSpecException($"momentum applies to momentum and nesterov, not to '{spec.Name}'" + (adam ? " (use beta1)." : "."));
-        if ((spec.Beta1 ?? spec.Beta2 ?? spec.Epsilon) is not null && !adam)
-            throw new OptimizerSpecException($"beta1, beta2 and epsilon apply to adam, not to '{spec.Name}'.");
-        InUnitInterval("momentum", spec.Momentum);
-        InUnitInterval("beta1", spec.Beta1);
-        InUnitInterval("beta2", spec.Beta2);
-        if (spec.Epsilon is { } eps && !(eps > 0))
-            throw new OptimizerSpecException($"epsilon must be positive, got {eps}.");
-        if (!Schedules.Contains(spec.Schedule))
-            throw new OptimizerSpecException($"Unknown learning-rate schedule '{spec.Schedule}'. Valid: {string.Join(", ", Schedules)}.");
-        bool linear = spec.Schedule == "linear";
-        if (!linear && (spec.DecaySteps ?? (object?)spec.FinalFraction) is not null)
-            throw new OptimizerSpecException("decay_steps and final_fraction apply to the linear schedule only.");
-        if (spec.DecaySteps is { } d && d < 1)
-            throw new OptimizerSpecException($"decay_steps must be at least 1, got {d}.");
-        if (spec.FinalFraction is { } f && !(f >= 0 && f <= 1))
-            throw new OptimizerSpecException($"final_fraction must be in [0, 1], got {f}.");
-        return spec with
+        if (reader.TokenType != JsonTokenType.StartObject) throw new JsonException("an optimizer must be a JSON object.");
+        var spec = new OptimizerSpec();
+        var hyper = ImmutableSortedDictionary.CreateBuilder<string, double>();
+        while (reader.Read() && reader.TokenType != JsonTokenType.EndObject)
         {
-            Momentum = usesMomentum ? spec.Momentum ?? 0.9 : null,
-            Beta1 = adam ? spec.Beta1 ?? 0.9 : null,
-            Beta2 = adam ? spec.Beta2 ?? 0.999 : null,
-            Epsilon = adam ? spec.Epsilon ?? 1e-8 : null,
-            DecaySteps = linear ? spec.DecaySteps ?? Math.Max(1, maxSteps) : null,
-            FinalFraction = linear ? spec.FinalFraction ?? 0.01 : null,
-        };
+            string key = reader.GetString()!;
+            reader.Read();
+            switch (key)
+            {
+                case "name": spec = spec with { Name = reader.GetString() ?? throw new JsonException("optimizer.name is null.") }; break;
+                case "learning_rate": spec = spec with { LearningRate = ReadDouble(ref reader, key) }; break;
+                case "schedule": spec = spec with { Schedule = reader.GetString() ?? "constant" }; break;
+                case "decay_steps": spec = spec with { DecaySteps = reader.TokenType == JsonTokenType.Null ? null : reader.GetInt64() }; break;
+                case "final_fraction": spec = spec with { FinalFraction = reader.TokenType == JsonTokenType.Null ? null : ReadDouble(ref reader, key) }; break;
+                default:
+                    if (reader.TokenType == JsonTokenType.Null) break;
+                    if (reader.TokenType != JsonTokenType.Number && reader.TokenType != JsonTokenType.String)
+                        throw new JsonException($"optimizer.{key}: expected a number.");
+                    hyper[key] = ReadDouble(ref reader, key);
+                    break;
+            }
+        }
+        return spec with { Hyperparameters = hyper.ToImmutable() };
     }
 
-    static void InUnitInterval(string name, double? value)
+    static double ReadDouble(ref Utf8JsonReader reader, string key)
     {
-        if (value is { } v && !(v >= 0 && v < 1))
-            throw new OptimizerSpecException($"{name} must be in [0, 1), got {v}.");
+        if (reader.TokenType == JsonTokenType.Number) return reader.GetDouble();
+        // Named literals (NaN, Infinity) as trial.json may hold them; validation rejects them later with the field's name.
+        if (reader.TokenType == JsonTokenType.String && double.TryParse(reader.GetString(), System.Globalization.NumberStyles.Float,
+                System.Globalization.CultureInfo.InvariantCulture, out double v)) return v;
+        throw new JsonException($"optimizer.{key}: expected a number.");
     }
 
-    /// <summary>Creates the optimizer over <paramref name="parameters"/> from a resolved spec.</summary>
-    public static optim.Optimizer Create(OptimizerSpec resolved, IEnumerable<Parameter> parameters) => resolved.Name switch
+    public override void Write(Utf8JsonWriter writer, OptimizerSpec value, JsonSerializerOptions options)
     {
-        "sgd" => optim.SGD(parameters, resolved.LearningRate),
-        // TorchSharp's (PyTorch's) SGD momentum with zero dampening is the heavy-ball form v ← μv + g, θ ← θ − ηv.
-        "momentum" => optim.SGD(parameters, resolved.LearningRate, momentum: resolved.Momentum!.Value),
-        "nesterov" => optim.SGD(parameters, resolved.LearningRate, momentum: resolved.Momentum!.Value, nesterov: true),
-        "adam" => optim.Adam(parameters, resolved.LearningRate, beta1: resolved.Beta1!.Value, beta2: resolved.Beta2!.Value, eps: resolved.Epsilon!.Value),
-        _ => throw new OptimizerSpecException($"Unknown optimizer '{resolved.Name}'. Valid: {string.Join(", ", Names)}."),
-    };
-
-    /// <summary>The learning rate used by update <paramref name="step"/> (1-based) under a resolved spec.</summary>
-    public static double LearningRateAt(OptimizerSpec resolved, long step)
-    {
-        if (resolved.Schedule != "linear") return resolved.LearningRate;
-        double progress = Math.Min(1.0, (double)(step - 1) / resolved.DecaySteps!.Value);
-        return resolved.LearningRate * (1.0 - (1.0 - resolved.FinalFraction!.Value) * progress);
+        writer.WriteStartObject();
+        writer.WriteString("name", value.Name);
+        WriteDouble(writer, "learning_rate", value.LearningRate);
+        // The family's declaration order (momentum before beta1, …) rather than the map's alphabetical one.
+        var order = OptimizerFamilies.Find(value.Name)?.Hyperparameters.Select(h => h.Name).ToList() ?? [];
+        foreach (var (k, v) in value.Hyperparameters.OrderBy(kv => order.IndexOf(kv.Key) is var i and >= 0 ? i : int.MaxValue).ThenBy(kv => kv.Key, StringComparer.Ordinal))
+            WriteDouble(writer, k, v);
+        writer.WriteString("schedule", value.Schedule);
+        if (value.DecaySteps is { } d) writer.WriteNumber("decay_steps", d); else writer.WriteNull("decay_steps");
+        if (value.FinalFraction is { } f) WriteDouble(writer, "final_fraction", f); else writer.WriteNull("final_fraction");
+        writer.WriteEndObject();
     }
 
-    /// <summary>Sets the learning rate of every parameter group.</summary>
-    public static void SetLearningRate(optim.Optimizer optimizer, double learningRate)
+    static void WriteDouble(Utf8JsonWriter writer, string key, double v)
     {
-        foreach (var group in optimizer.ParamGroups) group.LearningRate = learningRate;
+        if (double.IsFinite(v)) writer.WriteNumber(key, v);
+        else writer.WriteString(key, v.ToString(System.Globalization.CultureInfo.InvariantCulture));
     }
 }

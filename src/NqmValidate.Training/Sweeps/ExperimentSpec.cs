@@ -78,24 +78,38 @@ public sealed record TargetSpec
     public double Threshold { get; init; }
 }
 
-/// <summary>One optimizer and its search space; each (optimizer, batch size, seed) is a study.</summary>
+/// <summary>
+/// One optimizer family and its search space; each (optimizer, batch size, seed) is a study. Besides
+/// `learning_rate`, the entry takes the family's own keys (<see cref="IOptimizerFamily"/>): a search
+/// dimension as a log range (`"one_minus_momentum": { "min": 0.01, "max": 0.1, "points": 3 }`) or a
+/// hyperparameter fixed to a number (`"beta2": 0.999`).
+/// </summary>
 public sealed record OptimizerSearch
 {
-    /// <summary>sgd | momentum | nesterov | adam.</summary>
+    /// <summary>An optimizer family: sgd | momentum | nesterov | adam | ….</summary>
     public string Name { get; init; } = "";
     /// <summary>grid | halton.</summary>
     public string Search { get; init; } = "grid";
     /// <summary>Number of quasi-random points (halton only).</summary>
     public int? Trials { get; init; }
     public LogRange? LearningRate { get; init; }
-    /// <summary>1 − β (momentum, nesterov), searched on a log scale.</summary>
-    public LogRange? OneMinusMomentum { get; init; }
-    /// <summary>Adam: 1 − β1 on a log scale (default fixed β1 = 0.9).</summary>
-    public LogRange? OneMinusBeta1 { get; init; }
-    /// <summary>Adam: ε on a log scale (default fixed 1e-8).</summary>
-    public LogRange? Epsilon { get; init; }
-    /// <summary>Adam: β2 (fixed).</summary>
-    public double Beta2 { get; init; } = 0.999;
+    /// <summary>The family's keys: search dimensions (JSON objects, log ranges) and fixed hyperparameters (numbers).</summary>
+    [JsonExtensionData]
+    public Dictionary<string, JsonElement>? Hyperparameters { get; init; }
+
+    /// <summary>The family's search dimensions this entry searches, in the family's canonical order, with their ranges.</summary>
+    public IReadOnlyList<(SearchDimension Dimension, LogRange Range)> Dimensions(IOptimizerFamily family) =>
+        family.SearchDimensions
+            .Where(d => Hyperparameters?.ContainsKey(d.Key) == true)
+            .Select(d => (d, Hyperparameters![d.Key].Deserialize<LogRange>(SpecLoader.Options)!))
+            .ToList();
+
+    /// <summary>The hyperparameters this entry fixes to a number.</summary>
+    public IReadOnlyList<(string Name, double Value)> Fixed(IOptimizerFamily family) =>
+        family.Hyperparameters
+            .Where(h => Hyperparameters?.TryGetValue(h.Name, out var v) == true && v.ValueKind == JsonValueKind.Number)
+            .Select(h => (h.Name, Hyperparameters![h.Name].GetDouble()))
+            .ToList();
 }
 
 /// <summary>A log-scale range [min, max]; `points` = grid points (grid search only). min = max fixes the value.</summary>
@@ -176,7 +190,7 @@ public static class SpecLoader
 /// <summary>Checks every field and reports all faults at once, each naming its field.</summary>
 public static class SpecValidation
 {
-    public static readonly string[] Optimizers = OptimizerFactory.Names;
+    public static string[] Optimizers => [.. OptimizerFamilies.Names];
     public static string[] Models => [.. ModelRegistry.Names];
 
     /// <summary>The trial's model spec for the spec's model section.</summary>
@@ -267,7 +281,8 @@ public static class SpecValidation
 
     static void OptimizerFaults(OptimizerSearch o, string at, List<string> f)
     {
-        if (!Optimizers.Contains(o.Name)) f.Add($"{at}.name: must be {OneOf(Optimizers)} (got \"{o.Name}\").");
+        var family = OptimizerFamilies.Find(o.Name);
+        if (family is null) f.Add($"{at}.name: must be {OneOf(Optimizers)} (got \"{o.Name}\").");
         if (!Searches.Contains(o.Search)) f.Add($"{at}.search: must be {OneOf(Searches)} (got \"{o.Search}\").");
         bool grid = o.Search == "grid";
         if (o.Search == "halton" && o.Trials is not >= 1) f.Add($"{at}.trials: halton search needs `trials` >= 1 (got {(o.Trials?.ToString() ?? "nothing")}).");
@@ -275,16 +290,36 @@ public static class SpecValidation
 
         if (o.LearningRate is null) f.Add($"{at}.learning_rate: missing; expected {{ \"min\": a, \"max\": b{(grid ? ", \"points\": n" : "")} }}.");
         else RangeFaults(o.LearningRate, $"{at}.learning_rate", grid, f);
+        if (family is null) return;
 
-        bool usesMomentum = o.Name is "momentum" or "nesterov";
-        if (usesMomentum && o.OneMinusMomentum is null) f.Add($"{at}.one_minus_momentum: `{o.Name}` needs a 1 − β range {{ \"min\", \"max\" }} (min = max fixes β).");
-        if (!usesMomentum && o.OneMinusMomentum is not null) f.Add($"{at}.one_minus_momentum: only for `momentum` and `nesterov`.");
-        if (o.OneMinusMomentum is not null) RangeFaults(o.OneMinusMomentum, $"{at}.one_minus_momentum", grid, f, below1: true);
-        if (o.Name != "adam" && (o.OneMinusBeta1 is not null || o.Epsilon is not null))
-            f.Add($"{at}.one_minus_beta1/epsilon: only for `adam`.");
-        if (o.OneMinusBeta1 is not null) RangeFaults(o.OneMinusBeta1, $"{at}.one_minus_beta1", grid, f, below1: true);
-        if (o.Epsilon is not null) RangeFaults(o.Epsilon, $"{at}.epsilon", grid, f);
-        if (!(o.Beta2 > 0 && o.Beta2 < 1)) f.Add($"{at}.beta2: must be in (0, 1) (got {o.Beta2}).");
+        foreach (var d in family.SearchDimensions.Where(d => d.Required && o.Hyperparameters?.ContainsKey(d.Key) != true))
+            f.Add($"{at}.{d.Key}: `{o.Name}` needs a range {{ \"min\", \"max\" }} for it (min = max fixes it).");
+        foreach (var (key, value) in o.Hyperparameters ?? [])
+        {
+            var dimension = family.SearchDimensions.FirstOrDefault(d => d.Key == key);
+            var hyper = family.Hyperparameters.FirstOrDefault(h => h.Name == key);
+            if (dimension is not null)
+            {
+                LogRange? range = null;
+                try { range = value.ValueKind == JsonValueKind.Object ? value.Deserialize<LogRange>(SpecLoader.Options) : null; }
+                catch (JsonException e) { f.Add($"{at}.{key}: {e.Message}"); continue; }
+                if (range is null) { f.Add($"{at}.{key}: expected a log range {{ \"min\": a, \"max\": b{(grid ? ", \"points\": n" : "")} }}."); continue; }
+                RangeFaults(range, $"{at}.{key}", grid, f, below1: dimension.OneMinus);
+            }
+            else if (hyper is not null)
+            {
+                if (value.ValueKind != JsonValueKind.Number) f.Add($"{at}.{key}: expected a number (a fixed {hyper.Description}).");
+                else if (!hyper.Allows(value.GetDouble())) f.Add($"{at}.{key}: must be in {hyper.Range} (got {value.GetDouble()}).");
+                else if (family.SearchDimensions.Any(d => d.Hyperparameter == key && o.Hyperparameters!.ContainsKey(d.Key)))
+                    f.Add($"{at}.{key}: fixed and searched at once; give one of them.");
+            }
+            else
+            {
+                var allowed = new[] { "name", "search", "trials", "learning_rate" }
+                    .Concat(family.SearchDimensions.Select(d => d.Key)).Concat(family.Hyperparameters.Select(h => h.Name)).Distinct();
+                f.Add($"{at}.{key}: not a key of `{o.Name}`; allowed: {string.Join(", ", allowed)}.");
+            }
+        }
     }
 
     static void RangeFaults(LogRange r, string at, bool grid, List<string> f, bool below1 = false)

@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Text.Json;
-using System.Text.Json.Nodes;
 using CsvHelper;
 using NqmValidate.Training.Trials;
 using NqmValidate.Common;
@@ -99,23 +98,26 @@ public sealed class ResultsStore
         Directory.Move(attempt, final);
     }
 
-    /// <summary>Marks an attempt whose process died as crashed: the sweep writes its trial.json.</summary>
+    /// <summary>
+    /// Marks an attempt whose process died as crashed: the sweep writes its trial.json, a <see cref="TrialRecord"/>
+    /// with status crashed, the trial's configuration and the process's exit code and last stderr lines as its error.
+    /// What the dead process had written itself is kept beside it as trial.crashed-process.json.
+    /// </summary>
     public static void RecordCrash(string attempt, TrialRequest request, TrialExit exit)
     {
-        var node = new JsonObject
-        {
-            ["status"] = "crashed",
-            ["exit_code"] = exit.ExitCode,
-            ["stderr_tail"] = exit.StderrTail,
-            ["study"] = request.Study.Id,
-            ["trial"] = request.Trial.Id,
-            ["seed"] = request.Trial.Seed,
-            ["max_steps"] = request.MaxSteps,
-            ["arguments"] = new JsonArray(TrialCommandLine.Arguments(request, attempt).Select(a => (JsonNode)a!).ToArray()),
-        };
         string trialJson = Path.Combine(attempt, "trial.json");
         if (File.Exists(trialJson)) File.Move(trialJson, Path.Combine(attempt, "trial.crashed-process.json"), true);
-        AtomicFile.WriteAllText(trialJson, node.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        var (commit, dirty) = GitInfo.Current;
+        TrialJson.Write(trialJson, new TrialRecord
+        {
+            Status = TrialStatus.Crashed,
+            Error = $"the trial process exited with code {exit.ExitCode}" + (exit.StderrTail.Length > 0 ? $":\n{exit.StderrTail}" : ""),
+            Config = request.Config,
+            StartedUtc = DateTime.UtcNow,
+            GitCommit = commit,
+            GitDirty = dirty,
+            Versions = VersionInfo.Current(),
+        });
     }
 
     /// <summary>
@@ -189,7 +191,7 @@ public sealed class ResultsStore
         return pids;
     }
 
-    /// <summary>Reads a trial directory's trial.json and curve.csv.</summary>
+    /// <summary>Reads a trial directory's trial.json (a <see cref="TrialRecord"/>) and curve.csv.</summary>
     /// <param name="dir">The trial directory.</param>
     /// <param name="tolerant">Return null instead of throwing on unreadable files (attempts of killed runs).</param>
     public static TrialLog? ReadLog(string dir, bool tolerant = false)
@@ -199,20 +201,10 @@ public sealed class ResultsStore
         {
             if (!File.Exists(path))
                 throw new SweepStoreException($"{path}: missing; the trial directory is incomplete (delete {dir} to rerun it).");
-            using var doc = JsonDocument.Parse(File.ReadAllText(path));
-            var root = doc.RootElement;
-            string statusText = root.TryGetProperty("status", out var st) && st.ValueKind == JsonValueKind.String
-                ? st.GetString()! : throw new SweepStoreException($"{path}: no `status`.");
-            var status = ParseStatus(statusText, path);
-            long? steps = root.TryGetProperty("steps_to_target", out var s) && s.ValueKind == JsonValueKind.Number ? s.GetInt64() : null;
-            long run = root.TryGetProperty("steps_run", out var r) && r.ValueKind == JsonValueKind.Number ? r.GetInt64() : 0;
-            if (status == TrialStatus.Reached && steps is null)
+            var record = TrialJson.Read<TrialRecord>(path);
+            if (record.Status == TrialStatus.Reached && record.StepsToTarget is null)
                 throw new SweepStoreException($"{path}: status `reached` without `steps_to_target`.");
-            // The cap: top-level max_steps (crash records) or the trial's resolved config.max_steps.
-            long maxSteps = root.TryGetProperty("max_steps", out var ms) && ms.ValueKind == JsonValueKind.Number ? ms.GetInt64()
-                : root.TryGetProperty("config", out var cfg) && cfg.ValueKind == JsonValueKind.Object
-                  && cfg.TryGetProperty("max_steps", out var cms) && cms.ValueKind == JsonValueKind.Number ? cms.GetInt64() : 0;
-            return new TrialLog(status, steps, run, ReadTrainLoss(Path.Combine(dir, "curve.csv")), maxSteps);
+            return new TrialLog(record, ReadTrainLoss(Path.Combine(dir, "curve.csv")));
         }
         catch (Exception e) when (tolerant && e is SweepStoreException or JsonException or IOException or CsvHelperException or FormatException)
         {
@@ -220,7 +212,7 @@ public sealed class ResultsStore
         }
         catch (Exception e) when (e is JsonException or CsvHelperException or FormatException)
         {
-            throw new SweepStoreException($"{dir}: unreadable trial files: {e.Message}", e);
+            throw new SweepStoreException($"{dir}: unreadable trial files ({e.Message}); delete the directory to run the trial again.", e);
         }
     }
 

@@ -2,14 +2,20 @@ using NqmValidate.Training.Trials;
 
 namespace NqmValidate.Training.Sweeps;
 
-/// <summary>What a finished trial logged, read from its trial.json and curve.csv.</summary>
-/// <param name="Status">The trial's own outcome (Reached, BudgetExhausted, Diverged or Crashed).</param>
-/// <param name="StepsToTarget">First evaluation step that met the target (Reached only).</param>
-/// <param name="StepsRun">Steps trained when it stopped (for Diverged: the step it diverged at).</param>
+/// <summary>What a finished trial logged: its trial.json record and the evaluated training losses of its curve.csv.</summary>
+/// <param name="Record">The trial's record: outcome and the configuration it ran with.</param>
 /// <param name="TrainLoss">(step, train_loss) of every evaluation, ascending.</param>
-/// <param name="MaxSteps">The step cap it was launched with (0 = unknown).</param>
-public sealed record TrialLog(
-    TrialStatus Status, long? StepsToTarget, long StepsRun, IReadOnlyList<(long Step, double Loss)> TrainLoss, long MaxSteps = 0);
+public sealed record TrialLog(TrialRecord Record, IReadOnlyList<(long Step, double Loss)> TrainLoss)
+{
+    /// <summary>The trial's own outcome (Reached, BudgetExhausted, Diverged or Crashed).</summary>
+    public TrialStatus Status => Record.Status;
+    /// <summary>First evaluation step that met the target (Reached only).</summary>
+    public long? StepsToTarget => Record.StepsToTarget;
+    /// <summary>Steps trained when it stopped (for Diverged: the step it diverged at).</summary>
+    public long StepsRun => Record.StepsRun;
+    /// <summary>The step cap it was launched with.</summary>
+    public long MaxSteps => Record.Config.MaxSteps;
+}
 
 /// <summary>How a trial counts in its study.</summary>
 public enum StudyTrialStatus

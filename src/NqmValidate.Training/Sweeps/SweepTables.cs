@@ -3,20 +3,25 @@ using System.Globalization;
 using CsvHelper;
 using CsvHelper.Configuration;
 using NqmValidate.Common;
+using NqmValidate.Training.Optimizers;
 
 namespace NqmValidate.Training.Sweeps;
 
-/// <summary>One row of steps.csv: a study (optimizer × batch size), over its seeds.</summary>
+/// <summary>One row of steps.csv: a study (optimizer × batch size), over its seeds. The hyperparameters are the best trial's, as its record ran them.</summary>
 public sealed record StepsRow(
-    string Optimizer, int BatchSize, long? StepsToTarget, double? LearningRate, double? Momentum, double? Beta1, double? Epsilon,
+    string Optimizer, int BatchSize, long? StepsToTarget, double? LearningRate, IReadOnlyDictionary<string, double> Hyperparameters,
     int TrialsRun, int TrialsReached, int TrialsDiverged, int TrialsPruned, int TrialsCrashed,
     int Seeds, long? StepsMin, double? StepsMedian, long? StepsMax,
-    long BudgetSteps, double LearningRateMin, double LearningRateMax, double? LearningRatePosition, long StepsTrained);
+    long BudgetSteps, double LearningRateMin, double LearningRateMax, double? LearningRatePosition, long StepsTrained)
+{
+    public double? Hyperparameter(string name) => Hyperparameters.TryGetValue(name, out double v) ? v : null;
+}
 
 /// <summary>
 /// steps.csv and trials.csv (docs/formats.md) from study results. With several seeds, each
 /// seed's study has its own minimum; steps_to_target is their lower median (a measured value,
-/// not an average) and the hyperparameters are that seed's best trial's.
+/// not an average) and the hyperparameters are that seed's best trial's. Hyperparameters come
+/// from the trials' records (what ran), not from the plan.
 /// </summary>
 public static class SweepTables
 {
@@ -38,10 +43,11 @@ public static class SweepTables
             var minima = sorted.Select(s => s.StepsToTarget is { } v ? (double)v : double.PositiveInfinity).ToList();
             double med = minima.Count % 2 == 1 ? minima[minima.Count / 2] : (minima[minima.Count / 2 - 1] + minima[minima.Count / 2]) / 2;
             double? stepsMedian = double.IsFinite(med) ? med : null;
-            var best = median.Best?.Trial.Point;
+            var best = median.Best?.Log.Record.Config.Optimizer;
             var space = new SearchSpace(opt);
             rows.Add(new StepsRow(
-                opt.Name, b, median.StepsToTarget, best?.LearningRate, best?.Momentum, best?.Beta1, best?.Epsilon,
+                opt.Name, b, median.StepsToTarget, best?.LearningRate,
+                best?.Hyperparameters ?? (IReadOnlyDictionary<string, double>)new Dictionary<string, double>(),
                 studies.Sum(s => s.Trials.Count), studies.Sum(s => s.Count(StudyTrialStatus.Reached)),
                 studies.Sum(s => s.Count(StudyTrialStatus.Diverged)), studies.Sum(s => s.Count(StudyTrialStatus.Pruned)),
                 studies.Sum(s => s.Count(StudyTrialStatus.Crashed)),
@@ -54,49 +60,65 @@ public static class SweepTables
         return rows;
     }
 
-    static readonly string[] StepsHeader =
+    /// <summary>
+    /// Hyperparameter columns: momentum, beta1 and epsilon where steps.csv has always had them, then any other
+    /// hyperparameter the spec's optimizer families have (e.g. ema_decay), in registration order, at the end.
+    /// </summary>
+    static readonly string[] LegacyHyperparameters = ["momentum", "beta1", "epsilon"];
+
+    static IReadOnlyList<string> FurtherHyperparameters(ExperimentSpec spec) =>
+        spec.Optimizers!.SelectMany(o => OptimizerFamilies.Get(o.Name).Hyperparameters.Select(h => h.Name))
+            .Where(n => !LegacyHyperparameters.Contains(n) && n != "beta2").Distinct().ToList();
+
+    /// <summary>steps.csv's columns: each a name and how a row gives its field, so header and values cannot drift apart.</summary>
+    static IReadOnlyList<(string Name, Func<StepsRow, string> Value)> StepsColumns(ExperimentSpec spec) =>
     [
-        "optimizer", "batch_size", "steps_to_target", "learning_rate", "momentum", "trials_run", "trials_reached",
-        "trials_diverged", "seeds", "steps_min", "steps_median", "steps_max", "trials_pruned", "trials_crashed", "beta1", "epsilon",
-        "budget_steps", "learning_rate_min", "learning_rate_max", "learning_rate_position", "steps_trained",
+        ("optimizer", r => r.Optimizer), ("batch_size", r => I(r.BatchSize)), ("steps_to_target", r => I(r.StepsToTarget)),
+        ("learning_rate", r => D(r.LearningRate)), ("momentum", r => D(r.Hyperparameter("momentum"))),
+        ("trials_run", r => I(r.TrialsRun)), ("trials_reached", r => I(r.TrialsReached)), ("trials_diverged", r => I(r.TrialsDiverged)),
+        ("seeds", r => I(r.Seeds)), ("steps_min", r => I(r.StepsMin)), ("steps_median", r => D(r.StepsMedian)), ("steps_max", r => I(r.StepsMax)),
+        ("trials_pruned", r => I(r.TrialsPruned)), ("trials_crashed", r => I(r.TrialsCrashed)),
+        ("beta1", r => D(r.Hyperparameter("beta1"))), ("epsilon", r => D(r.Hyperparameter("epsilon"))),
+        ("budget_steps", r => I(r.BudgetSteps)), ("learning_rate_min", r => D(r.LearningRateMin)), ("learning_rate_max", r => D(r.LearningRateMax)),
+        ("learning_rate_position", r => D(r.LearningRatePosition)), ("steps_trained", r => I(r.StepsTrained)),
+        .. FurtherHyperparameters(spec).Select(n => (n, (Func<StepsRow, string>)(r => D(r.Hyperparameter(n))))),
     ];
 
-    static readonly string[] TrialsHeader =
-    [
-        "study", "optimizer", "batch_size", "trial", "seed", "learning_rate", "momentum", "beta1", "epsilon",
-        "status", "steps_to_target", "steps_run", "initial_loss", "final_loss", "rank", "step_cap", "replicate",
-    ];
-
-    public static string StepsCsv(IReadOnlyList<StepsRow> rows) => Csv(StepsHeader, rows.Select(r => new[]
+    /// <summary>trials.csv's columns (see <see cref="TrialsCsv"/>).</summary>
+    static IReadOnlyList<(string Name, Func<(StudyResult Study, StudyTrial Trial), string> Value)> TrialsColumns(ExperimentSpec spec)
     {
-        r.Optimizer, I(r.BatchSize), I(r.StepsToTarget), D(r.LearningRate), D(r.Momentum), I(r.TrialsRun), I(r.TrialsReached),
-        I(r.TrialsDiverged), I(r.Seeds), I(r.StepsMin), D(r.StepsMedian), I(r.StepsMax), I(r.TrialsPruned), I(r.TrialsCrashed),
-        D(r.Beta1), D(r.Epsilon), I(r.BudgetSteps), D(r.LearningRateMin), D(r.LearningRateMax), D(r.LearningRatePosition),
-        I(r.StepsTrained),
-    }));
+        static double? H(StudyTrial t, string name) => t.Log.Record.Config.Optimizer[name];
+        return
+        [
+            ("study", x => x.Study.Study.Id), ("optimizer", x => x.Study.Study.Optimizer), ("batch_size", x => I(x.Study.Study.BatchSize)),
+            ("trial", x => x.Trial.Trial.Id), ("seed", x => I(x.Trial.Log.Record.Config.Seed)),
+            ("learning_rate", x => D(x.Trial.Log.Record.Config.Optimizer.LearningRate)),
+            ("momentum", x => D(H(x.Trial, "momentum"))), ("beta1", x => D(H(x.Trial, "beta1"))), ("epsilon", x => D(H(x.Trial, "epsilon"))),
+            ("status", x => Snake(x.Trial.Status.ToString())), ("steps_to_target", x => I(x.Trial.StepsToTarget)),
+            ("steps_run", x => I(x.Trial.StepsCounted)), ("initial_loss", x => D(x.Trial.InitialLoss)), ("final_loss", x => D(x.Trial.FinalLoss)),
+            ("rank", x => I(x.Trial.Rank)), ("step_cap", x => I(x.Trial.StepCap)), ("replicate", x => I(x.Study.Study.Replicate)),
+            .. FurtherHyperparameters(spec).Select(n => (n, (Func<(StudyResult, StudyTrial), string>)(x => D(H(x.Item2, n))))),
+        ];
+    }
+
+    public static string StepsCsv(ExperimentSpec spec, IReadOnlyList<StepsRow> rows) => Csv(StepsColumns(spec), rows);
 
     /// <summary>trials.csv: `status` is how the trial counts in its study (pruning applied) and
     /// `steps_run` the steps that count. How the trial process itself ended stays in its
     /// trial.json: it may depend on timing (the cap it was launched with), the table must not.</summary>
-    public static string TrialsCsv(IEnumerable<StudyResult> results) => Csv(TrialsHeader,
-        results.SelectMany(s => s.Trials.OrderBy(t => t.Trial.Index).Select(t => new[]
-        {
-            s.Study.Id, s.Study.Optimizer, I(s.Study.BatchSize), t.Trial.Id, I(t.Trial.Seed), D(t.Trial.Point.LearningRate),
-            D(t.Trial.Point.Momentum), D(t.Trial.Point.Beta1), D(t.Trial.Point.Epsilon), Snake(t.Status.ToString()),
-            I(t.StepsToTarget), I(t.StepsCounted), D(t.InitialLoss), D(t.FinalLoss), I(t.Rank), I(t.StepCap),
-            I(s.Study.Replicate),
-        })));
+    public static string TrialsCsv(ExperimentSpec spec, IEnumerable<StudyResult> results) => Csv(TrialsColumns(spec),
+        results.SelectMany(s => s.Trials.OrderBy(t => t.Trial.Index).Select(t => (s, t))).ToList());
 
-    static string Csv(string[] header, IEnumerable<string[]> rows)
+    static string Csv<T>(IReadOnlyList<(string Name, Func<T, string> Value)> columns, IEnumerable<T> rows)
     {
         using var text = new StringWriter(CultureInfo.InvariantCulture);
         using (var csv = new CsvWriter(text, new CsvConfiguration(CultureInfo.InvariantCulture) { NewLine = "\n" }, leaveOpen: true))
         {
-            foreach (var h in header) csv.WriteField(h);
+            foreach (var c in columns) csv.WriteField(c.Name);
             csv.NextRecord();
             foreach (var r in rows)
             {
-                foreach (var f in r) csv.WriteField(f);
+                foreach (var c in columns) csv.WriteField(c.Value(r));
                 csv.NextRecord();
             }
         }
@@ -113,7 +135,7 @@ public static class SweepTables
     public static void Write(ResultsStore store, SweepPlan plan, IReadOnlyList<StudyResult> results)
     {
         var ordered = plan.Studies.Select(s => results.FirstOrDefault(r => r.Study.Id == s.Id)).Where(r => r is not null).Select(r => r!).ToList();
-        AtomicFile.WriteAllText(Path.Combine(store.Root, "steps.csv"), StepsCsv(StepsRows(plan, ordered)));
-        AtomicFile.WriteAllText(Path.Combine(store.Root, "trials.csv"), TrialsCsv(ordered));
+        AtomicFile.WriteAllText(Path.Combine(store.Root, "steps.csv"), StepsCsv(plan.Spec, StepsRows(plan, ordered)));
+        AtomicFile.WriteAllText(Path.Combine(store.Root, "trials.csv"), TrialsCsv(plan.Spec, ordered));
     }
 }

@@ -1,3 +1,5 @@
+using NqmValidate.Training.Optimizers;
+
 namespace NqmValidate.Training.Sweeps;
 
 /// <summary>
@@ -11,7 +13,7 @@ namespace NqmValidate.Training.Sweeps;
 /// </summary>
 public static class TrialOrdering
 {
-    public static double ScalingExponent(string optimizer) => optimizer == "adam" ? 0.5 : 1.0;
+    public static double ScalingExponent(string optimizer) => OptimizerFamilies.Get(optimizer).ScalingExponent;
 
     /// <summary>The predicted best point of <paramref name="study"/> in unit coordinates.</summary>
     /// <param name="study">The study to order.</param>

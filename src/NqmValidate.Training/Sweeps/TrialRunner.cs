@@ -2,11 +2,41 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text;
+using NqmValidate.Training.Optimizers;
+using NqmValidate.Training.Trials;
 
 namespace NqmValidate.Training.Sweeps;
 
 /// <summary>What to run: one trial of one study with a step cap.</summary>
-public sealed record TrialRequest(ExperimentSpec Spec, StudyPlan Study, TrialPlan Trial, long MaxSteps);
+public sealed record TrialRequest(ExperimentSpec Spec, StudyPlan Study, TrialPlan Trial, long MaxSteps)
+{
+    /// <summary>
+    /// The trial's typed configuration: the one place where spec fields become trial fields. Defaults the spec
+    /// leaves open (evaluation subset, divergence factor, data directory) stay open and the trial resolves them.
+    /// </summary>
+    public TrialConfig Config
+    {
+        get
+        {
+            var w = Spec.Workload!;
+            var defaults = new TrialConfig();
+            return defaults with
+            {
+                Model = SpecValidation.ToModelSpec(w.Model!),
+                Optimizer = new OptimizerSpec { Name = Study.Optimizer, LearningRate = Trial.Point.LearningRate, Hyperparameters = Trial.Point.Hyperparameters },
+                BatchSize = Study.BatchSize,
+                Target = new Target(w.Target!.Metric == "train_loss" ? TargetMetric.TrainLoss : TargetMetric.ValidationError, w.Target.Threshold),
+                MaxSteps = MaxSteps,
+                Seed = Trial.Seed,
+                Threads = Spec.Threads,
+                Device = Spec.Device,
+                DataDir = w.Data.Dir,
+                EvalExamples = Spec.Evaluation.EvalExamples ?? defaults.EvalExamples,
+                DivergenceFactor = Spec.Evaluation.DivergenceFactor ?? defaults.DivergenceFactor,
+            };
+        }
+    }
+}
 
 /// <summary>How a trial process ended. <see cref="Cancelled"/>: the sweep stopped it.</summary>
 public sealed record TrialExit(int ExitCode, string StderrTail, bool Cancelled);
@@ -28,47 +58,17 @@ public interface ITrialRunner
     Task<TrialExit> RunAsync(TrialRequest request, string directory, Action<int> started, CancellationToken cancel);
 }
 
-/// <summary>The `nqm train` arguments of a trial: the one place that maps spec fields to trial flags.</summary>
-public static class TrialCommandLine
-{
-    static string F(double x) => x.ToString("R", CultureInfo.InvariantCulture);
-
-    public static List<string> Arguments(TrialRequest r, string directory)
-    {
-        var spec = r.Spec;
-        var w = spec.Workload!;
-        var m = w.Model!;
-        var p = r.Trial.Point;
-        var a = new List<string> { "train", "--model", m.Name };
-        if (m.HiddenWidths is not null) a.AddRange(["--hidden-widths", string.Join(",", m.HiddenWidths)]);
-        if (m.WidthMultiplier is { } wm) a.AddRange(["--width-multiplier", F(wm)]);
-        if (m.BlocksPerStage is { } bps) a.AddRange(["--blocks-per-stage", bps.ToString(CultureInfo.InvariantCulture)]);
-        a.AddRange(["--optimizer", r.Study.Optimizer, "--batch-size", r.Study.BatchSize.ToString(CultureInfo.InvariantCulture),
-            "--learning-rate", F(p.LearningRate), "--lr-schedule", "constant"]);
-        if (p.Momentum is { } mom) a.AddRange(["--momentum", F(mom)]);
-        if (p.Beta1 is { } b1) a.AddRange(["--beta1", F(b1)]);
-        if (p.Beta2 is { } b2) a.AddRange(["--beta2", F(b2)]);
-        if (p.Epsilon is { } eps) a.AddRange(["--epsilon", F(eps)]);
-        a.AddRange([w.Target!.Metric == "train_loss" ? "--target-loss" : "--target-error", F(w.Target.Threshold)]);
-        a.AddRange(["--max-steps", r.MaxSteps.ToString(CultureInfo.InvariantCulture),
-            "--seed", r.Trial.Seed.ToString(CultureInfo.InvariantCulture),
-            "--threads", spec.Threads.ToString(CultureInfo.InvariantCulture),
-            "--device", spec.Device]);
-        if (w.Data.Dir is not null) a.AddRange(["--data-dir", w.Data.Dir]);
-        if (spec.Evaluation.EvalExamples is { } e) a.AddRange(["--eval-examples", e.ToString(CultureInfo.InvariantCulture)]);
-        if (spec.Evaluation.DivergenceFactor is { } d) a.AddRange(["--divergence-factor", F(d)]);
-        a.AddRange(["--out", directory, "--quiet"]);
-        return a;
-    }
-}
-
 /// <summary>
-/// Runs each trial as a child process of the same `nqm` (`dotnet nqm.dll train ...`), so a native
-/// crash or an out-of-memory kill loses one trial, never the sweep. Its stdout and stderr go to
+/// Runs each trial as a child process of the same `nqm` (`dotnet nqm.dll train --config DIR/config.json
+/// --out DIR`), so a native crash or an out-of-memory kill loses one trial, never the sweep. The trial's
+/// typed configuration travels as config.json (<see cref="TrialRequest.Config"/>); stdout and stderr go to
 /// DIR/trial.log.
 /// </summary>
 public sealed class ProcessTrialRunner : ITrialRunner
 {
+    /// <summary>The trial's configuration in its attempt directory.</summary>
+    public const string ConfigFileName = "config.json";
+
     readonly string _executable;
     readonly IReadOnlyList<string> _prefix;
 
@@ -101,7 +101,9 @@ public sealed class ProcessTrialRunner : ITrialRunner
             UseShellExecute = false,
         };
         foreach (var a in _prefix) info.ArgumentList.Add(a);
-        foreach (var a in TrialCommandLine.Arguments(request, directory)) info.ArgumentList.Add(a);
+        string configPath = Path.Combine(directory, ConfigFileName);
+        TrialJson.Write(configPath, request.Config);
+        foreach (var a in new[] { "train", "--config", configPath, "--out", directory, "--quiet" }) info.ArgumentList.Add(a);
         // One trial = `threads` cores: keep OpenMP/MKL pools of the child at that size too.
         info.Environment["OMP_NUM_THREADS"] = request.Spec.Threads.ToString(CultureInfo.InvariantCulture);
         info.Environment["MKL_NUM_THREADS"] = request.Spec.Threads.ToString(CultureInfo.InvariantCulture);

@@ -56,7 +56,7 @@ public sealed record TrialConfig
             return this with
             {
                 Model = ModelRegistry.Resolve(Model),
-                Optimizer = OptimizerFactory.Resolve(Optimizer, MaxSteps),
+                Optimizer = OptimizerFamilies.Resolve(Optimizer, MaxSteps),
                 DataDir = Path.GetFullPath(FashionMnist.ResolveDirectory(DataDir)),
             };
         }

@@ -110,7 +110,7 @@ public static class TrialRunner
         readonly TrialConfig _config;
         readonly Target _target;
         readonly nn.Module<Tensor, Tensor> _model;
-        readonly optim.Optimizer _optimizer;
+        readonly IUpdateRule _rule;
         readonly EpochShuffler _shuffler;
         readonly DataSplit _train, _trainEval, _validation;
         readonly SortedDictionary<long, CurvePoint> _curve = new();
@@ -132,7 +132,7 @@ public static class TrialRunner
                 throw new TrialConfigException($"batch_size {config.BatchSize} exceeds the {_train.Count} training examples.");
             _model = ModelRegistry.Create(config.Model, Seeds.Derive(config.Seed, Seeds.ModelStream), device);
             _model.train();
-            _optimizer = OptimizerFactory.Create(config.Optimizer, _model.parameters());
+            _rule = OptimizerFamilies.Create(config.Optimizer, _model);
             _shuffler = new EpochShuffler(_train.Count, config.BatchSize, Seeds.Derive(config.Seed, Seeds.DataStream), device);
         }
 
@@ -142,10 +142,7 @@ public static class TrialRunner
         public nn.Module<Tensor, Tensor> TrainAndRelease(long steps)
         {
             for (long step = 1; step <= steps; step++)
-            {
-                OptimizerFactory.SetLearningRate(_optimizer, OptimizerFactory.LearningRateAt(_config.Optimizer, step));
-                RunBatch(_train, step, 0, 0);
-            }
+                Train(step, OptimizerFamilies.LearningRateAt(_config.Optimizer, step));
             _modelReleased = true;
             return _model;
         }
@@ -153,7 +150,7 @@ public static class TrialRunner
         public void Dispose()
         {
             _shuffler.Dispose();
-            _optimizer.Dispose();
+            _rule.Dispose();
             if (!_modelReleased) _model.Dispose();
             _trainEval.Images.Dispose();
             _trainEval.Labels.Dispose();
@@ -201,16 +198,15 @@ public static class TrialRunner
             if (!double.IsFinite(initialLoss)) (status, divergence) = (TrialStatus.Diverged, "the initial training loss is not finite");
             else if (_target.IsMetBy(TargetValue(initial))) (status, reached) = (TrialStatus.Reached, 0);
 
-            double averageLoss = double.NaN, currentLr = double.NaN;
+            double averageLoss = double.NaN;
             long nextGrid = EvaluationSchedule.NextGridPoint(0), nextCoarse = schedule.NextCoarse(0), lastCoarse = 0;
             while (status is null)
             {
                 if (cancel.IsCancellationRequested) { status = TrialStatus.Interrupted; final = null; break; }
                 step++;
-                double lr = OptimizerFactory.LearningRateAt(_config.Optimizer, step);
-                if (lr != currentLr) OptimizerFactory.SetLearningRate(_optimizer, currentLr = lr);
+                double lr = OptimizerFamilies.LearningRateAt(_config.Optimizer, step);
                 _trainClock.Start();
-                double loss = RunBatch(_train, step, 0, 0).LossSum;
+                double loss = Train(step, lr);
                 _trainClock.Stop();
                 examples += _config.BatchSize;
                 observer.Stepped(step, loss);
@@ -317,7 +313,7 @@ public static class TrialRunner
             {
                 if (i >= n) return hitMet;
                 Restore(snapshots[i].State);
-                return _target.IsMetBy(EvaluateTarget(snapshots[i].Step, observer));
+                return _target.IsMetBy(EvaluateTarget(snapshots[i].Step, observer, restored: true));
             }
             long StepAt(int i) => i >= n ? hit : snapshots[i].Step;
 
@@ -341,10 +337,13 @@ public static class TrialRunner
 
         double TargetValue(Metrics m) => _target.Metric == TargetMetric.TrainLoss ? m.TrainLoss : m.ValidationError;
 
-        /// <summary>Evaluates only the split the target is stated on and records it in the curve row.</summary>
-        double EvaluateTarget(long step, ITrialObserver observer)
+        /// <summary>
+        /// Evaluates only the split the target is stated on and records it in the curve row. With
+        /// <paramref name="restored"/> the model holds a restored copy of evaluation weights (see <see cref="Snapshot"/>).
+        /// </summary>
+        double EvaluateTarget(long step, ITrialObserver observer, bool restored = false)
         {
-            var (loss, error) = Evaluate(TargetSplit);
+            var (loss, error) = Evaluate(TargetSplit, restored);
             var row = _curve[step];
             row = _target.Metric == TargetMetric.TrainLoss ? row with { TrainLoss = loss } : row with { ValidationLoss = loss, ValidationError = error };
             _curve[step] = row;
@@ -364,16 +363,17 @@ public static class TrialRunner
             return new Metrics(trainLoss, validationLoss, validationError);
         }
 
-        (double Loss, double Error) Evaluate(DataSplit split)
+        (double Loss, double Error) Evaluate(DataSplit split, bool restored = false)
         {
             _evalClock.Start();
             _evaluations++;
+            using var weights = restored ? null : _rule.UseEvaluationWeights();
             _model.eval();
             double lossSum = 0;
             long correct = 0;
             for (long start = 0; start < split.Count; start += EvalChunk)
             {
-                var (l, c) = RunBatch(split, 0, start, (int)Math.Min(EvalChunk, split.Count - start));
+                var (l, c) = RunBatch(split, start, (int)Math.Min(EvalChunk, split.Count - start));
                 lossSum += l;
                 correct += c;
             }
@@ -382,26 +382,20 @@ public static class TrialRunner
             return (lossSum / split.Count, 1.0 - (double)correct / split.Count);
         }
 
-        /// <summary>
-        /// The shared train/eval step and the one dispose scope of a trial: every tensor made for one batch dies here.
-        /// With <paramref name="trainStep"/> ≥ 1: one update on that step's shuffled batch, returning its mean loss.
-        /// Otherwise: a forward pass without gradients over split[start, start+count), returning the summed loss and
-        /// the number of correct predictions.
-        /// </summary>
-        (double LossSum, long Correct) RunBatch(DataSplit split, long trainStep, long start, int count)
+        /// <summary>One update on step <paramref name="trainStep"/>'s shuffled batch; returns its mean loss. Every tensor made for it dies here.</summary>
+        double Train(long trainStep, double learningRate)
         {
             using var scope = NewDisposeScope();
-            if (trainStep >= 1)
-            {
-                var indices = _shuffler.BatchIndices(trainStep);
-                var x = split.Images.index_select(0, indices);
-                var y = split.Labels.index_select(0, indices);
-                _optimizer.zero_grad();
-                var loss = nn.functional.cross_entropy(_model.call(x), y);
-                loss.backward();
-                _optimizer.step();
-                return (loss.item<float>(), 0);
-            }
+            var indices = _shuffler.BatchIndices(trainStep);
+            var x = _train.Images.index_select(0, indices);
+            var y = _train.Labels.index_select(0, indices);
+            return _rule.Step(() => nn.functional.cross_entropy(_model.call(x), y), learningRate).item<float>();
+        }
+
+        /// <summary>A forward pass without gradients over split[start, start+count): the summed loss and the number of correct predictions.</summary>
+        (double LossSum, long Correct) RunBatch(DataSplit split, long start, int count)
+        {
+            using var scope = NewDisposeScope();
             using var noGrad = no_grad();
             var images = split.Images.narrow(0, start, count);
             var labels = split.Labels.narrow(0, start, count);
@@ -411,9 +405,11 @@ public static class TrialRunner
             return (sum.item<float>(), hits.item<long>());
         }
 
+        /// <summary>A copy of the weights the trial is evaluated with (an EMA's averaged iterate, else the live weights).</summary>
         Dictionary<string, Tensor> Snapshot()
         {
             using var noGrad = no_grad();
+            using var weights = _rule.UseEvaluationWeights();
             if (!_snapshotPool.TryPop(out var state))
                 return _model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.clone().DetachFromDisposeScope());
             foreach (var (name, tensor) in _model.state_dict()) state[name].copy_(tensor);

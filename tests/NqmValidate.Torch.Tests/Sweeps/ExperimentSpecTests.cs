@@ -42,7 +42,7 @@ public class ExperimentSpecTests
     [InlineData("\"jobs\": 3", "\"jobs\": 0", "jobs: must be >= 1 (got 0)")]
     [InlineData("\"jobs\": 3", "\"jobs\": 3, \"order\": \"random\"", "order: must be one of `predicted`, `canonical`")]
     [InlineData("\"budget\": { \"examples\": 64000,", "\"budget\": { \"steps\": 10, \"examples\": 64000,", "budget: give exactly one of `steps` and `examples`")]
-    [InlineData("{ \"name\": \"sgd\",", "{ \"name\": \"sgd\", \"one_minus_momentum\": { \"min\": 0.1, \"max\": 0.1 },", "optimizers[0].one_minus_momentum: only for `momentum` and `nesterov`")]
+    [InlineData("{ \"name\": \"sgd\",", "{ \"name\": \"sgd\", \"one_minus_momentum\": { \"min\": 0.1, \"max\": 0.1 },", "optimizers[0].one_minus_momentum: not a key of `sgd`; allowed: name, search, trials, learning_rate.")]
     public void AnInvalidValueIsReportedWithItsFieldAndTheAllowedValues(string from, string to, string expected) =>
         Assert.Contains(expected, Fault(Edit(from, to)));
 

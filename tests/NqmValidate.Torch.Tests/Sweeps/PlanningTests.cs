@@ -1,3 +1,4 @@
+using NqmValidate.Training.Optimizers;
 using NqmValidate.Training.Sweeps;
 using NqmValidate.Training.Trials;
 
@@ -66,27 +67,34 @@ public class SearchSpaceTests
         var space = new SearchSpace(SweepTestKit.SmallSpec().Optimizers![1]);
         var points = space.Points();
         Assert.Equal(8, points.Count);
-        Assert.All(points, p => Assert.InRange(1 - p.Point.Momentum!.Value, 0.01, 0.5));
+        Assert.All(points, p => Assert.InRange(1 - p.Point["momentum"]!.Value, 0.01, 0.5));
         // Halton index 1 in base 3 = 1/3 of the log range of 1 − β.
-        Assert.Equal(Math.Exp(Math.Log(0.01) + (Math.Log(0.5) - Math.Log(0.01)) / 3), 1 - points[0].Point.Momentum!.Value, 9);
+        Assert.Equal(Math.Exp(Math.Log(0.01) + (Math.Log(0.5) - Math.Log(0.01)) / 3), 1 - points[0].Point["momentum"]!.Value, 9);
     }
 
     [Fact]
-    public void AdamDefaultsBeta1AndEpsilonWhenNotSearched()
+    public void AdamLeavesUnsearchedHyperparametersToTheFamilyDefaultsAndKeepsFixedOnes()
     {
-        var adam = new OptimizerSearch { Name = "adam", LearningRate = new LogRange { Min = 1e-4, Max = 1e-2, Points = 3 } };
+        var adam = SpecLoader.Parse(SweepTestKit.SmallSpecJson.Replace(
+            "\"name\": \"sgd\", \"learning_rate\"", "\"name\": \"adam\", \"beta2\": 0.99, \"learning_rate\""), "test").Optimizers![0];
         var p = new SearchSpace(adam).Points()[0].Point;
-        Assert.Equal(0.9, p.Beta1);
-        Assert.Equal(1e-8, p.Epsilon);
-        Assert.Equal(0.999, p.Beta2);
-        Assert.Null(p.Momentum);
+        Assert.Null(p["beta1"]);
+        Assert.Null(p["epsilon"]);
+        Assert.Equal(0.99, p["beta2"]);
+        var resolved = OptimizerFamilies.Resolve(new OptimizerSpec { Name = "adam", LearningRate = p.LearningRate, Hyperparameters = p.Hyperparameters }, 10);
+        Assert.Equal((0.9, 0.99, 1e-8), (resolved["beta1"], resolved["beta2"], resolved["epsilon"]));
     }
 }
 
 public class OrderingAndPruningTests
 {
-    static TrialLog Reached(long s) => new(TrialStatus.Reached, s, s, []);
-    static TrialLog Exhausted(long run) => new(TrialStatus.BudgetExhausted, null, run, []);
+    static TrialLog Log(TrialStatus status, long? steps, long run) => new(new TrialRecord
+    {
+        Status = status, StepsToTarget = steps, StepsRun = run,
+        Config = new TrialConfig { Target = new Target(TargetMetric.TrainLoss, 1) }, Versions = VersionInfo.Current(),
+    }, []);
+    static TrialLog Reached(long s) => Log(TrialStatus.Reached, s, s);
+    static TrialLog Exhausted(long run) => Log(TrialStatus.BudgetExhausted, null, run);
 
     [Fact]
     public void ALaterStudyStartsNearTheLinearlyScaledOptimumOfThePreviousOne()
@@ -115,7 +123,7 @@ public class OrderingAndPruningTests
         var logs = new Dictionary<string, TrialLog>();
         long[] steps = [500, 300, 400, 300, 200, 0, 0];
         for (int i = 0; i < order.Count; i++)
-            logs[order[i].Id] = i < 5 ? Reached(steps[i]) : new TrialLog(TrialStatus.Diverged, null, i == 5 ? 150 : 250, []);
+            logs[order[i].Id] = i < 5 ? Reached(steps[i]) : Log(TrialStatus.Diverged, null, i == 5 ? 150 : 250);
         var r = StudyResults.Compute(study, order, logs, prune: true);
         Assert.Equal(
             // Trial 3 reaches exactly at its cap (300): a tie, counted as reached.

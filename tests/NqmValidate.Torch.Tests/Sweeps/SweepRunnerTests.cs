@@ -32,8 +32,8 @@ public class SweepRunnerTests
         var (full, fullRunner) = await Run(spec with { Prune = false }, SweepTestKit.TempDir("full"));
         Assert.True(pruned.Complete && full.Complete);
         string[] key = ["optimizer", "batch_size", "steps_to_target", "learning_rate", "momentum"];
-        var a = Columns(SweepTables.StepsCsv(SweepTables.StepsRows(SweepPlan.Create(spec), pruned.Results)), key);
-        var b = Columns(SweepTables.StepsCsv(SweepTables.StepsRows(SweepPlan.Create(spec), full.Results)), key);
+        var a = Columns(SweepTables.StepsCsv(spec, SweepTables.StepsRows(SweepPlan.Create(spec), pruned.Results)), key);
+        var b = Columns(SweepTables.StepsCsv(spec, SweepTables.StepsRows(SweepPlan.Create(spec), full.Results)), key);
         Assert.Equal(b, a);
         Assert.Equal(6, a.Length);
         Assert.All(a, row => Assert.NotEqual("", row.Split(',')[2])); // every study reached

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
-using System.Text.Json.Nodes;
 using NqmValidate.Training.Sweeps;
+using NqmValidate.Training.Trials;
 
 namespace NqmValidate.Torch.Tests.Sweeps;
 
@@ -28,7 +28,7 @@ public sealed class SyntheticTrialRunner : ITrialRunner
     public static (string Status, long? Steps, long Run) Outcome(TrialRequest r, bool capSensitive = false)
     {
         double lrStar = 0.05 * r.Study.BatchSize / 16.0;
-        double lr = r.Trial.Point.LearningRate * (r.Trial.Point.Momentum is { } m ? 1 / (1 - m) : 1);
+        double lr = r.Trial.Point.LearningRate * (r.Trial.Point["momentum"] is { } m ? 1 / (1 - m) : 1);
         double x = Math.Log(lr / lrStar);
         if (x > 1.5) return ("diverged", null, 7);
         double noise = 1 + 0.1 * ((r.Trial.Seed % 1000) / 1000.0);
@@ -56,16 +56,14 @@ public sealed class SyntheticTrialRunner : ITrialRunner
         for (long s = 0; s <= run; s += 10)
             curve.Append(CultureInfo.InvariantCulture, $"{s},{s * request.Study.BatchSize},0,1,{2.3 * Math.Exp(-s / 300.0):R},,\n");
         File.WriteAllText(Path.Combine(directory, "curve.csv"), curve.ToString());
-        var json = new JsonObject
+        TrialJson.Write(Path.Combine(directory, "trial.json"), new TrialRecord
         {
-            ["status"] = status,
-            ["steps_to_target"] = steps,
-            ["steps_run"] = run,
-            ["seed"] = request.Trial.Seed,
-            ["max_steps"] = request.MaxSteps,
-            ["learning_rate"] = request.Trial.Point.LearningRate,
-        };
-        File.WriteAllText(Path.Combine(directory, "trial.json"), json.ToJsonString());
+            Status = ResultsStore.ParseStatus(status, "synthetic trial"),
+            StepsToTarget = steps,
+            StepsRun = run,
+            Config = request.Config,
+            Versions = VersionInfo.Current(),
+        });
         return new TrialExit(0, "", false);
     }
 }

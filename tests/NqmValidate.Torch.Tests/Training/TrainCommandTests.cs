@@ -20,7 +20,7 @@ public class TrainCommandTests
                       "--lr-schedule linear --decay-steps 100 --final-lr-fraction 0.1");
         Assert.Equal([128, 64], c.Model.HiddenWidths);
         Assert.Equal(("nesterov", 0.95, 0.05, "linear", 100L, 0.1),
-            (c.Optimizer.Name, c.Optimizer.Momentum!.Value, c.Optimizer.LearningRate, c.Optimizer.Schedule, c.Optimizer.DecaySteps!.Value, c.Optimizer.FinalFraction!.Value));
+            (c.Optimizer.Name, c.Optimizer["momentum"]!.Value, c.Optimizer.LearningRate, c.Optimizer.Schedule, c.Optimizer.DecaySteps!.Value, c.Optimizer.FinalFraction!.Value));
         Assert.Equal(new Target(TargetMetric.ValidationError, 0.12), c.Target);
         Assert.Equal((256, 777L, 3L, 2, "/d", 500), (c.BatchSize, c.MaxSteps, c.Seed, c.Threads, c.DataDir, c.EvalExamples));
     }

@@ -41,13 +41,13 @@ public class TrialFilesTests
                 """);
             var config = TrialConfig.Load(good);
             Assert.Equal(new ModelSpec("cnn-narrow"), config.Model);
-            Assert.Equal(0.8, config.Optimizer.Beta1);
+            Assert.Equal(0.8, config.Optimizer["beta1"]);
             Assert.Equal(new Target(TargetMetric.ValidationError, 0.1), config.Target);
             Assert.Equal(128, new TrialConfig().BatchSize); // defaults stay for absent keys
             Assert.Equal(1, config.Threads);
 
             var resolved = config.Resolve();
-            Assert.Equal(0.999, resolved.Optimizer.Beta2);
+            Assert.Equal(0.999, resolved.Optimizer["beta2"]);
             Assert.Equal(1.0, resolved.Model.WidthMultiplier);
 
             string bad = Path.Combine(dir, "bad.json");
@@ -68,7 +68,7 @@ public class TrialFilesTests
             var record = new TrialRecord
             {
                 Status = TrialStatus.BudgetExhausted, StepsRun = 10,
-                Config = new TrialConfig { Target = new Target(TargetMetric.TrainLoss, 0.5), Optimizer = new OptimizerSpec("momentum", 0.1, Momentum: 0.9) },
+                Config = new TrialConfig { Target = new Target(TargetMetric.TrainLoss, 0.5), Optimizer = new OptimizerSpec("momentum", 0.1, ("momentum", 0.9)) },
                 Versions = VersionInfo.Current(),
             };
             string path = Path.Combine(dir, "trial.json");

@@ -75,7 +75,7 @@ public class TrialRunnerTests(TrialData data) : IClassFixture<TrialData>
     [Fact]
     public void TheSameConfigurationGivesTheSameCurveAndStepsToTarget()
     {
-        var config = SmallMlp with { Optimizer = new OptimizerSpec("momentum", 0.02, Momentum: 0.9), MaxSteps = 200, Target = new Target(TargetMetric.TrainLoss, 0.9) };
+        var config = SmallMlp with { Optimizer = new OptimizerSpec("momentum", 0.02, ("momentum", 0.9)), MaxSteps = 200, Target = new Target(TargetMetric.TrainLoss, 0.9) };
         var a = TrialRunner.Run(config, data.RealSmall);
         var b = TrialRunner.Run(config, data.RealSmall);
         Assert.Equal(a.Record.StepsToTarget, b.Record.StepsToTarget);
@@ -98,7 +98,7 @@ public class TrialRunnerTests(TrialData data) : IClassFixture<TrialData>
     [Fact]
     public void TrainModelReproducesTheTrialsParametersAtAGivenStep()
     {
-        var config = SmallMlp with { Optimizer = new OptimizerSpec("momentum", 0.05, Schedule: "linear"), MaxSteps = 30,
+        var config = SmallMlp with { Optimizer = new OptimizerSpec("momentum", 0.05) { Schedule = "linear" }, MaxSteps = 30,
             Target = new Target(TargetMetric.TrainLoss, 1e-4), EvalExamples = 500 };
         var trial = TrialRunner.Run(config, data.RealSmall).Record;
         using var model = TrialRunner.TrainModel(config, data.RealSmall, 30);

@@ -1,0 +1,31 @@
+using static TorchSharp.torch;
+
+namespace NqmValidate.Training.Optimizers;
+
+/// <summary>
+/// Adam (bias-corrected first and second moments, θ ← θ − η m̂/(√v̂ + ε)). The NQM models it as a diagonal
+/// preconditioner: of power 1/2, or measured from the gradient's second moment where the fit has it.
+/// </summary>
+public sealed class AdamFamily : IOptimizerFamily
+{
+    public string Name => "adam";
+    public string Description => "m ← β1 m + (1−β1) g, v ← β2 v + (1−β2) g², θ ← θ − η m̂/(√v̂ + ε)";
+    public IReadOnlyList<Hyperparameter> Hyperparameters =>
+    [
+        Hyperparameter.Decay("beta1", 0.9, "first-moment decay β1"),
+        Hyperparameter.Decay("beta2", 0.999, "second-moment decay β2"),
+        Hyperparameter.Positive("epsilon", 1e-8, "ε added to √v̂"),
+    ];
+    public IReadOnlyList<SearchDimension> SearchDimensions =>
+    [
+        new("one_minus_beta1", "beta1", OneMinus: true),
+        new("epsilon", "epsilon", OneMinus: false),
+    ];
+    // Adam's best learning rate grows roughly as √B below the critical batch size.
+    public double ScalingExponent => 0.5;
+    public IReadOnlyList<string> NqmCounterparts => ["precond-p0.5", "precond-measured"];
+
+    public IUpdateRule Create(OptimizerSpec resolved, nn.Module model) =>
+        new TorchOptimizerRule(optim.Adam(model.parameters(), resolved.LearningRate,
+            beta1: resolved["beta1"]!.Value, beta2: resolved["beta2"]!.Value, eps: resolved["epsilon"]!.Value));
+}

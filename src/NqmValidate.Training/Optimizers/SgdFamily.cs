@@ -1,0 +1,17 @@
+using static TorchSharp.torch;
+
+namespace NqmValidate.Training.Optimizers;
+
+/// <summary>Plain SGD: θ ← θ − η g.</summary>
+public sealed class SgdFamily : IOptimizerFamily
+{
+    public string Name => "sgd";
+    public string Description => "θ ← θ − η g";
+    public IReadOnlyList<Hyperparameter> Hyperparameters => [];
+    public IReadOnlyList<SearchDimension> SearchDimensions => [];
+    public double ScalingExponent => 1.0;
+    public IReadOnlyList<string> NqmCounterparts => ["sgd"];
+
+    public IUpdateRule Create(OptimizerSpec resolved, nn.Module model) =>
+        new TorchOptimizerRule(optim.SGD(model.parameters(), resolved.LearningRate));
+}
