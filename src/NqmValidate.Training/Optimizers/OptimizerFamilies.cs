@@ -15,6 +15,7 @@ public static class OptimizerFamilies
         new MomentumFamily(nesterov: false),
         new MomentumFamily(nesterov: true),
         new AdamFamily(),
+        new EmaFamily(),
     ];
 
     public static IReadOnlyList<string> Names => All.Select(f => f.Name).ToList();
