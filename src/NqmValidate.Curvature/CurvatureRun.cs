@@ -3,6 +3,8 @@ using NqmValidate.Training.Data;
 using NqmValidate.Training.Models;
 using NqmValidate.Training.Optimizers;
 using NqmValidate.Training.Runtime;
+using NqmValidate.Training.Trials;
+using NqmValidate.Training.Workloads;
 
 namespace NqmValidate.Curvature;
 
@@ -16,6 +18,8 @@ public sealed record CurvatureRunRequest
     public OptimizerSpec Optimizer { get; init; } = new();
     public int BatchSize { get; init; } = 128;
     public long Seed { get; init; }
+    /// <summary>The replayed trial's max_steps (the decay length of a linear schedule); null = the last checkpoint.</summary>
+    public long? TrialMaxSteps { get; init; }
     public int Threads { get; init; } = 1;
     public CurvatureSettings Settings { get; init; } = new();
     public required string OutDir { get; init; }
@@ -47,16 +51,31 @@ public static class CurvatureRun
         var inputs = data.Train.Images.narrow(0, 0, request.Settings.Examples);
         var targets = data.Train.Labels.narrow(0, 0, request.Settings.Examples);
         long last = request.Checkpoints.Max(c => c.Steps);
-        using var trainer = new WarmupTrainer(new WarmupSettings(model, request.Optimizer, request.BatchSize, request.Seed), data.Train, last);
+        if (request.BatchSize < 1 || request.BatchSize > data.Train.Count)
+            throw new CurvatureInputException($"warm-up batch size {request.BatchSize} must be between 1 and the {data.Train.Count} training examples.");
+        var workload = new FashionMnistWorkload(data);
+        var trial = new TrialConfig
+        {
+            Model = model, Optimizer = request.Optimizer, BatchSize = request.BatchSize, Seed = request.Seed, Threads = request.Threads,
+            DataDir = request.DataDir, MaxSteps = request.TrialMaxSteps ?? Math.Max(1, last),
+        };
+        using var trainer = new TrialRunner.TrialReplay(trial, workload);
+        var lossKind = workload.OutputLoss == OutputLossKind.SoftmaxCrossEntropy ? LossKind.CrossEntropy : LossKind.MeanSquaredError;
         var results = new List<CheckpointResult>();
         foreach (var checkpoint in request.Checkpoints.OrderBy(c => c.Steps))
         {
             if (checkpoint.Steps > trainer.Step)
             {
                 log($"warm-up: training to step {checkpoint.Steps} ({request.Optimizer.Name}, B = {request.BatchSize}, lr = {request.Optimizer.LearningRate}) ...");
-                trainer.TrainTo(checkpoint.Steps, (step, loss) => { if (step % 50 == 0) log($"  step {step}: mini-batch loss {loss:F4}"); });
+                trainer.TrainTo(checkpoint.Steps, (step, loss) =>
+                {
+                    if (!double.IsFinite(loss))
+                        throw new CurvatureInputException($"warm-up diverged: mini-batch loss {loss} at step {step}; lower the learning rate.");
+                    if (step % 50 == 0) log($"  step {step}: mini-batch loss {loss:F4}");
+                });
             }
-            var report = CurvatureStudy.Measure(trainer.Model, inputs, targets, LossKind.CrossEntropy, checkpoint.ToString(), request.Settings, log);
+            trainer.Model.eval();
+            var report = CurvatureStudy.Measure(trainer.Model, inputs, targets, lossKind, checkpoint.ToString(), request.Settings, log);
             string dir = request.Checkpoints.Count == 1 ? request.OutDir : Path.Combine(request.OutDir, checkpoint.Label);
             CurvatureFiles.WriteAll(report, dir, request.ParametersBin, request.Plots, log);
             results.Add(new CheckpointResult(checkpoint, dir, report));

@@ -3,6 +3,7 @@ using NqmValidate.Training.Data;
 using NqmValidate.Training.Models;
 using NqmValidate.Training.Optimizers;
 using NqmValidate.Training.Runtime;
+using NqmValidate.Training.Workloads;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -48,6 +49,7 @@ public static class TrialRunner
         TorchRuntime.Initialize(resolved.Threads);
         var device = TorchRuntime.ResolveDevice(resolved.Device);
         using var data = FashionMnist.Load(resolved.DataDir, new FashionMnistOptions(EvalExamples: resolved.EvalExamples, Device: device));
+        var workload = new FashionMnistWorkload(data);
         double loadSeconds = wall.Elapsed.TotalSeconds;
         var (commit, dirty) = GitInfo.Current;
         var running = new TrialRecord
@@ -60,7 +62,7 @@ public static class TrialRunner
         TrialResult result;
         try
         {
-            result = Run(resolved, data, cancel, observer);
+            result = Run(resolved, workload, cancel, observer);
         }
         catch (Exception e) when (e is not TrialConfigException)
         {
@@ -77,29 +79,78 @@ public static class TrialRunner
         return result with { Record = record };
     }
 
-    /// <summary>Runs a trial on data already in memory (on the config's device). Writes nothing.</summary>
-    public static TrialResult Run(TrialConfig config, FashionMnistData data, CancellationToken cancel = default, ITrialObserver? observer = null)
+    /// <summary>Runs a trial of <paramref name="workload"/> (its data on the config's device). Writes nothing.</summary>
+    public static TrialResult Run(TrialConfig config, IWorkload workload, CancellationToken cancel = default, ITrialObserver? observer = null)
     {
         var resolved = config.Resolve();
         TorchRuntime.Initialize(resolved.Threads);
         var device = TorchRuntime.ResolveDevice(resolved.Device);
-        using var session = new TrialSession(resolved, data, device);
+        using var session = new TrialSession(resolved, workload, device);
         return session.Run(cancel, observer ?? new NoObserver());
     }
 
+    /// <summary>Runs a Fashion-MNIST trial on data already in memory. Writes nothing.</summary>
+    public static TrialResult Run(TrialConfig config, FashionMnistData data, CancellationToken cancel = default, ITrialObserver? observer = null) =>
+        Run(config, new FashionMnistWorkload(data), cancel, observer);
+
     /// <summary>
     /// The model of a trial after <paramref name="steps"/> updates (0 = its initial weights), trained exactly as
-    /// <see cref="Run"/> trains it (same seeds, batches and learning rates; no evaluation): a checkpoint for
+    /// <see cref="Run(TrialConfig, IWorkload, CancellationToken, ITrialObserver?)"/> trains it (same seeds, batches and learning rates; no evaluation): a checkpoint for
     /// curvature measurements that matches a trial's trajectory. The caller owns (disposes) the model. The
     /// target is not used and may be null.
     /// </summary>
     public static nn.Module<Tensor, Tensor> TrainModel(TrialConfig config, FashionMnistData data, long steps)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(steps);
-        var resolved = (config with { Target = config.Target ?? new Target(TargetMetric.TrainLoss, 1) }).Resolve();
-        TorchRuntime.Initialize(resolved.Threads);
-        using var session = new TrialSession(resolved, data, TorchRuntime.ResolveDevice(resolved.Device));
-        return session.TrainAndRelease(steps);
+        using var replay = new TrialReplay(config, new FashionMnistWorkload(data));
+        replay.TrainTo(steps);
+        return replay.ReleaseModel();
+    }
+
+    /// <summary>
+    /// A trial's training replayed step by step without evaluating: the same model, seeds, batches, update rule and
+    /// learning-rate schedule (decaying over the config's max_steps) as <see cref="Run(TrialConfig, IWorkload, CancellationToken, ITrialObserver?)"/>, so after S steps its model
+    /// is the trial's at step S. The curvature stage measures checkpoints of a trial's trajectory through it.
+    /// </summary>
+    public sealed class TrialReplay : IDisposable
+    {
+        readonly TrialSession _session;
+
+        /// <param name="config">The trial's configuration (the target is not used and may be null).</param>
+        /// <param name="workload">Its workload.</param>
+        public TrialReplay(TrialConfig config, IWorkload workload)
+        {
+            var resolved = (config with { Target = config.Target ?? new Target(TargetMetric.TrainLoss, 1) }).Resolve();
+            TorchRuntime.Initialize(resolved.Threads);
+            _session = new TrialSession(resolved, workload, TorchRuntime.ResolveDevice(resolved.Device));
+        }
+
+        /// <summary>Updates made so far.</summary>
+        public long Step { get; private set; }
+
+        /// <summary>The mini-batch loss of the last update (NaN before the first).</summary>
+        public double LastMiniBatchLoss { get; private set; } = double.NaN;
+
+        /// <summary>The model being trained (owned by the replay unless released).</summary>
+        public nn.Module<Tensor, Tensor> Model => _session.Model;
+
+        /// <summary>Trains until <paramref name="step"/> updates have been made (a no-op when already there).</summary>
+        public void TrainTo(long step, Action<long, double>? progress = null)
+        {
+            if (step < Step) throw new InvalidOperationException($"cannot go back from step {Step} to {step}");
+            _session.Model.train();
+            while (Step < step)
+            {
+                Step++;
+                LastMiniBatchLoss = _session.Train(Step, OptimizerFamilies.LearningRateAt(_session.Config.Optimizer, Step));
+                progress?.Invoke(Step, LastMiniBatchLoss);
+            }
+        }
+
+        /// <summary>Hands the model over to the caller, who then disposes it.</summary>
+        public nn.Module<Tensor, Tensor> ReleaseModel() => _session.ReleaseModel();
+
+        public void Dispose() => _session.Dispose();
     }
 
     sealed class NoObserver : ITrialObserver;
@@ -112,6 +163,7 @@ public static class TrialRunner
         readonly nn.Module<Tensor, Tensor> _model;
         readonly IUpdateRule _rule;
         readonly EpochShuffler _shuffler;
+        readonly IWorkload _workload;
         readonly DataSplit _train, _trainEval, _validation;
         readonly SortedDictionary<long, CurvePoint> _curve = new();
         readonly Stopwatch _trainClock = new(), _evalClock = new();
@@ -119,18 +171,19 @@ public static class TrialRunner
         readonly Stack<Dictionary<string, Tensor>> _snapshotPool = new();
         int _evaluations;
 
-        public TrialSession(TrialConfig config, FashionMnistData data, Device device)
+        public TrialSession(TrialConfig config, IWorkload workload, Device device)
         {
             _config = config;
             _target = config.Target!;
-            _train = data.Train;
-            _validation = data.Validation;
-            long evalCount = Math.Min(config.EvalExamples, data.Train.Count);
-            _trainEval = new DataSplit("train_eval", data.Train.Images.narrow(0, 0, evalCount).DetachFromDisposeScope(),
-                data.Train.Labels.narrow(0, 0, evalCount).DetachFromDisposeScope());
+            _workload = workload;
+            _train = workload.Train;
+            _validation = workload.Validation;
+            long evalCount = Math.Min(config.EvalExamples, _train.Count);
+            _trainEval = new DataSplit("train_eval", _train.Images.narrow(0, 0, evalCount).DetachFromDisposeScope(),
+                _train.Labels.narrow(0, 0, evalCount).DetachFromDisposeScope());
             if (config.BatchSize > _train.Count)
                 throw new TrialConfigException($"batch_size {config.BatchSize} exceeds the {_train.Count} training examples.");
-            _model = ModelRegistry.Create(config.Model, Seeds.Derive(config.Seed, Seeds.ModelStream), device);
+            _model = workload.CreateModel(config.Model, Seeds.Derive(config.Seed, Seeds.ModelStream), device);
             _model.train();
             _rule = OptimizerFamilies.Create(config.Optimizer, _model);
             _shuffler = new EpochShuffler(_train.Count, config.BatchSize, Seeds.Derive(config.Seed, Seeds.DataStream), device);
@@ -138,11 +191,12 @@ public static class TrialRunner
 
         bool _modelReleased;
 
-        /// <summary>Runs <paramref name="steps"/> updates without evaluating and hands the model over to the caller.</summary>
-        public nn.Module<Tensor, Tensor> TrainAndRelease(long steps)
+        public TrialConfig Config => _config;
+        public nn.Module<Tensor, Tensor> Model => _model;
+
+        /// <summary>Hands the model over to the caller, who then disposes it.</summary>
+        public nn.Module<Tensor, Tensor> ReleaseModel()
         {
-            for (long step = 1; step <= steps; step++)
-                Train(step, OptimizerFamilies.LearningRateAt(_config.Optimizer, step));
             _modelReleased = true;
             return _model;
         }
@@ -280,7 +334,7 @@ public static class TrialRunner
                 FinalValidationError = final is { ValidationError: var ve } && double.IsFinite(ve) ? ve : null,
                 DivergenceReason = divergence,
                 Config = _config,
-                ParameterCount = ModelRegistry.ParameterCount(_model),
+                ParameterCount = _model.parameters().Sum(p => p.numel()),
                 TrainSeconds = _trainClock.Elapsed.TotalSeconds,
                 EvalSeconds = _evalClock.Elapsed.TotalSeconds,
                 Evaluations = _evaluations,
@@ -370,7 +424,7 @@ public static class TrialRunner
             using var weights = restored ? null : _rule.UseEvaluationWeights();
             _model.eval();
             double lossSum = 0;
-            long correct = 0;
+            long? correct = 0;
             for (long start = 0; start < split.Count; start += EvalChunk)
             {
                 var (l, c) = RunBatch(split, start, (int)Math.Min(EvalChunk, split.Count - start));
@@ -379,30 +433,29 @@ public static class TrialRunner
             }
             _model.train();
             _evalClock.Stop();
-            return (lossSum / split.Count, 1.0 - (double)correct / split.Count);
+            // A workload without a classification error (regression) reports NaN there.
+            return (lossSum / split.Count, correct is { } n ? 1.0 - (double)n / split.Count : double.NaN);
         }
 
         /// <summary>One update on step <paramref name="trainStep"/>'s shuffled batch; returns its mean loss. Every tensor made for it dies here.</summary>
-        double Train(long trainStep, double learningRate)
+        public double Train(long trainStep, double learningRate)
         {
             using var scope = NewDisposeScope();
             var indices = _shuffler.BatchIndices(trainStep);
             var x = _train.Images.index_select(0, indices);
             var y = _train.Labels.index_select(0, indices);
-            return _rule.Step(() => nn.functional.cross_entropy(_model.call(x), y), learningRate).item<float>();
+            return _rule.Step(() => _workload.Loss(_model.call(x), y), learningRate).item<float>();
         }
 
         /// <summary>A forward pass without gradients over split[start, start+count): the summed loss and the number of correct predictions.</summary>
-        (double LossSum, long Correct) RunBatch(DataSplit split, long start, int count)
+        (double LossSum, long? Correct) RunBatch(DataSplit split, long start, int count)
         {
             using var scope = NewDisposeScope();
             using var noGrad = no_grad();
             var images = split.Images.narrow(0, start, count);
             var labels = split.Labels.narrow(0, start, count);
-            var logits = _model.call(images);
-            var sum = nn.functional.cross_entropy(logits, labels, reduction: nn.Reduction.Sum);
-            var hits = logits.argmax(1).eq(labels).sum();
-            return (sum.item<float>(), hits.item<long>());
+            var (sum, hits) = _workload.Score(_model.call(images), labels);
+            return (sum.item<float>(), hits?.item<long>());
         }
 
         /// <summary>A copy of the weights the trial is evaluated with (an EMA's averaged iterate, else the live weights).</summary>
