@@ -1,6 +1,7 @@
 using System.Text.Json;
 using NqmValidate.Training.Models;
 using NqmValidate.Training.Optimizers;
+using NqmValidate.Training.Sweeps;
 
 namespace NqmValidate.Curvature;
 
@@ -25,6 +26,32 @@ public static class CurvatureSpecFile
         public long? Seed { get; init; }
         public CurvatureSettings? Settings { get; init; }
         public bool ParametersBin { get; init; }
+
+        /// <summary>The request these values give, every value not given at its default.</summary>
+        public CurvatureRunRequest ToRequest(string outDir) => new()
+        {
+            Model = Model ?? new ModelSpec(),
+            DataDir = DataDir,
+            Checkpoints = Curvature.Checkpoint.ParseList(Checkpoint ?? "init"),
+            Optimizer = Optimizer ?? new OptimizerSpec(),
+            BatchSize = BatchSize ?? 128,
+            Seed = Seed ?? 0,
+            Settings = Settings ?? new CurvatureSettings(),
+            OutDir = outDir,
+            ParametersBin = ParametersBin,
+        };
+    }
+
+    /// <summary>
+    /// The values of a loaded experiment spec: its typed workload and seed, and its `curvature` section (this
+    /// stage's own keys). What `nqm validate` runs, from the same spec object its sweep ran.
+    /// </summary>
+    public static Values From(ExperimentSpec spec, string source)
+    {
+        if (spec.Workload?.Model is null)
+            throw new CurvatureInputException($"{source}: workload.model: missing; the curvature stage needs the model.");
+        var values = new Values { Model = SpecValidation.ToModelSpec(spec.Workload.Model), DataDir = spec.Workload.Data.Dir, Seed = spec.Seed };
+        return ReadSection(source, values, spec.Curvature, spec.Seed);
     }
 
     static readonly string[] CurvatureKeys =
@@ -69,7 +96,14 @@ public static class CurvatureSpecFile
         if (values.Model is null)
             throw new CurvatureInputException(Where("workload.model: missing; --spec needs an experiment spec whose workload names the model (e.g. experiments/fmnist-mlp.json)."));
         values = values with { Seed = rootSeed };
-        if (!root.TryGetProperty("curvature", out var c) || c.ValueKind == JsonValueKind.Null) return values;
+        return ReadSection(path, values, root.TryGetProperty("curvature", out var c) ? c : null, rootSeed);
+    }
+
+    /// <summary>Reads the `curvature` section (null or absent: none) over <paramref name="values"/>.</summary>
+    static Values ReadSection(string path, Values values, JsonElement? section, long? rootSeed)
+    {
+        string Where(string field) => $"{path}: {field}";
+        if (section is not { } c || c.ValueKind is JsonValueKind.Null or JsonValueKind.Undefined) return values;
         if (c.ValueKind != JsonValueKind.Object) throw new CurvatureInputException(Where("curvature: must be a JSON object."));
         foreach (var property in c.EnumerateObject())
             if (!CurvatureKeys.Contains(property.Name))

@@ -62,50 +62,46 @@ public static class CurvatureCommand
     public static CurvatureRunRequest ToRequest(ParseResult p)
     {
         var fromSpec = p.GetValue(Spec) is { } path ? CurvatureSpecFile.Load(path) : new CurvatureSpecFile.Values();
-        var m = fromSpec.Model ?? new ModelSpec();
-        var model = m with
+        var r = fromSpec.ToRequest(p.GetValue(Out)!);
+        var s = r.Settings;
+        var optimizer = r.Optimizer with
         {
-            Name = p.GetValue(Model) ?? m.Name,
-            HiddenWidths = p.GetValue(HiddenWidths) is { } h ? ParseWidths(h) : m.HiddenWidths,
-            WidthMultiplier = p.GetValue(WidthMultiplier) ?? m.WidthMultiplier,
-        };
-        var s = fromSpec.Settings ?? new CurvatureSettings();
-        var settings = s with
-        {
-            Examples = p.GetValue(Examples) ?? s.Examples,
-            ChunkSize = p.GetValue(ChunkSize) ?? s.ChunkSize,
-            McSamples = p.GetValue(McSamples) ?? s.McSamples,
-            ExactGgn = !p.GetValue(NoExactGgn) && s.ExactGgn,
-            Paths = p.GetValue(ForceLoop) ? PathPolicy.ForceLoop : s.Paths,
-            TopK = p.GetValue(TopK) ?? s.TopK,
-            LanczosSteps = p.GetValue(LanczosSteps) ?? s.LanczosSteps,
-            HutchinsonProbes = p.GetValue(HutchinsonProbes) ?? s.HutchinsonProbes,
-            SlqProbes = p.GetValue(SlqProbes) ?? s.SlqProbes,
-            SlqSteps = p.GetValue(SlqSteps) ?? s.SlqSteps,
-            Operators = p.GetValue(Operators) is { } ops ? ops.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : s.Operators,
-            SmallBatch = p.GetValue(SmallBatch) ?? s.SmallBatch,
-            BinsPerDecade = p.GetValue(BinsPerDecade) ?? s.BinsPerDecade,
-            Seed = p.GetValue(MeasureSeed) is { } ms ? checked((ulong)ms) : s.Seed,
-        };
-        var o = fromSpec.Optimizer ?? new OptimizerSpec();
-        var optimizer = o with
-        {
-            Name = p.GetValue(Optimizer) ?? o.Name,
-            LearningRate = p.GetValue(LearningRate) ?? o.LearningRate,
+            Name = p.GetValue(Optimizer) ?? r.Optimizer.Name,
+            LearningRate = p.GetValue(LearningRate) ?? r.Optimizer.LearningRate,
         };
         if (p.GetValue(Momentum) is { } momentum) optimizer = optimizer.With("momentum", momentum);
-        return new CurvatureRunRequest
+        return r with
         {
-            Model = model,
-            DataDir = p.GetValue(DataDir) ?? fromSpec.DataDir,
-            Checkpoints = Checkpoint.ParseList(p.GetValue(CheckpointOption) ?? fromSpec.Checkpoint ?? "init"),
+            Model = r.Model with
+            {
+                Name = p.GetValue(Model) ?? r.Model.Name,
+                HiddenWidths = p.GetValue(HiddenWidths) is { } h ? ParseWidths(h) : r.Model.HiddenWidths,
+                WidthMultiplier = p.GetValue(WidthMultiplier) ?? r.Model.WidthMultiplier,
+            },
+            Settings = s with
+            {
+                Examples = p.GetValue(Examples) ?? s.Examples,
+                ChunkSize = p.GetValue(ChunkSize) ?? s.ChunkSize,
+                McSamples = p.GetValue(McSamples) ?? s.McSamples,
+                ExactGgn = !p.GetValue(NoExactGgn) && s.ExactGgn,
+                Paths = p.GetValue(ForceLoop) ? PathPolicy.ForceLoop : s.Paths,
+                TopK = p.GetValue(TopK) ?? s.TopK,
+                LanczosSteps = p.GetValue(LanczosSteps) ?? s.LanczosSteps,
+                HutchinsonProbes = p.GetValue(HutchinsonProbes) ?? s.HutchinsonProbes,
+                SlqProbes = p.GetValue(SlqProbes) ?? s.SlqProbes,
+                SlqSteps = p.GetValue(SlqSteps) ?? s.SlqSteps,
+                Operators = p.GetValue(Operators) is { } ops ? ops.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : s.Operators,
+                SmallBatch = p.GetValue(SmallBatch) ?? s.SmallBatch,
+                BinsPerDecade = p.GetValue(BinsPerDecade) ?? s.BinsPerDecade,
+                Seed = p.GetValue(MeasureSeed) is { } ms ? checked((ulong)ms) : s.Seed,
+            },
+            DataDir = p.GetValue(DataDir) ?? r.DataDir,
+            Checkpoints = p.GetValue(CheckpointOption) is { } cp ? Checkpoint.ParseList(cp) : r.Checkpoints,
             Optimizer = optimizer,
-            BatchSize = p.GetValue(BatchSize) ?? fromSpec.BatchSize ?? 128,
-            Seed = p.GetValue(Seed) ?? fromSpec.Seed ?? 0,
+            BatchSize = p.GetValue(BatchSize) ?? r.BatchSize,
+            Seed = p.GetValue(Seed) ?? r.Seed,
             Threads = p.GetValue(Threads) ?? 1,
-            Settings = settings,
-            OutDir = p.GetValue(Out)!,
-            ParametersBin = p.GetValue(ParametersBin) || fromSpec.ParametersBin,
+            ParametersBin = p.GetValue(ParametersBin) || r.ParametersBin,
             Plots = !p.GetValue(NoPlots),
         };
     }

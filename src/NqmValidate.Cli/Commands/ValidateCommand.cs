@@ -70,6 +70,14 @@ public static class ValidateCommand
             if (target.Metric != "train_loss")
                 throw new FitSpecException($"{specPath}: workload.target.metric = '{target.Metric}': the NQM fit needs a train_loss target (the NQM models optimisation).");
             var fitOptions = FitOptions.Parse(spec.Fit, specPath);
+            // The curvature stage runs from the same spec object (its workload, seed and curvature section), read
+            // before the sweep so that a bad curvature section is reported before an hour of training, not after.
+            string curvatureDir = Path.Combine(outDir, "curvature");
+            var request = CurvatureSpecFile.From(spec, specPath).ToRequest(curvatureDir) with
+            {
+                Threads = parse.GetValue(Threads) ?? Math.Max(1, Environment.ProcessorCount),
+            };
+            request.Settings.Validate();
             Directory.CreateDirectory(outDir);
 
             // 1. Sweep (resumes by itself: finished trials are never rerun).
@@ -85,12 +93,8 @@ public static class ValidateCommand
                 return ExitCodes.Interrupted;
             }
 
-            // 2. Curvature: the spec's workload and curvature sections, through the curvature command's own mapping.
+            // 2. Curvature: the spec's workload and curvature section (request built above).
             stage.Restart();
-            string curvatureDir = Path.Combine(outDir, "curvature");
-            var curvatureArgs = new List<string> { "curvature", "--spec", specPath, "--out", curvatureDir, "--threads", (parse.GetValue(Threads) ?? Math.Max(1, Environment.ProcessorCount)).ToString() };
-            if (parse.GetValue(DataDir) is { } dataDir) curvatureArgs.AddRange(["--data-dir", dataDir]);
-            var request = CurvatureCommand.ToRequest(NqmApp.BuildRoot().Parse(curvatureArgs));
             string curvatureKey = JsonSerializer.Serialize(request with { OutDir = "" });
             var lastCheckpoint = request.Checkpoints.MaxBy(c => c.Steps)!;
             string checkpointDir = request.Checkpoints.Count == 1 ? curvatureDir : Path.Combine(curvatureDir, lastCheckpoint.Label);
