@@ -34,9 +34,9 @@ public sealed record SweepPlan(ExperimentSpec Spec, IReadOnlyList<ChainPlan> Cha
                 var points = space.Points();
                 var studies = spec.BatchSizes!.Order().Select(b =>
                 {
-                    long studySeed = SeedDerivation.StudySeed(spec.Seed, opt.Name, b, r);
+                    long studySeed = Seeds.StudySeed(spec.Seed, opt.Name, b, r);
                     var trials = points.Select((p, i) =>
-                        new TrialPlan(TrialId(i), i, SeedDerivation.TrialSeed(studySeed, i), p.Point, p.Unit)).ToList();
+                        new TrialPlan(TrialId(i), i, Seeds.TrialSeed(studySeed, i), p.Point, p.Unit)).ToList();
                     return new StudyPlan(StudyId(opt.Name, b, r), opt.Name, b, r, studySeed, spec.Budget!.StepsFor(b), trials);
                 }).ToList();
                 chains.Add(new ChainPlan($"{opt.Name}-r{r}", opt.Name, r, studies));

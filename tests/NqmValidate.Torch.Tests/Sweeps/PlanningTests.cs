@@ -1,18 +1,19 @@
+using NqmValidate.Training;
 using NqmValidate.Training.Optimizers;
 using NqmValidate.Training.Sweeps;
 using NqmValidate.Training.Trials;
 
 namespace NqmValidate.Torch.Tests.Sweeps;
 
-public class SeedDerivationTests
+public class SeedsTests
 {
     [Fact]
     public void SeedsMatchAnIndependentSha256Computation()
     {
         // Oracle: python3 hashlib.sha256(b"7/study:sgd:b16:r0"), first 8 bytes little-endian, & 0x7fffffff.
-        long study = SeedDerivation.StudySeed(7, "sgd", 16, 0);
+        long study = Seeds.StudySeed(7, "sgd", 16, 0);
         Assert.Equal(786446595, study);
-        Assert.Equal(1640076884, SeedDerivation.TrialSeed(study, 3));
+        Assert.Equal(1640076884, Seeds.TrialSeed(study, 3));
     }
 
     [Fact]
