@@ -35,6 +35,8 @@ public sealed record Spectrum
         {
             var r = Rows[i];
             if (!double.IsFinite(r.H)) throw new SpectrumFormatException($"row {i}: h = {r.H} is not finite");
+            // A negative curvature is no quadratic's: silently treating it as h = 0 would hide a measurement problem.
+            if (r.H < 0) throw new SpectrumFormatException($"row {i}: h = {r.H} must be >= 0 (put flat or negative-curvature directions in an h = 0 row)");
             if (!double.IsFinite(r.C) || r.C < 0) throw new SpectrumFormatException($"row {i}: c = {r.C} must be finite and >= 0");
             if (!double.IsFinite(r.S0) || r.S0 < 0) throw new SpectrumFormatException($"row {i}: s0 = {r.S0} must be finite and >= 0");
             if (!double.IsFinite(r.Count) || r.Count < 0) throw new SpectrumFormatException($"row {i}: count = {r.Count} must be finite and >= 0");

@@ -98,7 +98,7 @@ public static class CurvatureCommand
         {
             Model = model,
             DataDir = p.GetValue(DataDir) ?? fromSpec.DataDir,
-            Checkpoints = Checkpoint.ParseList(p.GetValue(CheckpointOption) ?? fromSpec.Checkpoint ?? "init"),
+            Checkpoints = ParseCheckpoints(p.GetValue(CheckpointOption), fromSpec.Checkpoint),
             Optimizer = optimizer,
             BatchSize = p.GetValue(BatchSize) ?? fromSpec.BatchSize ?? 128,
             Seed = p.GetValue(Seed) ?? fromSpec.Seed ?? 0,
@@ -108,6 +108,17 @@ public static class CurvatureCommand
             ParametersBin = p.GetValue(ParametersBin) || fromSpec.ParametersBin,
             Plots = !p.GetValue(NoPlots),
         };
+    }
+
+    /// <summary>The flag's checkpoints, else the spec's (an error names `curvature.checkpoint`, not the flag), else init.</summary>
+    static IReadOnlyList<Checkpoint> ParseCheckpoints(string? flag, string? fromSpec)
+    {
+        if (flag is not null || fromSpec is null) return Checkpoint.ParseList(flag ?? "init");
+        try { return Checkpoint.ParseList(fromSpec); }
+        catch (CurvatureInputException e) when (e.Message.StartsWith("--checkpoint", StringComparison.Ordinal))
+        {
+            throw new CurvatureInputException("spec curvature.checkpoint" + e.Message["--checkpoint".Length..]);
+        }
     }
 
     static int[] ParseWidths(string text)

@@ -133,11 +133,7 @@ public static class TrainCommand
             Console.Error.WriteLine($"nqm train: {e.Message}");
             return ExitCodes.BadInput;
         }
-        catch (Exception e)
-        {
-            Console.Error.WriteLine($"nqm train: the trial crashed: {e}");
-            return ExitCodes.Failure;
-        }
+        // Anything else is a crash: NqmApp prints one line and writes the trace to a log in --out.
     }
 
     static string Summary(TrialRecord r, string outDir)

@@ -70,6 +70,14 @@ public static class ValidateCommand
             if (target.Metric != "train_loss")
                 throw new FitSpecException($"{specPath}: workload.target.metric = '{target.Metric}': the NQM fit needs a train_loss target (the NQM models optimisation).");
             var fitOptions = FitOptions.Parse(spec.Fit, specPath);
+            SweepCommand.CheckBeforeWork(spec);
+            // The curvature section is checked now, before the sweep's hours, not after them.
+            string curvatureDir = Path.Combine(outDir, "curvature");
+            var curvatureArgs = new List<string> { "curvature", "--spec", specPath, "--out", curvatureDir, "--threads", (parse.GetValue(Threads) ?? Math.Max(1, Environment.ProcessorCount)).ToString() };
+            if (parse.GetValue(DataDir) is { } dataDir) curvatureArgs.AddRange(["--data-dir", dataDir]);
+            var request = CurvatureCommand.ToRequest(NqmApp.BuildRoot().Parse(curvatureArgs));
+            try { request.Settings.Validate(); }
+            catch (CurvatureInputException e) { throw new CurvatureInputException($"{specPath}: curvature: {e.Message}"); }
             Directory.CreateDirectory(outDir);
 
             // 1. Sweep (resumes by itself: finished trials are never rerun).
@@ -87,10 +95,6 @@ public static class ValidateCommand
 
             // 2. Curvature: the spec's workload and curvature sections, through the curvature command's own mapping.
             stage.Restart();
-            string curvatureDir = Path.Combine(outDir, "curvature");
-            var curvatureArgs = new List<string> { "curvature", "--spec", specPath, "--out", curvatureDir, "--threads", (parse.GetValue(Threads) ?? Math.Max(1, Environment.ProcessorCount)).ToString() };
-            if (parse.GetValue(DataDir) is { } dataDir) curvatureArgs.AddRange(["--data-dir", dataDir]);
-            var request = CurvatureCommand.ToRequest(NqmApp.BuildRoot().Parse(curvatureArgs));
             string curvatureKey = JsonSerializer.Serialize(request with { OutDir = "" });
             var lastCheckpoint = request.Checkpoints.MaxBy(c => c.Steps)!;
             string checkpointDir = request.Checkpoints.Count == 1 ? curvatureDir : Path.Combine(curvatureDir, lastCheckpoint.Label);

@@ -1,3 +1,4 @@
+using NqmValidate.Common;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using NqmValidate.Training.Models;
@@ -160,9 +161,8 @@ public static class SpecLoader
         }
         catch (JsonException e)
         {
-            // System.Text.Json names the unknown key or the bad value; add where it is.
-            string where = e.Path is null ? "" : $" (at {e.Path}, line {e.LineNumber + 1})";
-            throw new SpecException($"{source}: {e.Message}{where}", e);
+            // In the user's terms: the key, its line, what was expected, the keys allowed there.
+            throw new SpecException(JsonErrors.Describe(e, source), e);
         }
         if (spec is null) throw new SpecException($"{source}: the spec is `null`; expected a JSON object.");
         SpecValidation.Validate(spec, source);
