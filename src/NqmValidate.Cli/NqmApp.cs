@@ -35,9 +35,12 @@ public static partial class NqmApp
     /// line, the usage line; never the whole help); an unexpected error exits 1 with one line and the
     /// path of a log holding the trace.
     /// </summary>
-    public static async Task<int> RunAsync(string[] args)
+    public static Task<int> RunAsync(string[] args) => RunAsync(BuildRoot(), args);
+
+    /// <summary>Runs <paramref name="args"/> against a given command tree (tests add commands to <see cref="BuildRoot"/>).</summary>
+    public static async Task<int> RunAsync(RootCommand root, string[] args)
     {
-        var parse = BuildRoot().Parse(args);
+        var parse = root.Parse(args);
         string name = CommandPath(parse);
         if (parse.Errors.Count > 0)
         {

@@ -96,7 +96,7 @@ public static class SimulatePaper
             var st = spec.Studies![i];
             string at = $"studies[{i}]";
             if (!IsPlainName(st.Name))
-                faults.Add($"{at}.name: must be a name of letters, digits, '-', '_', '.' (it becomes a directory under --out; got \"{st.Name}\").");
+                faults.Add($"{at}.name: must be a name of letters, digits, '-', '_', '.' (it becomes a directory under --out; got {JsonSerializer.Serialize(st.Name ?? "")}).");
             else if (!seen.Add(st.Name))
                 faults.Add($"{at}.name: \"{st.Name}\" is used by another study (each study writes its own directory).");
             if (st.Targets is null || st.Targets.Count == 0) faults.Add($"{at}.targets: missing or empty.");

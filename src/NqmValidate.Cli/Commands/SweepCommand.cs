@@ -85,7 +85,7 @@ public static class SweepCommand
 
     /// <summary>
     /// What the trials would find only when they start, checked before any does: the data directory
-    /// and its files, batch sizes no larger than the training set. Warns when jobs × threads exceed the cores.
+    /// and its files, batch sizes no larger than the training set.
     /// </summary>
     public static void CheckBeforeWork(ExperimentSpec spec)
     {
@@ -96,6 +96,11 @@ public static class SweepCommand
         if (tooLarge.Count > 0)
             throw new SpecException($"batch_sizes: {string.Join(", ", tooLarge)} exceed the {examples} training examples of " +
                                     $"{FashionMnist.ResolveDirectory(spec.Workload!.Data.Dir)} (a batch is drawn without replacement from one epoch).");
+    }
+
+    /// <summary>Said once the checks passed and the work starts: oversubscribed cores make every trial slower.</summary>
+    public static void WarnOversubscribed(ExperimentSpec spec)
+    {
         if (spec.Jobs * spec.Threads > Environment.ProcessorCount)
             Console.Error.WriteLine($"note: {spec.Jobs} jobs × {spec.Threads} threads = {spec.Jobs * spec.Threads} threads on {Environment.ProcessorCount} cores: " +
                                     "oversubscribed trials run much slower; lower --jobs or --threads.");
@@ -108,9 +113,10 @@ public static class SweepCommand
             var spec = Resolve(o);
             if (o.EmitSlurm is not null) return Emit(spec, o);
             if (o.OutDirectory is null) throw new SpecException("--out: required (the sweep directory).");
-            CheckBeforeWork(spec);
             var shard = o.Shard is not null ? Training.Sweeps.Shard.Parse(o.Shard)
                 : Training.Sweeps.Shard.FromEnvironment(Environment.GetEnvironmentVariable) ?? Training.Sweeps.Shard.All;
+            CheckBeforeWork(spec);
+            WarnOversubscribed(spec);
             var plan = SweepPlan.Create(spec);
             var chains = plan.Shard(shard.Index, shard.Count);
             Console.Error.WriteLine($"sweep {spec.Name}: shard {shard} = {chains.Count} of {plan.Chains.Count} chains, " +
@@ -133,8 +139,8 @@ public static class SweepCommand
         }
         catch (RunLockedException e) { Console.Error.WriteLine($"nqm sweep: {e.Message}"); return ExitCodes.BadInput; }
         catch (SlurmScriptException e) { Console.Error.WriteLine($"nqm sweep: {e.Message}"); return ExitCodes.BadInput; }
-        catch (SpecException e) { Console.Error.WriteLine(e.Message); return ExitCodes.BadInput; }
-        catch (SweepStoreException e) { Console.Error.WriteLine(e.Message); return ExitCodes.BadInput; }
+        catch (SpecException e) { Console.Error.WriteLine($"nqm sweep: {e.Message}"); return ExitCodes.BadInput; }
+        catch (SweepStoreException e) { Console.Error.WriteLine($"nqm sweep: {e.Message}"); return ExitCodes.BadInput; }
         catch (TrialLaunchException e) { Console.Error.WriteLine(e.Message); return ExitCodes.Failure; }
     }
 

@@ -128,7 +128,8 @@ public static class TrainCommand
             Console.WriteLine(Summary(result.Record, outDir));
             return result.Record.Status == TrialStatus.Interrupted ? ExitCodes.Interrupted : ExitCodes.Ok;
         }
-        catch (Exception e) when (e is TrialConfigException or DataSetException or TorchLoadException or ArgumentException)
+        catch (Exception e) when (e is TrialConfigException or DataSetException or TorchLoadException or ArgumentException
+                                       or ModelSpecException or OptimizerSpecException)
         {
             Console.Error.WriteLine($"nqm train: {e.Message}");
             return ExitCodes.BadInput;

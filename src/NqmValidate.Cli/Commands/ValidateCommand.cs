@@ -78,6 +78,7 @@ public static class ValidateCommand
             var request = CurvatureCommand.ToRequest(NqmApp.BuildRoot().Parse(curvatureArgs));
             try { request.Settings.Validate(); }
             catch (CurvatureInputException e) { throw new CurvatureInputException($"{specPath}: curvature: {e.Message}"); }
+            SweepCommand.WarnOversubscribed(spec);
             Directory.CreateDirectory(outDir);
 
             // 1. Sweep (resumes by itself: finished trials are never rerun).
@@ -145,7 +146,7 @@ public static class ValidateCommand
             return ExitCodes.Ok;
         }
         catch (Exception e) when (e is SweepSpecException or FitSpecException or SweepStoreException or RunFileException or CurvatureInputException
-                                       or NqmValidate.Training.Data.DataSetException or JsonException)
+                                       or NqmValidate.Training.Data.DataSetException or JsonException or RunLockedException)
         {
             Console.Error.WriteLine($"nqm validate: {e.Message}");
             return ExitCodes.BadInput;
