@@ -10,9 +10,9 @@ namespace NqmValidate.Nqm;
 public sealed record SpectrumRow(double H, double C, double S0, double Count, double? P = null);
 
 /// <summary>
-/// A (binned) diagonal NQM: loss ½ Σ_i count_i h_i E θ_i². Rows with h &lt;= 0 are kept for the record
+/// A (binned) diagonal NQM: loss ½ Σ_i count_i h_i E θ_i². Rows with h = 0 are kept for the record
 /// (they carry no loss and do not move under any optimizer: ½ h θ² with h = 0 is flat) and are
-/// excluded from the dynamics. Immutable; built through the named factories.
+/// excluded from the dynamics; h &lt; 0 is rejected (no quadratic has negative curvature). Immutable; built through the named factories.
 /// </summary>
 public sealed record Spectrum
 {

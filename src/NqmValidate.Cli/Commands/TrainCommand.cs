@@ -123,6 +123,8 @@ public static class TrainCommand
         try
         {
             var config = ToConfig(parse);
+            if (config.Threads > Environment.ProcessorCount)
+                Console.Error.WriteLine($"note: --threads {config.Threads} on {Environment.ProcessorCount} cores: oversubscribed threads make training much slower.");
             var result = TrialRunner.RunToDirectory(config, outDir, cancel.Token, quiet ? null : new ProgressLines(),
                 Environment.GetCommandLineArgs());
             Console.WriteLine(Summary(result.Record, outDir));

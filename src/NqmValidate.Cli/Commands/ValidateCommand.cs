@@ -79,6 +79,8 @@ public static class ValidateCommand
             try { request.Settings.Validate(); }
             catch (CurvatureInputException e) { throw new CurvatureInputException($"{specPath}: curvature: {e.Message}"); }
             SweepCommand.WarnOversubscribed(spec);
+            // The whole study (sweep, curvature, fit) is one run: a second `validate` on OUT is refused, not interleaved.
+            using var owner = RunLock.Acquire(outDir);
             Directory.CreateDirectory(outDir);
 
             // 1. Sweep (resumes by itself: finished trials are never rerun).
