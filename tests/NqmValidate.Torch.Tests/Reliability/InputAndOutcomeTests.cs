@@ -192,12 +192,15 @@ public class InputAndOutcomeTests
     }
 
     [Fact]
-    public async Task ReportWithoutItsInputsIsAnInputError()
+    public async Task ReportWithoutFitJsonIsAnInputErrorNamingTheFile()
     {
-        string dir = SweepTestKit.TempDir("report-empty");
+        // The tables are there (empty), fit.json is not: this used to end in a stack trace (exit 1).
+        string dir = SweepTestKit.TempDir("report-nofit");
+        foreach (var table in new[] { "measured", "predictions", "comparison", "errors", "scaling", "verdicts", "spectra" })
+            File.WriteAllText(Path.Combine(dir, table + ".csv"), "");
         var r = await CliHarness.Run("report", dir);
         Assert.Equal(2, r.Code);
-        Assert.Single(r.ErrLines);
+        Assert.Contains("fit.json", Assert.Single(r.ErrLines));
         Assert.DoesNotContain("   at ", r.Err);
     }
 
