@@ -27,12 +27,23 @@ public static class CurvatureSpecFile
         public CurvatureSettings? Settings { get; init; }
         public bool ParametersBin { get; init; }
 
+        /// <summary>The spec's checkpoints (an error names `curvature.checkpoint`, not a flag), else init.</summary>
+        IReadOnlyList<Checkpoint> SpecCheckpoints()
+        {
+            if (Checkpoint is null) return [new Curvature.Checkpoint(0)];
+            try { return Curvature.Checkpoint.ParseList(Checkpoint); }
+            catch (CurvatureInputException e) when (e.Message.StartsWith("--checkpoint", StringComparison.Ordinal))
+            {
+                throw new CurvatureInputException("spec curvature.checkpoint" + e.Message["--checkpoint".Length..]);
+            }
+        }
+
         /// <summary>The request these values give, every value not given at its default.</summary>
         public CurvatureRunRequest ToRequest(string outDir) => new()
         {
             Model = Model ?? new ModelSpec(),
             DataDir = DataDir,
-            Checkpoints = Curvature.Checkpoint.ParseList(Checkpoint ?? "init"),
+            Checkpoints = SpecCheckpoints(),
             Optimizer = Optimizer ?? new OptimizerSpec(),
             BatchSize = BatchSize ?? 128,
             Seed = Seed ?? 0,

@@ -23,6 +23,9 @@ public static class ScalingCurve
         if (batchSizes.Count != steps.Count) throw new NqmArgumentException($"{batchSizes.Count} batch sizes but {steps.Count} step counts");
         var pts = batchSizes.Zip(steps).Where(p => p.First > 0 && p.Second > 0 && double.IsFinite(p.Second)).ToArray();
         if (pts.Length < 2) throw new NqmArgumentException($"scaling fit needs at least 2 points with steps > 0, got {pts.Length}");
+        // One point per batch size: a repeated B would count as extra evidence for the fit (two points repeated pass a 3-point minimum with R² = 1).
+        if (pts.GroupBy(p => p.First).FirstOrDefault(g => g.Count() > 1) is { } dup)
+            throw new NqmArgumentException($"scaling fit: batch size {dup.Key} appears {dup.Count()} times; give one steps-to-target per batch size");
         var lb = pts.Select(p => p.First).ToArray();
         var ls = pts.Select(p => Math.Log(p.Second)).ToArray();
         (double sse, double lnSmin) Sse(double lnBn)

@@ -107,9 +107,15 @@ public static class Simulation
             double f = Number(step[1..]);
             if (step[0] == 'x' && !(f > 1)) throw new NqmArgumentException($"batch-size range '{part}': factor must be > 1");
             if (step[0] == '+' && !(f > 0)) throw new NqmArgumentException($"batch-size range '{part}': step must be > 0");
-            for (double v = a; v <= b * (1 + 1e-12); v = step[0] == 'x' ? v * f : v + f) result.Add(v);
+            for (double v = a; v <= b * (1 + 1e-12); v = step[0] == 'x' ? v * f : v + f)
+            {
+                result.Add(v);
+                // A step too small to move v (or a range of millions) would never end.
+                if (result.Count > 10_000) throw new NqmArgumentException($"batch-size range '{part}': more than 10000 batch sizes");
+            }
         }
         if (result.Count == 0 || result.Any(v => !(v > 0))) throw new NqmArgumentException($"batch sizes '{text}': need at least one value, all > 0");
+        if (result.Distinct().Count() != result.Count) throw new NqmArgumentException($"batch sizes '{text}': a batch size is repeated");
         return result;
 
         static double Number(string t)

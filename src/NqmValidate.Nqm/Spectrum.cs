@@ -10,9 +10,9 @@ namespace NqmValidate.Nqm;
 public sealed record SpectrumRow(double H, double C, double S0, double Count, double? P = null);
 
 /// <summary>
-/// A (binned) diagonal NQM: loss ½ Σ_i count_i h_i E θ_i². Rows with h &lt;= 0 are kept for the record
+/// A (binned) diagonal NQM: loss ½ Σ_i count_i h_i E θ_i². Rows with h = 0 are kept for the record
 /// (they carry no loss and do not move under any optimizer: ½ h θ² with h = 0 is flat) and are
-/// excluded from the dynamics. Immutable; built through the named factories.
+/// excluded from the dynamics; h &lt; 0 is rejected (no quadratic has negative curvature). Immutable; built through the named factories.
 /// </summary>
 public sealed record Spectrum
 {
@@ -35,6 +35,8 @@ public sealed record Spectrum
         {
             var r = Rows[i];
             if (!double.IsFinite(r.H)) throw new SpectrumFormatException($"row {i}: h = {r.H} is not finite");
+            // A negative curvature is no quadratic's: silently treating it as h = 0 would hide a measurement problem.
+            if (r.H < 0) throw new SpectrumFormatException($"row {i}: h = {r.H} must be >= 0 (put flat or negative-curvature directions in an h = 0 row)");
             if (!double.IsFinite(r.C) || r.C < 0) throw new SpectrumFormatException($"row {i}: c = {r.C} must be finite and >= 0");
             if (!double.IsFinite(r.S0) || r.S0 < 0) throw new SpectrumFormatException($"row {i}: s0 = {r.S0} must be finite and >= 0");
             if (!double.IsFinite(r.Count) || r.Count < 0) throw new SpectrumFormatException($"row {i}: count = {r.Count} must be finite and >= 0");

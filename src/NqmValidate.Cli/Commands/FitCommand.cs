@@ -1,6 +1,10 @@
 using System.CommandLine;
 using System.Diagnostics;
+using System.Globalization;
 using System.Text.Json;
+using ResultsStore = NqmValidate.Training.Sweeps.ResultsStore;
+using SweepStoreException = NqmValidate.Training.Sweeps.SweepStoreException;
+using ExperimentSpec = NqmValidate.Training.Sweeps.ExperimentSpec;
 using NqmValidate.Reports;
 using NqmValidate.Validation;
 using NqmValidate.Common;
@@ -34,6 +38,7 @@ public static class FitCommand
                 }
                 var options = FitOptions.Parse(section, parse.GetValue(FitOptionsFile)?.FullName ?? "--fit-options");
                 string outDir = parse.GetValue(Out)!.FullName;
+                CheckTarget(parse.GetValue(Sweep)!.FullName, parse.GetValue(TargetLoss));
                 var sw = Stopwatch.StartNew();
                 Run(parse.GetValue(Sweep)!.FullName, parse.GetValue(Curvature)!.FullName, parse.GetValue(TargetLoss), options, outDir, provenance: null);
                 Console.WriteLine(Path.Combine(outDir, "report.html"));
@@ -48,6 +53,28 @@ public static class FitCommand
             }
         });
         return command;
+    }
+
+    /// <summary>
+    /// --target-loss must be the target the sweep measured steps-to-target for (its spec.json):
+    /// predictions for one target compared with measurements for another would be a wrong report.
+    /// </summary>
+    public static void CheckTarget(string sweepDir, double targetLoss)
+    {
+        if (!(targetLoss > 0) || !double.IsFinite(targetLoss))
+            throw new SpecException($"--target-loss: must be a finite number > 0 (got {targetLoss.ToString(CultureInfo.InvariantCulture)}).");
+        var store = new ResultsStore(sweepDir);
+        if (!File.Exists(store.SpecPath)) return; // not a sweep directory: SweepResults.Load says what is missing
+        ExperimentSpec spec;
+        try { spec = store.ReadSpec(); }
+        catch (SweepStoreException e) { throw new SpecException(e.Message); }
+        var target = spec.Workload?.Target;
+        if (target is null) return;
+        if (target.Metric != "train_loss")
+            throw new SpecException($"--sweep: {store.SpecPath} measured steps to {target.Metric} {target.Threshold.ToString(CultureInfo.InvariantCulture)}; the NQM fit needs a train_loss target.");
+        if (Math.Abs(target.Threshold - targetLoss) > 1e-12 * Math.Max(1, Math.Abs(target.Threshold)))
+            throw new SpecException($"--target-loss {targetLoss.ToString(CultureInfo.InvariantCulture)} differs from the sweep's target " +
+                                    $"(train_loss {target.Threshold.ToString(CultureInfo.InvariantCulture)} in {store.SpecPath}): predictions must be for the target the sweep measured.");
     }
 
     /// <summary>The fit → report stages; shared with `nqm validate`.</summary>

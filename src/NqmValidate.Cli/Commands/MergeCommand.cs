@@ -24,6 +24,7 @@ public static class MergeCommand
                 return summary.Results.Count == summary.StudiesTotal ? ExitCodes.Ok : ExitCodes.Failure;
             }
             catch (SweepStoreException e) { Console.Error.WriteLine(e.Message); return ExitCodes.BadInput; }
+            catch (RunLockedException e) { Console.Error.WriteLine($"nqm merge: {e.Message}"); return ExitCodes.BadInput; }
         });
         return command;
     }

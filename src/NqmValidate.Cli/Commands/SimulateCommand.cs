@@ -52,6 +52,7 @@ public static class SimulateCommand
         {
             string outDir = p.GetValue(OutOpt)!;
             int? threads = p.GetValue(ThreadsOpt);
+            if (threads is < 1) throw new NqmArgumentException($"--threads: must be >= 1 (got {threads}).");
             if (p.GetValue(SpecOpt) is { } spec)
                 return SimulatePaper.Run(spec, outDir, threads);
             var opts = ToOptions(p);
@@ -80,8 +81,11 @@ public static class SimulateCommand
             if (compat == true) throw new NqmArgumentException("--exact-model and --notebook-compat true contradict each other");
             compat = false;
         }
+        double target = p.GetValue(TargetOpt);
+        if (!(target > 0) || !double.IsFinite(target)) throw new NqmArgumentException($"--target: must be a finite number > 0 (got {target.ToString(CultureInfo.InvariantCulture)}).");
+        if (p.GetValue(PiecesOpt) < 1) throw new NqmArgumentException($"--pieces: must be >= 1 (got {p.GetValue(PiecesOpt)}).");
         return new SimulateOptions(
-            p.GetValue(SpectrumOpt)!, p.GetValue(TargetOpt), Simulation.ParseOptimizers(p.GetValue(OptimizersOpt)!),
+            p.GetValue(SpectrumOpt)!, target, Simulation.ParseOptimizers(p.GetValue(OptimizersOpt)!),
             ParsePowers(p.GetValue(PowersOpt)!), Simulation.ParseBatchSizes(p.GetValue(BatchOpt)!),
             ParseSearch(p.GetValue(SearchOpt)!), p.GetValue(PiecesOpt), compat, p.GetValue(OutOpt)!);
     }

@@ -41,7 +41,7 @@ public sealed record SimulateSpec
             ReadCommentHandling = JsonCommentHandling.Skip,
         };
         try { return JsonSerializer.Deserialize<SimulateSpec>(File.ReadAllText(path), options) ?? throw new JsonException("empty spec"); }
-        catch (JsonException e) { throw new JsonException($"{path}: {e.Message}", e); }
+        catch (JsonException e) { throw new NqmArgumentException(JsonErrors.Describe(e, path)); }
     }
 }
 
@@ -54,6 +54,7 @@ public static class SimulatePaper
     public static int Run(string specPath, string outDir, int? threads)
     {
         var spec = SimulateSpec.Load(specPath);
+        Validate(spec, specPath);
         var all = new Dictionary<string, SimulationResult>();
         var total = Stopwatch.StartNew();
         foreach (var study in spec.Studies)
@@ -79,6 +80,38 @@ public static class SimulatePaper
         Console.WriteLine($"wrote {Path.Combine(outDir, "summary.md")} ({total.Elapsed.TotalSeconds:F1} s)");
         return ExitCodes.Ok;
     }
+
+    /// <summary>
+    /// Checks every study before any is run: names become directories under --out, so a name must
+    /// be one plain path segment (no '/', '..', absolute paths) and unique (case-insensitively, for
+    /// case-insensitive file systems), and every target must be a finite number > 0.
+    /// </summary>
+    public static void Validate(SimulateSpec spec, string source)
+    {
+        var faults = new List<string>();
+        if (spec.Studies is null || spec.Studies.Count == 0) faults.Add("studies: missing or empty.");
+        var seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        for (int i = 0; i < (spec.Studies?.Count ?? 0); i++)
+        {
+            var st = spec.Studies![i];
+            string at = $"studies[{i}]";
+            if (!IsPlainName(st.Name))
+                faults.Add($"{at}.name: must be a name of letters, digits, '-', '_', '.' (it becomes a directory under --out; got {JsonSerializer.Serialize(st.Name ?? "")}).");
+            else if (!seen.Add(st.Name))
+                faults.Add($"{at}.name: \"{st.Name}\" is used by another study (each study writes its own directory).");
+            if (st.Targets is null || st.Targets.Count == 0) faults.Add($"{at}.targets: missing or empty.");
+            else if (st.Targets.Any(t => !(t > 0) || !double.IsFinite(t))) faults.Add($"{at}.targets: every target must be a finite number > 0 (got [{string.Join(", ", st.Targets.Select(t => t.ToString(CultureInfo.InvariantCulture)))}]).");
+            else if (st.Targets.Distinct().Count() != st.Targets.Count) faults.Add($"{at}.targets: duplicates.");
+            if (st.Pieces < 1) faults.Add($"{at}.pieces: must be >= 1 (got {st.Pieces}).");
+            if (st.Optimizers is null || st.Optimizers.Count == 0) faults.Add($"{at}.optimizers: missing or empty.");
+            if (st.PrecondPowers is null || st.PrecondPowers.Count == 0 || st.PrecondPowers.Any(p => !(p >= 0 && p <= 1)))
+                faults.Add($"{at}.precond_powers: must be a non-empty list of numbers in [0, 1].");
+        }
+        if (faults.Count > 0) throw new NqmArgumentException($"{source}: invalid simulate spec: " + string.Join(" ", faults));
+    }
+
+    static bool IsPlainName(string? name) =>
+        !string.IsNullOrEmpty(name) && name is not "." and not ".." && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.');
 
     static void TargetFigure(SimulateStudySpec study, Dictionary<string, SimulationResult> all, string outDir)
     {

@@ -3,6 +3,7 @@ using System.CommandLine;
 using System.Runtime.InteropServices;
 using NqmValidate.Training.Sweeps;
 using NqmValidate.Common;
+using NqmValidate.Training.Data;
 
 namespace NqmValidate.Cli.Commands;
 
@@ -82,6 +83,29 @@ public static class SweepCommand
         return spec;
     }
 
+    /// <summary>
+    /// What the trials would find only when they start, checked before any does: the data directory
+    /// and its files, batch sizes no larger than the training set.
+    /// </summary>
+    public static void CheckBeforeWork(ExperimentSpec spec)
+    {
+        int examples;
+        try { examples = FashionMnist.TrainingExamples(spec.Workload!.Data.Dir); }
+        catch (DataSetException e) { throw new SpecException($"data: {e.Message}", e); }
+        var tooLarge = spec.BatchSizes!.Where(b => b > examples).ToList();
+        if (tooLarge.Count > 0)
+            throw new SpecException($"batch_sizes: {string.Join(", ", tooLarge)} exceed the {examples} training examples of " +
+                                    $"{FashionMnist.ResolveDirectory(spec.Workload!.Data.Dir)} (a batch is drawn without replacement from one epoch).");
+    }
+
+    /// <summary>Said once the checks passed and the work starts: oversubscribed cores make every trial slower.</summary>
+    public static void WarnOversubscribed(ExperimentSpec spec)
+    {
+        if (spec.Jobs * spec.Threads > Environment.ProcessorCount)
+            Console.Error.WriteLine($"note: {spec.Jobs} jobs × {spec.Threads} threads = {spec.Jobs * spec.Threads} threads on {Environment.ProcessorCount} cores: " +
+                                    "oversubscribed trials run much slower; lower --jobs or --threads.");
+    }
+
     static async Task<int> RunAsync(SweepCommandOptions o, CancellationToken cancel)
     {
         try
@@ -91,6 +115,8 @@ public static class SweepCommand
             if (o.OutDirectory is null) throw new SpecException("--out: required (the sweep directory).");
             var shard = o.Shard is not null ? Training.Sweeps.Shard.Parse(o.Shard)
                 : Training.Sweeps.Shard.FromEnvironment(Environment.GetEnvironmentVariable) ?? Training.Sweeps.Shard.All;
+            CheckBeforeWork(spec);
+            WarnOversubscribed(spec);
             var plan = SweepPlan.Create(spec);
             var chains = plan.Shard(shard.Index, shard.Count);
             Console.Error.WriteLine($"sweep {spec.Name}: shard {shard} = {chains.Count} of {plan.Chains.Count} chains, " +
@@ -100,19 +126,50 @@ public static class SweepCommand
             var options = new SweepOptions(spec, o.OutDirectory, shard, o.RetryCrashed);
             var summary = await SweepProgressView.RunAsync(o.Progress, p => runner.RunAsync(options, p, cancel));
 
-            Console.WriteLine($"{(summary.Complete ? "complete" : "interrupted")}: {summary.Results.Count}/{summary.StudiesTotal} studies; " +
+            Console.WriteLine($"{Outcome(summary)}: {summary.Results.Count}/{summary.StudiesTotal} studies; " +
                               $"{summary.TrialsRunNow} trials run now, {summary.TrialsReused} reused, {summary.TrialsAdopted} adopted, " +
                               $"{summary.TrialsCrashedNow} crashed, {summary.TrialsDiscarded} speculative reruns; {summary.StepsTrained} steps trained; {summary.Wall.TotalSeconds:F0} s.");
             foreach (var r in summary.Results)
                 Console.WriteLine($"  {r.Study.Id,-22} steps_to_target {(r.StepsToTarget?.ToString() ?? "-"),7}  " +
                                   $"lr {(r.Best?.Trial.Point.LearningRate.ToString("G3") ?? "-"),8}  reached {r.Count(StudyTrialStatus.Reached)}/{r.Trials.Count}, " +
-                                  $"pruned {r.Count(StudyTrialStatus.Pruned)}, diverged {r.Count(StudyTrialStatus.Diverged)}");
+                                  $"pruned {r.Count(StudyTrialStatus.Pruned)}, diverged {r.Count(StudyTrialStatus.Diverged)}, crashed {r.Count(StudyTrialStatus.Crashed)}");
             Console.WriteLine($"tables: {Path.Combine(Path.GetFullPath(o.OutDirectory), "steps.csv")}, trials.csv");
-            return summary.Complete ? ExitCodes.Ok : ExitCodes.Interrupted;
+            if (!summary.Complete) return ExitCodes.Interrupted;
+            return Verdict(summary, o.OutDirectory);
         }
-        catch (SpecException e) { Console.Error.WriteLine(e.Message); return ExitCodes.BadInput; }
-        catch (SweepStoreException e) { Console.Error.WriteLine(e.Message); return ExitCodes.BadInput; }
+        catch (RunLockedException e) { Console.Error.WriteLine($"nqm sweep: {e.Message}"); return ExitCodes.BadInput; }
+        catch (SlurmScriptException e) { Console.Error.WriteLine($"nqm sweep: {e.Message}"); return ExitCodes.BadInput; }
+        catch (SpecException e) { Console.Error.WriteLine($"nqm sweep: {e.Message}"); return ExitCodes.BadInput; }
+        catch (SweepStoreException e) { Console.Error.WriteLine($"nqm sweep: {e.Message}"); return ExitCodes.BadInput; }
         catch (TrialLaunchException e) { Console.Error.WriteLine(e.Message); return ExitCodes.Failure; }
+    }
+
+    /// <summary>
+    /// The closing line and exit code of a complete sweep: crashed trials are named (they are not
+    /// results: `--retry-crashed` runs them again), and a sweep in which no study reached its target
+    /// while trials crashed is a failure, not "complete".
+    /// </summary>
+    public static string Outcome(SweepSummary summary)
+    {
+        if (!summary.Complete) return "interrupted";
+        int crashed = summary.Results.Sum(r => r.Count(StudyTrialStatus.Crashed));
+        if (crashed == 0) return "complete";
+        return summary.Results.Any(r => r.StepsToTarget is not null) ? $"complete with {crashed} crashed trial(s)" : "failed";
+    }
+
+    public static int Verdict(SweepSummary summary, string outDirectory)
+    {
+        int crashed = summary.Results.Sum(r => r.Count(StudyTrialStatus.Crashed));
+        int reached = summary.Results.Count(r => r.StepsToTarget is not null);
+        if (crashed > 0)
+            Console.Error.WriteLine($"warning: {crashed} trial(s) crashed (their trial.log under {Path.Combine(Path.GetFullPath(outDirectory), "trials")} says why); " +
+                                    "rerun with --retry-crashed to run them again.");
+        if (crashed > 0 && reached == 0)
+        {
+            Console.Error.WriteLine($"nqm sweep: failed: no study reached its target and {crashed} trial(s) crashed.");
+            return ExitCodes.Failure;
+        }
+        return ExitCodes.Ok;
     }
 
     static int Emit(ExperimentSpec spec, SweepCommandOptions o)

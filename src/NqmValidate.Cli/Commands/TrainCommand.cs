@@ -121,21 +121,20 @@ public static class TrainCommand
         try
         {
             var config = ToConfig(parse);
+            if (config.Threads > Environment.ProcessorCount)
+                Console.Error.WriteLine($"note: --threads {config.Threads} on {Environment.ProcessorCount} cores: oversubscribed threads make training much slower.");
             var result = TrialRunner.RunToDirectory(config, outDir, cancel.Token, quiet ? null : new ProgressLines(),
                 Environment.GetCommandLineArgs());
             Console.WriteLine(Summary(result.Record, outDir));
             return result.Record.Status == TrialStatus.Interrupted ? ExitCodes.Interrupted : ExitCodes.Ok;
         }
-        catch (Exception e) when (e is TrialConfigException or DataSetException or TorchLoadException or ArgumentException)
+        catch (Exception e) when (e is TrialConfigException or DataSetException or TorchLoadException or ArgumentException
+                                       or ModelSpecException or OptimizerSpecException)
         {
             Console.Error.WriteLine($"nqm train: {e.Message}");
             return ExitCodes.BadInput;
         }
-        catch (Exception e)
-        {
-            Console.Error.WriteLine($"nqm train: the trial crashed: {e}");
-            return ExitCodes.Failure;
-        }
+        // Anything else is a crash: NqmApp prints one line and writes the trace to a log in --out.
     }
 
     static string Summary(TrialRecord r, string outDir)

@@ -70,6 +70,7 @@ public static class ValidateCommand
             if (target.Metric != "train_loss")
                 throw new FitSpecException($"{specPath}: workload.target.metric = '{target.Metric}': the NQM fit needs a train_loss target (the NQM models optimisation).");
             var fitOptions = FitOptions.Parse(spec.Fit, specPath);
+            SweepCommand.CheckBeforeWork(spec);
             // The curvature stage runs from the same spec object (its workload, seed and curvature section), read
             // before the sweep so that a bad curvature section is reported before an hour of training, not after.
             string curvatureDir = Path.Combine(outDir, "curvature");
@@ -77,7 +78,11 @@ public static class ValidateCommand
             {
                 Threads = parse.GetValue(Threads) ?? Math.Max(1, Environment.ProcessorCount),
             };
-            request.Settings.Validate();
+            try { request.Settings.Validate(); }
+            catch (CurvatureInputException e) { throw new CurvatureInputException($"{specPath}: curvature: {e.Message}"); }
+            SweepCommand.WarnOversubscribed(spec);
+            // The whole study (sweep, curvature, fit) is one run: a second `validate` on OUT is refused, not interleaved.
+            using var owner = RunLock.Acquire(outDir);
             Directory.CreateDirectory(outDir);
 
             // 1. Sweep (resumes by itself: finished trials are never rerun).
@@ -145,7 +150,7 @@ public static class ValidateCommand
             return ExitCodes.Ok;
         }
         catch (Exception e) when (e is SweepSpecException or FitSpecException or SweepStoreException or RunFileException or CurvatureInputException
-                                       or NqmValidate.Training.Data.DataSetException or JsonException)
+                                       or NqmValidate.Training.Data.DataSetException or JsonException or RunLockedException)
         {
             Console.Error.WriteLine($"nqm validate: {e.Message}");
             return ExitCodes.BadInput;

@@ -52,6 +52,35 @@ public static class FashionMnist
         : DefaultDirectory;
 
     /// <summary>
+    /// Checks, without loading, that the data directory holds the four files and returns the number of
+    /// training examples (the training file's count minus the validation split), read from the label
+    /// file's IDX header: a sweep checks its batch sizes against it before any trial starts.
+    /// </summary>
+    public static int TrainingExamples(string? dataDir, int validationExamples = ValidationExamples)
+    {
+        string dir = ResolveDirectory(dataDir);
+        if (!System.IO.Directory.Exists(dir))
+            throw new DataSetException(dir, DataFault.Missing, $"the Fashion-MNIST directory does not exist. {InstallHint}");
+        foreach (var name in new[] { TrainImages, TestImages, TestLabels }) FindFile(dir, name);
+        string labels = FindFile(dir, TrainLabels);
+        var header = new byte[8];
+        try
+        {
+            using var file = File.OpenRead(labels);
+            using Stream stream = labels.EndsWith(".gz", StringComparison.Ordinal) ? new System.IO.Compression.GZipStream(file, System.IO.Compression.CompressionMode.Decompress) : file;
+            stream.ReadExactly(header);
+        }
+        catch (Exception e) when (e is EndOfStreamException or InvalidDataException)
+        {
+            throw new DataSetException(labels, DataFault.CorruptGzip, $"cannot read the IDX header ({e.Message}). Reinstall the file.", e);
+        }
+        int count = System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(header.AsSpan(4));
+        if (header[2] != 0x08 || header[3] != 1 || count <= validationExamples)
+            throw new DataSetException(labels, DataFault.WrongMagic, $"not an IDX label file with more than {validationExamples} labels.");
+        return count - validationExamples;
+    }
+
+    /// <summary>
     /// Loads the training file (split into train/validation), the fixed evaluation subset and the test file.
     /// Throws <see cref="DataSetException"/> naming the file and the fault.
     /// </summary>

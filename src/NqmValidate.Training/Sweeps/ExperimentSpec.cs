@@ -1,3 +1,4 @@
+using NqmValidate.Common;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using NqmValidate.Training.Models;
@@ -174,9 +175,8 @@ public static class SpecLoader
         }
         catch (JsonException e)
         {
-            // System.Text.Json names the unknown key or the bad value; add where it is.
-            string where = e.Path is null ? "" : $" (at {e.Path}, line {e.LineNumber + 1})";
-            throw new SpecException($"{source}: {e.Message}{where}", e);
+            // In the user's terms: the key, its line, what was expected, the keys allowed there.
+            throw new SpecException(JsonErrors.Describe(e, source), e);
         }
         if (spec is null) throw new SpecException($"{source}: the spec is `null`; expected a JSON object.");
         SpecValidation.Validate(spec, source);
@@ -204,8 +204,11 @@ public static class SpecValidation
     {
         var faults = Faults(spec);
         if (faults.Count > 0)
-            throw new SpecException($"{source}: invalid experiment spec:\n  " + string.Join("\n  ", faults));
+            throw new SpecException($"{source}: invalid experiment spec: " + string.Join(" ", faults)); // one line, every fault
     }
+
+    /// <summary>A value as typed, quoted, with line breaks and control characters escaped (an error stays one line).</summary>
+    static string Q(string? text) => JsonSerializer.Serialize(text ?? "", new JsonSerializerOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
 
     static string OneOf(string[] allowed) => "one of " + string.Join(", ", allowed.Select(a => $"`{a}`"));
 
@@ -213,7 +216,7 @@ public static class SpecValidation
     {
         var f = new List<string>();
         if (string.IsNullOrEmpty(s.Name) || !s.Name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.'))
-            f.Add($"name: must be a non-empty name of letters, digits, '-', '_', '.' (got \"{s.Name}\").");
+            f.Add($"name: must be a non-empty name of letters, digits, '-', '_', '.' (got {Q(s.Name)}).");
         if (s.Seed < 0) f.Add($"seed: must be >= 0 (got {s.Seed}).");
 
         if (s.Workload is null) f.Add("workload: missing; expected { \"data\": {...}, \"model\": {...}, \"target\": {...} }.");
@@ -224,7 +227,7 @@ public static class SpecValidation
             else
             {
                 var m = w.Model;
-                if (!Models.Contains(m.Name)) f.Add($"workload.model.name: must be {OneOf(Models)} (got \"{m.Name}\").");
+                if (!Models.Contains(m.Name)) f.Add($"workload.model.name: must be {OneOf(Models)} (got {Q(m.Name)}).");
                 else
                 {
                     try { ModelRegistry.Resolve(ToModelSpec(m)); }
@@ -234,7 +237,7 @@ public static class SpecValidation
             if (w.Target is null) f.Add($"workload.target: missing; expected {{ \"metric\": {OneOf(Metrics)}, \"threshold\": number }}.");
             else
             {
-                if (!Metrics.Contains(w.Target.Metric)) f.Add($"workload.target.metric: must be {OneOf(Metrics)} (got \"{w.Target.Metric}\").");
+                if (!Metrics.Contains(w.Target.Metric)) f.Add($"workload.target.metric: must be {OneOf(Metrics)} (got {Q(w.Target.Metric)}).");
                 if (!(w.Target.Threshold > 0) || double.IsInfinity(w.Target.Threshold))
                     f.Add($"workload.target.threshold: must be a finite number > 0 (got {w.Target.Threshold}).");
                 if (w.Target.Metric == "validation_error" && w.Target.Threshold >= 1)
@@ -272,8 +275,8 @@ public static class SpecValidation
         if (s.Evaluation.DivergenceFactor is { } d && !(d > 1)) f.Add($"evaluation.divergence_factor: must be > 1 (got {d}).");
         if (s.Threads < 1) f.Add($"threads: must be >= 1 (got {s.Threads}).");
         if (s.Jobs < 1) f.Add($"jobs: must be >= 1 (got {s.Jobs}).");
-        if (!Devices.Contains(s.Device)) f.Add($"device: must be {OneOf(Devices)} (got \"{s.Device}\").");
-        if (!Orders.Contains(s.Order)) f.Add($"order: must be {OneOf(Orders)} (got \"{s.Order}\").");
+        if (!Devices.Contains(s.Device)) f.Add($"device: must be {OneOf(Devices)} (got {Q(s.Device)}).");
+        if (!Orders.Contains(s.Order)) f.Add($"order: must be {OneOf(Orders)} (got {Q(s.Order)}).");
         if (s.Curvature is { ValueKind: not JsonValueKind.Object }) f.Add("curvature: must be a JSON object.");
         if (s.Fit is { ValueKind: not JsonValueKind.Object }) f.Add("fit: must be a JSON object.");
         return f;
@@ -282,8 +285,8 @@ public static class SpecValidation
     static void OptimizerFaults(OptimizerSearch o, string at, List<string> f)
     {
         var family = OptimizerFamilies.Find(o.Name);
-        if (family is null) f.Add($"{at}.name: must be {OneOf(Optimizers)} (got \"{o.Name}\").");
-        if (!Searches.Contains(o.Search)) f.Add($"{at}.search: must be {OneOf(Searches)} (got \"{o.Search}\").");
+        if (family is null) f.Add($"{at}.name: must be {OneOf(Optimizers)} (got {Q(o.Name)}).");
+        if (!Searches.Contains(o.Search)) f.Add($"{at}.search: must be {OneOf(Searches)} (got {Q(o.Search)}).");
         bool grid = o.Search == "grid";
         if (o.Search == "halton" && o.Trials is not >= 1) f.Add($"{at}.trials: halton search needs `trials` >= 1 (got {(o.Trials?.ToString() ?? "nothing")}).");
         if (grid && o.Trials is not null) f.Add($"{at}.trials: only for halton search; a grid's size is the product of its `points`.");

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using CsvHelper;
 using NqmValidate.Training.Trials;
 using NqmValidate.Common;
@@ -43,13 +44,34 @@ public sealed class ResultsStore
             ExperimentSpec stored;
             try { stored = SpecLoader.Parse(File.ReadAllText(SpecPath), SpecPath); }
             catch (SpecException e) { throw new SweepStoreException($"{SpecPath}: cannot read the stored spec: {e.Message}", e); }
-            if (ResultsKey(stored) != key)
+            string storedKey = ResultsKey(stored);
+            if (storedKey != key)
                 throw new SweepStoreException(
-                    $"{Root} holds a sweep of a different spec (compare {SpecPath} with the spec and overrides given). " +
-                    "Results of different specs must not mix: use another --out directory.");
+                    $"{Root} holds a sweep of a different spec: {FirstDifference(JsonNode.Parse(storedKey), JsonNode.Parse(key), "")} " +
+                    $"(stored in {SpecPath}). Results of different specs must not mix: use another --out directory.");
             return;
         }
         AtomicFile.WriteAllText(SpecPath, key);
+    }
+
+    /// <summary>The first field where two specs differ, as "`path` is X there, Y now".</summary>
+    static string FirstDifference(JsonNode? stored, JsonNode? given, string path)
+    {
+        string Show(JsonNode? n) => n?.ToJsonString() ?? "absent";
+        string Name(string key) => path == "" ? key : $"{path}.{key}";
+        if (stored is JsonObject a && given is JsonObject b)
+        {
+            foreach (var key in a.Select(p => p.Key).Union(b.Select(p => p.Key)))
+            {
+                a.TryGetPropertyValue(key, out var x);
+                b.TryGetPropertyValue(key, out var y);
+                if (!JsonNode.DeepEquals(x, y)) return FirstDifference(x, y, Name(key));
+            }
+        }
+        if (stored is JsonArray l && given is JsonArray r && l.Count == r.Count)
+            for (int i = 0; i < l.Count; i++)
+                if (!JsonNode.DeepEquals(l[i], r[i])) return FirstDifference(l[i], r[i], $"{path}[{i}]");
+        return $"`{(path == "" ? "(whole spec)" : path)}` is {Show(stored)} there, {Show(given)} now";
     }
 
     /// <summary>The stored spec of a sweep directory.</summary>
@@ -135,7 +157,8 @@ public sealed class ResultsStore
         {
             string name = Path.GetFileName(attempt);
             string trial = name[1..name.IndexOf(".attempt-", StringComparison.Ordinal)];
-            StopOrphan(attempt);
+            // A trial whose sweep still runs is not an orphan: leave it (and its attempt) alone.
+            if (!StopOrphan(attempt)) continue;
             var log = ReadLog(attempt, tolerant: true);
             if (log is not null && log.Status is TrialStatus.Reached or TrialStatus.BudgetExhausted or TrialStatus.Diverged
                 && !Directory.Exists(Path.Combine(studyDir, trial)))
@@ -151,11 +174,16 @@ public sealed class ResultsStore
     /// <summary>
     /// Stops the processes still running an attempt: every process whose command line names
     /// the attempt directory (found through /proc, so it works even when the sweep was killed
-    /// before it could record the pid).
+    /// before it could record the pid). A process whose parent is still the sweep that made the
+    /// attempt (its pid is in the attempt's name) is not an orphan: it is left running and
+    /// false is returned. (The run lock already keeps a second sweep out; this is the last line.)
     /// </summary>
-    static void StopOrphan(string attempt)
+    static bool StopOrphan(string attempt)
     {
-        foreach (int pid in ProcessesNaming(attempt))
+        int? sweepPid = AttemptSweepPid(attempt);
+        var pids = ProcessesNaming(attempt);
+        if (sweepPid is { } owner && owner != Environment.ProcessId && pids.Any(pid => ParentPid(pid) == owner)) return false;
+        foreach (int pid in pids)
         {
             try
             {
@@ -168,6 +196,30 @@ public sealed class ResultsStore
                 // Gone already.
             }
         }
+        return true;
+    }
+
+    /// <summary>The pid of the sweep that made an attempt (`.TRIAL.attempt-PID-GUID`), or null.</summary>
+    public static int? AttemptSweepPid(string attempt)
+    {
+        string name = Path.GetFileName(attempt);
+        int at = name.IndexOf(".attempt-", StringComparison.Ordinal);
+        if (at < 0) return null;
+        var parts = name[(at + ".attempt-".Length)..].Split('-');
+        return parts.Length >= 1 && int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out int pid) ? pid : null;
+    }
+
+    /// <summary>The parent pid of a process (from /proc/PID/stat), or null when unknown.</summary>
+    public static int? ParentPid(int pid)
+    {
+        try
+        {
+            string stat = File.ReadAllText($"/proc/{pid}/stat");
+            // "pid (comm) state ppid ...": comm may contain spaces and parentheses, so parse after the last ')'.
+            var rest = stat[(stat.LastIndexOf(')') + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            return rest.Length > 1 && int.TryParse(rest[1], NumberStyles.None, CultureInfo.InvariantCulture, out int ppid) ? ppid : null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
     }
 
     /// <summary>Pids of the processes whose command line contains <paramref name="path"/>.</summary>

@@ -22,6 +22,8 @@ public static class SweepMerge
                 throw new SweepStoreException($"merge: {s.Root} was made by another spec than {stores[0].Root} (compare their spec.json); only shards of one sweep can be merged.");
 
         var target = new ResultsStore(output);
+        // A sweep (or another merge) writing the same directory would race with the copies.
+        using var owner = RunLock.Acquire(target.Root);
         target.Open(spec);
         var plan = SweepPlan.Create(spec);
         int copied = 0, present = 0;

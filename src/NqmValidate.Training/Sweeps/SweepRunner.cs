@@ -43,6 +43,8 @@ public sealed class SweepRunner(ITrialRunner runner)
         var spec = options.Spec;
         var plan = SweepPlan.Create(spec);
         var store = new ResultsStore(options.OutDirectory);
+        // One live sweep per directory: a second one would kill or duplicate the first one's trials.
+        using var owner = RunLock.Acquire(store.Root);
         store.Open(spec);
         int adopted = store.RecoverAttempts();
         var chainPlans = plan.Shard(options.Shard.Index, options.Shard.Count);

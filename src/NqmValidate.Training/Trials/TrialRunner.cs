@@ -51,6 +51,10 @@ public static class TrialRunner
         using var data = FashionMnist.Load(resolved.DataDir, new FashionMnistOptions(EvalExamples: resolved.EvalExamples, Device: device));
         var workload = new FashionMnistWorkload(data);
         double loadSeconds = wall.Elapsed.TotalSeconds;
+        // Checked against the loaded data before trial.json says `running`; the record holds the evaluation subset actually used.
+        if (resolved.BatchSize > data.Train.Count)
+            throw new TrialConfigException($"batch_size {resolved.BatchSize} exceeds the {data.Train.Count} training examples.");
+        resolved = resolved with { EvalExamples = (int)Math.Min(resolved.EvalExamples, data.Train.Count) };
         var (commit, dirty) = GitInfo.Current;
         var running = new TrialRecord
         {
@@ -259,6 +263,12 @@ public static class TrialRunner
                 if (cancel.IsCancellationRequested) { status = TrialStatus.Interrupted; final = null; break; }
                 step++;
                 double lr = OptimizerFamilies.LearningRateAt(_config.Optimizer, step);
+                if (!(Math.Abs(lr) <= float.MaxValue))
+                {
+                    // The update cannot be represented in the parameters' float32: the trial has diverged, not crashed.
+                    (status, divergence, final) = (TrialStatus.Diverged, $"learning rate {lr:G4} at step {step} overflows float32 (the parameters' type)", null);
+                    break;
+                }
                 _trainClock.Start();
                 double loss = Train(step, lr);
                 _trainClock.Stop();

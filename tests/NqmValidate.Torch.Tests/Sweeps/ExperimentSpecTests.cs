@@ -57,8 +57,10 @@ public class ExperimentSpecTests
     public void AnUnknownNestedKeyIsAnErrorNamingItsPath()
     {
         string message = Fault(Edit("\"hidden_widths\": [16]", "\"hiden_widths\": [16]"));
-        Assert.Contains("hiden", message);
-        Assert.Contains("$.workload.model", message);
+        Assert.Contains("unknown key `hiden_widths` in `workload.model`", message);
+        // The keys allowed there, in the spec's own spelling (no .NET member or type names).
+        Assert.Contains("allowed keys: name, hidden_widths, width_multiplier, blocks_per_stage", message);
+        Assert.DoesNotContain(".NET", message);
     }
 
     [Fact]

@@ -148,6 +148,39 @@ public class SweepProcessTests(TinyRealSweep sweep)
         Assert.Empty(Directory.GetDirectories(Path.Combine(dir, "trials"), ".*attempt-*", SearchOption.AllDirectories));
     }
 
+    [Fact]
+    public async Task ASecondSweepOnTheSameDirectoryIsRefusedAndTheFirstFinishesAsIfAlone()
+    {
+        string dir = SweepTestKit.TempDir("concurrent");
+        var first = sweep.StartSweep(dir);
+        var clock = Stopwatch.StartNew();
+        // Wait until the first sweep has trials running (attempt directories with live trial processes).
+        while (!first.HasExited && clock.Elapsed < TimeSpan.FromMinutes(3)
+               && !(Directory.Exists(Path.Combine(dir, "trials"))
+                    && Directory.GetDirectories(Path.Combine(dir, "trials"), ".*attempt-*", SearchOption.AllDirectories)
+                        .Any(a => ResultsStore.ProcessesNaming(a).Count > 0)))
+            await Task.Delay(50);
+        Assert.False(first.HasExited, "the first sweep finished before the second could start");
+
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "nqm.dll"), "sweep", "--spec", sweep.SpecPath, "--out", dir, "--progress", "none" })
+            info.ArgumentList.Add(a);
+        using var second = Process.Start(info)!;
+        var secondOut = second.StandardOutput.ReadToEndAsync();
+        string secondErr = await second.StandardError.ReadToEndAsync();
+        await second.WaitForExitAsync();
+        await secondOut;
+        Assert.Equal(2, second.ExitCode);
+        Assert.Contains($"is in use by another run (pid {first.Id} on host {Environment.MachineName}", secondErr);
+        Assert.False(first.HasExited, "the refused sweep must not have stopped the first one");
+
+        await first.WaitForExitAsync();
+        Assert.Equal(0, first.ExitCode);
+        Assert.Equal(File.ReadAllText(Path.Combine(sweep.Reference, "steps.csv")), File.ReadAllText(Path.Combine(dir, "steps.csv")));
+        Assert.Equal(File.ReadAllText(Path.Combine(sweep.Reference, "trials.csv")), File.ReadAllText(Path.Combine(dir, "trials.csv")));
+        Assert.DoesNotContain("\"crashed\"", string.Concat(Directory.GetFiles(Path.Combine(dir, "trials"), "trial.json", SearchOption.AllDirectories).Select(File.ReadAllText)));
+    }
+
     static int FinishedTrials(string dir) =>
         Directory.Exists(Path.Combine(dir, "trials"))
             ? Directory.GetDirectories(Path.Combine(dir, "trials")).Sum(s => Directory.GetDirectories(s, "t*").Length)

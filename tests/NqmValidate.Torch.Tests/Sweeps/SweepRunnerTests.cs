@@ -236,8 +236,9 @@ public class SweepRunnerTests
         // Fewer tasks than chains: each task runs several chains side by side.
         Assert.Contains("#SBATCH --cpus-per-task=6", SlurmScript.Render(spec with { Threads = 2 },
             new SlurmOptions("/x/nqm.dll", "/x/spec.json", "/out", 2, false, null, null), chains: 6));
-        Assert.Contains("--out /out/shards/shard-${SLURM_ARRAY_TASK_ID}", script);
+        Assert.Contains("out='/out'", script);
+        Assert.Contains("--out \"$out/shards/shard-${SLURM_ARRAY_TASK_ID}\"", script);
         Assert.Contains("--device cuda", script);
-        Assert.Contains("merge --out /out /out/shards/shard-*", script);
+        Assert.Contains("merge --out '\\''/out'\\'' '\\''/out'\\''/shards/shard-*", script);
     }
 }
