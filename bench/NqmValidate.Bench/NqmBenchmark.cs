@@ -292,7 +292,7 @@ public sealed class NqmBenchmark : IBenchmark
 }
 
 /// <summary>
-/// The notebook's algorithm, transcribed from its description (NQM.md §3 and §5): a fresh closed-form
+/// The notebook's algorithm, transcribed from its description (docs/design/nqm.md §3 and §5): a fresh closed-form
 /// evaluation per bisection step, with a 3×3 eigendecomposition (Math.NET's real Evd, eigenvectors made
 /// complex as numpy's eig returns them) and a complex inverse per bin.
 /// </summary>

@@ -34,7 +34,7 @@ public sealed record DiagonalOptions
 /// <item><c>McFisher</c>: (1/(N M)) Σ_n Σ_m (∇ℓ(z_n, ŷ_nm))², ŷ sampled from the model.</item>
 /// <item><c>MeanGradient</c>: g = (1/N) Σ_n ∇ℓ_n with the true targets.</item>
 /// <item><c>SecondMoment</c>: the empirical Fisher diagonal (1/N) Σ_n (∇ℓ_n)².</item>
-/// <item><c>NoiseVariance</c>: c = SecondMoment − g², the per-example gradient variance (VALIDATION.md §2).</item>
+/// <item><c>NoiseVariance</c>: c = SecondMoment − g², the per-example gradient variance (docs/design/validation-protocol.md §2).</item>
 /// </list>
 /// </summary>
 public sealed record ParameterDiagonal(

@@ -1,6 +1,6 @@
 namespace NqmValidate.Nqm;
 
-/// <summary>Grid = the notebook's grids (NQM.md §3); Continuous = refine off the grid in log space, never worse than the grid.</summary>
+/// <summary>Grid = the notebook's grids (docs/design/nqm.md §3.3); Continuous = refine off the grid in log space, never worse than the grid.</summary>
 public enum SearchMode { Grid, Continuous }
 
 /// <summary>Options of <see cref="HyperparameterSearch.Optimize"/>; defaults reproduce the notebook.</summary>
@@ -34,7 +34,7 @@ public sealed record SearchResult(
     public long NotebookSteps => Steps is { } k ? (Kind == OptimizerKind.Sgd ? Math.Max(k - 1, 1) : k - 1) : Cap;
 }
 
-/// <summary>Optimal hyperparameters per batch size (NQM.md §3).</summary>
+/// <summary>Optimal hyperparameters per batch size (docs/design/nqm.md §3.3).</summary>
 public static class HyperparameterSearch
 {
     public static IReadOnlyList<double> NotebookSgdRates { get; } = NumpyCompat.Logspace(-5, 0.5, 100);

@@ -1,7 +1,7 @@
 namespace NqmValidate.Nqm;
 
 /// <summary>
-/// Expected loss, loss curves and steps-to-target of the Noisy Quadratic Model (NQM.md §2–3).
+/// Expected loss, loss curves and steps-to-target of the Noisy Quadratic Model (docs/design/nqm.md §2–3).
 /// Everything is deterministic and in double precision. Constant-rate optimizers cost O(rows) per
 /// evaluation independent of k; piecewise-constant schedules O(segments · rows); per-step schedules
 /// (linear, cosine) O(k · rows) by exact recursion.
@@ -54,7 +54,7 @@ public static class Nqm
         optimizer is ScheduledSgd || Configured(spectrum, optimizer, batchSize).Stable;
 
     /// <summary>
-    /// The paper's lower bound on steps (NQM.md §3): d/(2·target·B) for c = h; for a general
+    /// The paper's lower bound on steps (docs/design/nqm.md §3.5): d/(2·target·B) for c = h; for a general
     /// spectrum Σ count·(c/h) / (2·target·B) over rows with h &gt; 0 (the noise-limited floor of an ideal
     /// per-dimension schedule).
     /// </summary>

@@ -25,7 +25,7 @@ public readonly record struct Preconditioner(double Power, bool UseSpectrumRows)
 /// <summary>Which optimizer family; the search methods take this.</summary>
 public enum OptimizerKind { Sgd, Momentum, Ema, Schedule }
 
-/// <summary>An optimizer of the NQM (NQM.md §2). All use x = α P h and per-step noise n = α² P² c / B.</summary>
+/// <summary>An optimizer of the NQM (docs/design/nqm.md §2). All use x = α P h and per-step noise n = α² P² c / B.</summary>
 public abstract record NqmOptimizer(Preconditioner Preconditioner)
 {
     public abstract OptimizerKind Kind { get; }

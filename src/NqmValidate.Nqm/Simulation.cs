@@ -33,7 +33,7 @@ public static class Simulation
     /// <summary>
     /// Whether a study uses the notebook's 1e-8 in the SGD stationary denominator
     /// (<see cref="SimulationRequest.NotebookSgdRegularizer"/>) when not told: yes for the paper's spectrum — the paper's
-    /// model as the paper's code computes it, so its published numbers (NQM.md §4) come out exactly — and no for any other
+    /// model as the paper's code computes it, so its published numbers (docs/design/nqm.md §4) come out exactly — and no for any other
     /// source (a measured or CSV spectrum gets the exact model).
     /// </summary>
     public static bool NotebookCompatByDefault(string spectrumSource) => spectrumSource == PaperSpectrum;

@@ -4,7 +4,7 @@ using NqmValidate.Nqm;
 namespace NqmValidate.Nqm.Tests;
 
 /// <summary>
-/// The independent oracle: the moment recursions of NQM.md §2 stepped one step at a time, in System.Decimal
+/// The independent oracle: the moment recursions of docs/design/nqm.md §2 stepped one step at a time, in System.Decimal
 /// (28 significant digits) so the oracle's own rounding (~1e-28 per step) cannot mask a 1e-8 error.
 /// Inputs are converted from double through their round-trip string (exact to 17 digits).
 /// </summary>

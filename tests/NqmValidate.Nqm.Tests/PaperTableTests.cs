@@ -3,7 +3,7 @@ using Xunit.Abstractions;
 
 namespace NqmValidate.Nqm.Tests;
 
-/// <summary>NQM.md §4: the notebook's SGD table (p = 0, paper spectrum, target 0.01, its α grid, its k−1 convention).</summary>
+/// <summary>docs/design/nqm.md §4: the notebook's SGD table (p = 0, paper spectrum, target 0.01, its α grid, its k−1 convention).</summary>
 public class PaperTableTests(ITestOutputHelper output)
 {
     static readonly long[] NotebookSteps = { 1507367, 379858, 95759, 25880, 10609, 8117, 7447, 7309, 7276, 7268 };
@@ -21,7 +21,7 @@ public class PaperTableTests(ITestOutputHelper output)
             var r = HyperparameterSearch.Optimize(spectrum, OptimizerKind.Sgd, b, 0.01, options);
             output.WriteLine($"B=2^{2 + 2 * j}: steps {r.Steps} notebook convention {r.NotebookSteps} (published {NotebookSteps[j]}) alpha {r.LearningRate:G4}");
             Assert.Equal(NotebookSteps[j], r.NotebookSteps);
-            Assert.Equal(NotebookSteps[j] + 1, r.Steps); // NQM.md §3: the notebook reports k−1
+            Assert.Equal(NotebookSteps[j] + 1, r.Steps); // docs/design/nqm.md §3.1: the notebook reports k−1
             Assert.Equal(NotebookAlpha[j], r.LearningRate, NotebookAlpha[j] * 5e-4);
         }
     }

@@ -4,7 +4,7 @@ namespace NqmValidate.Nqm.Tests;
 
 public class SpectrumTests
 {
-    /// <summary>NQM.md §1: 100 geometric bins, h rounded down to an edge, 84 non-empty, initial loss 4.70 instead of 4.89.</summary>
+    /// <summary>docs/design/nqm.md §1: 100 geometric bins, h rounded down to an edge, 84 non-empty, initial loss 4.70 instead of 4.89.</summary>
     [Fact]
     public void PaperBinningMatchesTheNotebook()
     {

@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 
 namespace NqmValidate.Torch.Tests;
 
-/// <summary>TorchSharp must load on this machine (TORCHSHARP.md §1) and train.</summary>
+/// <summary>TorchSharp must load on this machine (docs/design/torchsharp.md §1) and train.</summary>
 public class TorchLoadsTests
 {
     [Fact]

@@ -47,7 +47,7 @@ public sealed record SimulateSpec
 
 /// <summary>
 /// `nqm simulate --spec FILE`: runs each study (one sub-directory per study and target) and writes
-/// DIR/summary.md stating each qualitative claim of NQM.md §4 next to the numbers that show it.
+/// DIR/summary.md stating each qualitative claim of docs/design/nqm.md §4 next to the numbers that show it.
 /// </summary>
 public static class SimulatePaper
 {
@@ -140,7 +140,7 @@ public static class SimulatePaper
 
     static ScalingFit? Fit(SimulationResult r, OptimizerKind kind, double p) => r.Fits.FirstOrDefault(f => f.Optimizer == kind && f.PrecondPower == p)?.Fit;
 
-    /// <summary>The claims of NQM.md §4, each with the numbers that show (or fail to show) it.</summary>
+    /// <summary>The claims of docs/design/nqm.md §4, each with the numbers that show (or fail to show) it.</summary>
     static string Summary(SimulateSpec spec, Dictionary<string, SimulationResult> all, double seconds)
     {
         var md = new StringBuilder();

@@ -28,7 +28,7 @@ public sealed class HessianOperator(CurvatureProblem problem) : ICurvatureOperat
     public Tensor Multiply(Tensor v) => ChunkSum.Over(problem, v, (z, targets, vs, parameters) =>
     {
         var loss = OutputLoss.PerExample(problem.Loss, z, targets).sum() / problem.Examples;
-        // retain_graph must be explicit: create_graph alone does not keep the graph (TORCHSHARP.md §2).
+        // retain_graph must be explicit: create_graph alone does not keep the graph (docs/design/torchsharp.md §2).
         var grads = torch.autograd.grad([loss], parameters, create_graph: true, retain_graph: true);
         var dot = grads.Zip(vs, (g, s) => (g * s).sum()).Aggregate((a, b) => a + b);
         return torch.autograd.grad([dot], parameters);
