@@ -305,7 +305,7 @@ public static class SpecValidation
             {
                 LogRange? range = null;
                 try { range = value.ValueKind == JsonValueKind.Object ? value.Deserialize<LogRange>(SpecLoader.Options) : null; }
-                catch (JsonException e) { f.Add($"{at}.{key}: {e.Message}"); continue; }
+                catch (JsonException e) { f.Add(Common.JsonErrors.Describe(e, $"{at}.{key}")); continue; }
                 if (range is null) { f.Add($"{at}.{key}: expected a log range {{ \"min\": a, \"max\": b{(grid ? ", \"points\": n" : "")} }}."); continue; }
                 RangeFaults(range, $"{at}.{key}", grid, f, below1: dimension.OneMinus);
             }
