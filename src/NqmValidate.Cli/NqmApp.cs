@@ -27,6 +27,7 @@ public static class NqmApp
         yield return FitCommand.Create();
         yield return ReportCommand.Create();
         yield return ValidateCommand.Create();
+        yield return VerifyCommand.Create();
     }
 
     public static async Task<int> RunAsync(string[] args)

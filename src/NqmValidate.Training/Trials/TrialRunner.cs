@@ -54,6 +54,7 @@ public static class TrialRunner
         {
             Status = TrialStatus.Running, Config = resolved, StartedUtc = started, LoadSeconds = loadSeconds,
             GitCommit = commit, GitDirty = dirty, Versions = VersionInfo.Current(), CommandLine = commandLine,
+            Machine = MachineProvenance.Current(),
         };
         string trialJson = Path.Combine(outDir, "trial.json");
         TrialJson.Write(trialJson, running);
@@ -70,7 +71,7 @@ public static class TrialRunner
         var record = result.Record with
         {
             StartedUtc = started, LoadSeconds = loadSeconds, WallSeconds = wall.Elapsed.TotalSeconds,
-            GitCommit = commit, GitDirty = dirty, CommandLine = commandLine,
+            GitCommit = commit, GitDirty = dirty, CommandLine = commandLine, Machine = running.Machine,
         };
         CurveFile.Write(Path.Combine(outDir, CurveFile.FileName), result.Curve);
         TrialJson.Write(trialJson, record);
