@@ -59,10 +59,17 @@ public sealed record MachineProvenance(
             intra = torch.get_num_threads();
             inter = torch.get_num_interop_threads();
         }
+        return new MachineProvenance(model, signature, flags, System.Environment.ProcessorCount, capability, config, intra, inter,
+            NumericsEnvironment(System.Environment.GetEnvironmentVariables()), notes);
+    }
+
+    /// <summary>The numerics-relevant variables among <paramref name="variables"/>, sorted by name.</summary>
+    public static IReadOnlyDictionary<string, string> NumericsEnvironment(IDictionary variables)
+    {
         var env = new SortedDictionary<string, string>(StringComparer.Ordinal);
-        foreach (DictionaryEntry e in System.Environment.GetEnvironmentVariables())
+        foreach (DictionaryEntry e in variables)
             if (e.Key is string k && IsNumericsVariable(k)) env[k] = e.Value as string ?? "";
-        return new MachineProvenance(model, signature, flags, System.Environment.ProcessorCount, capability, config, intra, inter, env, notes);
+        return env;
     }
 
     /// <summary>One line for terminals and report footers.</summary>
