@@ -38,9 +38,14 @@ public static class VerifyCommand
             try
             {
                 if (parse.GetValue(Sample) is < 1) throw new VerifyInputException("--sample: must be at least 1.");
-                Console.WriteLine($"re-running into {scratch}");
+                bool started = false;
+                void Starting(TrialsCsvRow _)
+                {
+                    if (!started) Console.WriteLine($"re-running into {scratch}");
+                    started = true;
+                }
                 var report = new RunVerifier().RunAsync(new VerifyOptions(runDir, parse.GetValue(Sample), scratch),
-                    t => Console.WriteLine("  " + t.Describe()), cancel.Token).GetAwaiter().GetResult();
+                    t => Console.WriteLine("  " + t.Describe()), cancel.Token, Starting).GetAwaiter().GetResult();
                 Console.WriteLine($"{report.Trials.Count(t => t.Identical)} of {report.Trials.Count} trials bit-identical.");
                 Console.WriteLine(report.Conclusion());
                 return report.ReproducesExactly ? ExitCodes.Ok : ExitCodes.Failure;

@@ -114,7 +114,12 @@ public sealed class RunVerifier
             throw new TrialLaunchException($"cannot re-run trials: {_nqmDll} not found (build src/NqmValidate.Cli first: dotnet build -c Release).");
     }
 
-    public async Task<VerifyReport> RunAsync(VerifyOptions options, Action<TrialVerification>? trialDone = null, CancellationToken cancel = default)
+    /// <param name="options">The run, the sample size and the scratch directory.</param>
+    /// <param name="trialDone">Called with each trial's verdict as it comes.</param>
+    /// <param name="cancel">Stops the current re-run (its process is killed) and throws.</param>
+    /// <param name="trialStarting">Called before each re-run (after the run and the sample were checked).</param>
+    public async Task<VerifyReport> RunAsync(VerifyOptions options, Action<TrialVerification>? trialDone = null, CancellationToken cancel = default,
+        Action<TrialsCsvRow>? trialStarting = null)
     {
         var run = RecordedRun.Open(options.RunDirectory);
         string scratch = Path.GetFullPath(options.ScratchDirectory);
@@ -127,6 +132,7 @@ public sealed class RunVerifier
         foreach (var row in sample)
         {
             cancel.ThrowIfCancellationRequested();
+            trialStarting?.Invoke(row);
             var result = File.Exists(Path.Combine(run.TrialDirectory(row), "trial.json"))
                 ? await FromTrialRecord(run, row, scratch, cancel)
                 : await FromTables(run, row, scratch, cancel);
