@@ -25,6 +25,13 @@ public sealed record CurveComparison(bool Identical, long? SameThrough, long? Pa
         return new CurveComparison(true, same, null);
     }
 
+    /// <summary>
+    /// When only the ends of a trial were recorded (its initial loss, its outcome and final loss): identical, or parted at
+    /// step 0 when the initial losses differ, else somewhere after step 0 and by <paramref name="end"/>.
+    /// </summary>
+    public static CurveComparison FromEnds(bool identical, bool initialSame, long end) =>
+        identical ? new(true, null, null) : initialSame ? new(false, 0, end) : new(false, null, 0);
+
     /// <summary>Bitwise equality of everything but the timing (NaN equals NaN).</summary>
     static bool SameValues(CurvePoint x, CurvePoint y) =>
         x.ExamplesSeen == y.ExamplesSeen && Same(x.MinibatchLoss, y.MinibatchLoss) && Same(x.TrainLoss, y.TrainLoss)

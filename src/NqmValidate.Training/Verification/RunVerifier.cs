@@ -46,12 +46,12 @@ public sealed record TrialVerification(
         if (Identical)
             return head.Append(CultureInfo.InvariantCulture, $"bit-identical ({Evidence}; {Recorded})").ToString();
         head.Append("differs: ");
-        if (PartedBy == 0 || (Evidence.StartsWith("trials.csv", StringComparison.Ordinal) && !SameBits(Recorded.InitialLoss, Replayed.InitialLoss)))
+        if (PartedBy == 0)
             head.Append(CultureInfo.InvariantCulture, $"curves part at step 0 (initial loss {R(Recorded.InitialLoss)} recorded, {R(Replayed.InitialLoss)} here)");
         else if (PartedBy is { } p)
         {
             head.Append(CultureInfo.InvariantCulture, $"curves part after step {SameThrough} and by step {p}");
-            if (Evidence.StartsWith("trials.csv", StringComparison.Ordinal) && !SameBits(Recorded.FinalLoss, Replayed.FinalLoss))
+            if (!SameBits(Recorded.FinalLoss, Replayed.FinalLoss))
                 head.Append(CultureInfo.InvariantCulture, $" (final loss {R(Recorded.FinalLoss)} recorded, {R(Replayed.FinalLoss)} here)");
         }
         else
@@ -178,8 +178,7 @@ public sealed class RunVerifier
         }
         else
         {
-            bool start = Same(recordedOutcome.InitialLoss, replayed.InitialLoss);
-            comparison = new CurveComparison(recordedOutcome.SameAs(replayed), start ? 0 : null, recordedOutcome.SameAs(replayed) ? null : start ? record.StepsRun : 0);
+            comparison = CurveComparison.FromEnds(recordedOutcome.SameAs(replayed), Same(recordedOutcome.InitialLoss, replayed.InitialLoss), record.StepsRun);
             evidence = "trial.json";
         }
         bool identical = comparison.Identical && recordedOutcome.SameAs(replayed);
@@ -221,8 +220,7 @@ public sealed class RunVerifier
         var counted = Counted(study, trial, log, cap);
         var replayed = new TrialOutcome(Snake(counted.Status.ToString()), counted.StepsToTarget, counted.InitialLoss, counted.FinalLoss);
         bool identical = recorded.SameAs(replayed);
-        bool startSame = Same(recorded.InitialLoss, replayed.InitialLoss);
-        var comparison = new CurveComparison(identical, startSame ? 0 : null, identical ? null : startSame ? Math.Min(row.StepsRun, counted.StepsCounted) : 0);
+        var comparison = CurveComparison.FromEnds(identical, Same(recorded.InitialLoss, replayed.InitialLoss), Math.Min(row.StepsRun, counted.StepsCounted));
 
         long? uncapped = null;
         if (!identical && recorded.StepsToTarget is not null && replayed.StepsToTarget is null
