@@ -28,6 +28,7 @@ public static partial class NqmApp
         yield return FitCommand.Create();
         yield return ReportCommand.Create();
         yield return ValidateCommand.Create();
+        yield return VerifyCommand.Create();
     }
 
     /// <summary>

@@ -91,9 +91,29 @@ public static class ValidationReport
         if (File.Exists(F(ValidationFileNames.Provenance)))
         {
             doc.Add(new Heading(1, "Provenance"));
+            doc.Add(new Paragraph(MachineLine(F(ValidationFileNames.Provenance))));
             doc.Add(new Preformatted(File.ReadAllText(F(ValidationFileNames.Provenance))));
         }
         return doc;
+    }
+
+    /// <summary>
+    /// The machine the run's numbers depend on, from provenance.json's `machine` (written by the Training project's
+    /// MachineProvenance), and what that means for repeating it.
+    /// </summary>
+    static string MachineLine(string provenancePath)
+    {
+        using var doc = JsonDocument.Parse(File.ReadAllText(provenancePath));
+        if (!doc.RootElement.TryGetProperty("machine", out var m) || m.ValueKind != JsonValueKind.Object)
+            return "Machine: not recorded (this run predates machine provenance). `nqm verify` re-runs a sample of its trials and reports how closely they repeat here.";
+        string S(string name) => m.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString()! : "unknown";
+        string flags = m.TryGetProperty("cpu_flags", out var f) && f.ValueKind == JsonValueKind.Array
+            ? string.Join(" ", f.EnumerateArray().Select(x => x.GetString())) : "unknown";
+        string env = m.TryGetProperty("environment", out var e) && e.ValueKind == JsonValueKind.Object && e.EnumerateObject().Any()
+            ? string.Join(" ", e.EnumerateObject().Select(p => $"{p.Name}={p.Value.GetString()}")) : "none set";
+        return $"Machine: {S("cpu_model")} ({S("cpu_signature")}); SIMD {flags}; ATen CPU capability {S("aten_cpu_capability")}; " +
+               $"numerics environment: {env}. The trials repeat bit for bit on a machine of the same kind at the same threads; " +
+               "on another CPU they differ in the last bits, which training can amplify (`nqm verify DIR` measures it).";
     }
 
     /// <summary>Three lines for the terminal: the verdicts in brief and the headline errors.</summary>

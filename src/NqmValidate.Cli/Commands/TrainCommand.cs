@@ -123,8 +123,10 @@ public static class TrainCommand
             var config = ToConfig(parse);
             if (config.Threads > Environment.ProcessorCount)
                 Console.Error.WriteLine($"note: --threads {config.Threads} on {Environment.ProcessorCount} cores: oversubscribed threads make training much slower.");
+            // Set the trial's threads first, so that the machine record names the thread count the trial runs with.
+            TorchRuntime.Initialize(config.Resolve().Threads);
             var result = TrialRunner.RunToDirectory(config, outDir, cancel.Token, quiet ? null : new ProgressLines(),
-                Environment.GetCommandLineArgs());
+                Environment.GetCommandLineArgs(), MachineProvenance.Current());
             Console.WriteLine(Summary(result.Record, outDir));
             return result.Record.Status == TrialStatus.Interrupted ? ExitCodes.Interrupted : ExitCodes.Ok;
         }

@@ -136,6 +136,7 @@ public static class ValidateCommand
                     git_commit = commit,
                     git_dirty = dirty,
                     versions = VersionInfo.Current(),
+                    machine = MachineProvenance.Current(),
                     started_utc = DateTime.UtcNow - wall.Elapsed,
                     stage_seconds_this_invocation = seconds,
                 };

@@ -38,6 +38,8 @@ public sealed record TrialRecord
     public string? GitCommit { get; init; }
     public bool? GitDirty { get; init; }
     public required VersionInfo Versions { get; init; }
+    /// <summary>The machine the trial ran on, as far as its numerics depend on it (null in trial.json files from before it was recorded).</summary>
+    public Runtime.MachineProvenance? Machine { get; init; }
     public string[]? CommandLine { get; init; }
 }
 

@@ -38,10 +38,11 @@ public static class TrialRunner
     /// <summary>
     /// Loads the data, runs the trial and writes trial.json (once the data is loaded with status running, and at the
     /// end) and curve.csv into <paramref name="outDir"/>. Bad input throws before anything is written; an unexpected
-    /// failure during training is recorded as status crashed (with its error) and rethrown.
+    /// failure during training is recorded as status crashed (with its error) and rethrown. <c>machine</c> goes into
+    /// trial.json as is (the `nqm train` process passes <see cref="MachineProvenance.Current"/>).
     /// </summary>
     public static TrialResult RunToDirectory(TrialConfig config, string outDir, CancellationToken cancel = default,
-        ITrialObserver? observer = null, string[]? commandLine = null)
+        ITrialObserver? observer = null, string[]? commandLine = null, MachineProvenance? machine = null)
     {
         var started = DateTime.UtcNow;
         var wall = Stopwatch.StartNew();
@@ -60,6 +61,7 @@ public static class TrialRunner
         {
             Status = TrialStatus.Running, Config = resolved, StartedUtc = started, LoadSeconds = loadSeconds,
             GitCommit = commit, GitDirty = dirty, Versions = VersionInfo.Current(), CommandLine = commandLine,
+            Machine = machine,
         };
         string trialJson = Path.Combine(outDir, "trial.json");
         TrialJson.Write(trialJson, running);
@@ -76,7 +78,7 @@ public static class TrialRunner
         var record = result.Record with
         {
             StartedUtc = started, LoadSeconds = loadSeconds, WallSeconds = wall.Elapsed.TotalSeconds,
-            GitCommit = commit, GitDirty = dirty, CommandLine = commandLine,
+            GitCommit = commit, GitDirty = dirty, CommandLine = commandLine, Machine = running.Machine,
         };
         CurveFile.Write(Path.Combine(outDir, CurveFile.FileName), result.Curve);
         TrialJson.Write(trialJson, record);
