@@ -73,7 +73,7 @@ public class SyntheticLinearRegressionTests
             studies.Select(s => new MeasuredTrial(s.Optimizer, s.BatchSize, s.LearningRate!.Value, s.Momentum, "reached", s.StepsToTarget, s.StepsToTarget, floor + InitialExcess, null)).ToList());
         var curvature = new CurvatureResults("synthetic", bins, [], [], new CurvatureSummary(floor + InitialExcess, null, null, D, null, null, null, null));
         var result = Validator.Run(new ValidationInputs(sweep, curvature, floor + TargetExcess,
-            new FitOptions { Floor = floor.ToString(System.Globalization.CultureInfo.InvariantCulture), PrimaryVariant = "diagonal/measured-c" }));
+            new FitOptions { Floor = floor.ToString(System.Globalization.CultureInfo.InvariantCulture), InitialCondition = "isotropic", Checkpoint = "given", Sensitivity = false, PrimaryVariant = "diagonal/measured-c" }));
 
         var rows = result.Comparison.Where(c => c.Variant == "diagonal/measured-c").ToArray();
         Assert.Equal(2 * BatchSizes.Length, rows.Length);
