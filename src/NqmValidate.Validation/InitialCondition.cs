@@ -19,7 +19,8 @@ public sealed record CurveFitResult(
     string CurvePath,
     string Optimizer,
     int BatchSize,
-    double LearningRate);
+    double LearningRate,
+    string? AtSearchEdge = null);
 
 /// <summary>
 /// The NQM's initial condition and loss floor from data that is never a scored point (issue #10 item 3):
@@ -127,7 +128,12 @@ public static class InitialCondition
             throw new RunFileException($"{curve.Path}: the NQM cannot describe this curve with any floor and initial-condition exponent (the measured top directions alone hold more than the initial excess).");
         double sigma2 = profile[best] / Math.Max(n - 2, 1);
         var inside = Enumerable.Range(0, floors.Length).Where(f => profile[f] <= profile[best] + sigma2).ToArray();
+        // A best fit on the edge of its search range is a model that wants to go further: the numbers are bounds, say so.
+        var edges = new List<string>();
+        if (!isotropic && (profileA[best] <= exponents[0] || profileA[best] >= exponents[^1])) edges.Add($"exponent a = {profileA[best]:G3} at the end of its range [{exponents[0]:G}, {exponents[^1]:G}]");
+        if (fixedFloor is null && best == 0) edges.Add("floor at 0, its lower bound");
+        if (fixedFloor is null && best == floors.Length - 1) edges.Add("floor at the curve's lowest loss, its upper bound");
         return new CurveFitResult(floors[best], floors[inside.Min()], floors[inside.Max()], fixedFloor is null, profileA[best],
-            Math.Sqrt(profile[best] / n), n, capped, curve.Path, curve.Optimizer, curve.BatchSize, alpha);
+            Math.Sqrt(profile[best] / n), n, capped, curve.Path, curve.Optimizer, curve.BatchSize, alpha, edges.Count > 0 ? string.Join("; ", edges) : null);
     }
 }

@@ -44,7 +44,7 @@ public sealed record FitRecord(
 /// <summary>One variant of the primary recipe's checkpoint/floor/initial condition: its spectrum, its floor and initial condition and the curve fit behind them.</summary>
 public sealed record VariantRecord(string Name, string Source, string Noise, string Notes, string Calibration, int Bins, double Dimensions, double MaxCurvature,
     double Floor, string FloorSource, double? FloorLow, double? FloorHigh, double? BulkExponent, double? CurveRmsLogResidual, int? CappedDirections,
-    double InitialExcess, double TargetExcess, double? TopShareOfInitialLoss, string? Problem);
+    double InitialExcess, double TargetExcess, double? TopShareOfInitialLoss, string? CurveFitAtSearchEdge, string? Problem);
 
 /// <summary>
 /// Fit → predict → compare (VALIDATION.md §3–4; docs/validation.md). Zero-shot predictions use no measured steps.
@@ -339,7 +339,7 @@ public static class Validator
                 ? f.Variant.Bins.Where(b => b.Top).Sum(b => 0.5 * b.Count * b.H * b.S0) / f.Variant.InitialLoss : null;
             return new VariantRecord(f.Variant.Name, f.Variant.Source, f.Variant.Noise, f.Variant.Notes, f.Variant.Calibration, f.Variant.Bins.Count, f.Variant.Dimensions, f.Variant.MaxCurvature,
                 f.Floor, f.FloorSource, f.CurveFit?.FloorLow, f.CurveFit?.FloorHigh, f.CurveFit?.BulkExponent, f.CurveFit?.RmsLogResidual, f.CurveFit?.CappedDirections,
-                f.InitialExcess, f.TargetExcess, topShare, f.Problem);
+                f.InitialExcess, f.TargetExcess, topShare, f.CurveFit?.AtSearchEdge, f.Problem);
         }).ToList();
         var fitRecord = new FitRecord(options, new Recipe(primaryCheckpoint.Label, options.Floor, options.InitialCondition, primaryName, options.Calibration),
             inputs.Checkpoints.Select(c => c.Label).ToList(), initialLoss, initialSource, inputs.TargetLoss,
