@@ -12,7 +12,7 @@ namespace NqmValidate.Validation;
 /// </summary>
 public sealed record FitOptions
 {
-    /// <summary>Curvature checkpoint whose spectrum the NQM uses: a checkpoint label ("init", "warmup-200", ...) or "last" (the one given to the fit).</summary>
+    /// <summary>Curvature checkpoint whose spectrum the NQM uses: a checkpoint label ("init", "warmup-200", ...) or "given" (the directory given to the fit).</summary>
     public string Checkpoint { get; init; } = "init";
 
     /// <summary>Loss floor: "curve" (fitted to the largest batch size's best SGD trial curve, with its uncertainty), "zero" or a number.</summary>
@@ -90,7 +90,7 @@ public sealed record FitOptions
         if (EigenOperator is not ("ggn" or "hessian"))
             throw new SpecException($"{source}: fit.eigen_operator = '{EigenOperator}': allowed values are ggn, hessian.");
         if (string.IsNullOrWhiteSpace(Checkpoint))
-            throw new SpecException($"{source}: fit.checkpoint must name a curvature checkpoint (init, warmup-200, ...) or be last.");
+            throw new SpecException($"{source}: fit.checkpoint must name a curvature checkpoint (init, warmup-200, ...) or be 'given'.");
         if (!(EosMargin >= 0 && EosMargin < 1))
             throw new SpecException($"{source}: fit.eos_margin = {EosMargin}: must be in [0, 1) (0 = no edge-of-stability-aware eigen variant).");
         if (!(AdamEpsilon >= 0))
