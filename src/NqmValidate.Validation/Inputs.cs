@@ -14,7 +14,8 @@ public sealed record MeasuredStudy(
     int TrialsReached,
     int TrialsDiverged,
     double? StepsMin,
-    double? StepsMax);
+    double? StepsMax,
+    double? Beta1 = null);
 
 /// <summary>One trial of a sweep, as listed in trials.csv.</summary>
 public sealed record MeasuredTrial(
@@ -26,7 +27,9 @@ public sealed record MeasuredTrial(
     double? StepsToTarget,
     double? StepsRun,
     double? InitialLoss,
-    double? FinalLoss);
+    double? FinalLoss,
+    string? Study = null,
+    string? Trial = null);
 
 /// <summary>What a sweep measured: steps.csv and trials.csv of its directory (docs/formats.md).</summary>
 public sealed record SweepResults(string Directory, IReadOnlyList<MeasuredStudy> Studies, IReadOnlyList<MeasuredTrial> Trials)
@@ -45,7 +48,8 @@ public sealed record SweepResults(string Directory, IReadOnlyList<MeasuredStudy>
                 (int)(CsvFiles.OptionalDouble(r, "trials_reached", stepsPath, i) ?? 0),
                 (int)(CsvFiles.OptionalDouble(r, "trials_diverged", stepsPath, i) ?? 0),
                 CsvFiles.OptionalDouble(r, "steps_min", stepsPath, i),
-                CsvFiles.OptionalDouble(r, "steps_max", stepsPath, i)))
+                CsvFiles.OptionalDouble(r, "steps_max", stepsPath, i),
+                CsvFiles.OptionalDouble(r, "beta1", stepsPath, i)))
             .ToList();
         string trialsPath = Path.Combine(directory, "trials.csv");
         var trials = !File.Exists(trialsPath) ? [] : CsvFiles.ReadRows(trialsPath, "optimizer", "batch_size", "learning_rate", "status")
@@ -58,7 +62,9 @@ public sealed record SweepResults(string Directory, IReadOnlyList<MeasuredStudy>
                 CsvFiles.OptionalDouble(r, "steps_to_target", trialsPath, i),
                 CsvFiles.OptionalDouble(r, "steps_run", trialsPath, i),
                 CsvFiles.OptionalDouble(r, "initial_loss", trialsPath, i),
-                CsvFiles.OptionalDouble(r, "final_loss", trialsPath, i)))
+                CsvFiles.OptionalDouble(r, "final_loss", trialsPath, i),
+                r.GetValueOrDefault("study"),
+                r.GetValueOrDefault("trial")))
             .ToList();
         return new SweepResults(directory, studies, trials);
     }
@@ -67,7 +73,41 @@ public sealed record SweepResults(string Directory, IReadOnlyList<MeasuredStudy>
     public double? SmallestDivergingLearningRate(string optimizer, int batchSize) =>
         Trials.Where(t => t.Optimizer == optimizer && t.BatchSize == batchSize && t.Status == "diverged")
               .Select(t => (double?)t.LearningRate).Min();
+
+    /// <summary>
+    /// The training-loss curve of the best trial of one study (the trial whose steps-to-target is the study's),
+    /// read from DIR/trials/&lt;study&gt;/&lt;trial&gt;/curve.csv; the points with a train_loss evaluation.
+    /// </summary>
+    public LossCurve BestTrialCurve(string optimizer, int batchSize)
+    {
+        var study = Studies.FirstOrDefault(s => s.Optimizer == optimizer && s.BatchSize == batchSize)
+            ?? throw new RunFileException($"{Directory}/steps.csv: no {optimizer} study at batch size {batchSize}.");
+        var candidates = Trials.Where(t => t.Optimizer == optimizer && t.BatchSize == batchSize && t.Status == "reached"
+                                           && t.StepsToTarget == study.StepsToTarget && t.Study is not null && t.Trial is not null)
+            .OrderBy(t => t.Study, StringComparer.Ordinal).ThenBy(t => t.Trial, StringComparer.Ordinal).ToArray();
+        if (candidates.Length == 0)
+            throw new RunFileException($"{Directory}/trials.csv: no reached {optimizer} trial at batch size {batchSize} with the study's {study.StepsToTarget} steps (and study/trial columns).");
+        var paths = candidates.Select(t => Path.Combine(Directory, "trials", t.Study!, t.Trial!, "curve.csv")).ToArray();
+        int found = Array.FindIndex(paths, File.Exists);
+        if (found < 0)
+            throw new RunFileException($"{paths[0]}: file not found; the floor and initial-condition fit read the best {optimizer} trial's loss curve at the largest batch size " +
+                                       "(re-run that trial with `nqm train` into that directory, or set fit.floor to a number and fit.initial_condition to isotropic).");
+        var rows = CsvFiles.ReadRows(paths[found], "step", "train_loss");
+        var points = rows.Select((r, i) => (r, i)).Where(x => !string.IsNullOrWhiteSpace(x.r["train_loss"]))
+            .Select(x => new LossCurvePoint(CsvFiles.RequiredDouble(x.r, "step", paths[found], x.i), CsvFiles.RequiredDouble(x.r, "train_loss", paths[found], x.i)))
+            .OrderBy(p => p.Step).ToArray();
+        if (points.Length < 4 || points[0].Step != 0)
+            throw new RunFileException($"{paths[found]}: needs the step-0 training loss and at least 3 later evaluations, found {points.Length} evaluations.");
+        var trial = candidates[found];
+        return new LossCurve(paths[found], optimizer, batchSize, trial.LearningRate, points);
+    }
 }
+
+/// <summary>One evaluation of a trial's training loss (curve.csv).</summary>
+public sealed record LossCurvePoint(double Step, double Loss);
+
+/// <summary>The training-loss curve of one trial, with the hyperparameters it ran at.</summary>
+public sealed record LossCurve(string Path, string Optimizer, int BatchSize, double LearningRate, IReadOnlyList<LossCurvePoint> Points);
 
 /// <summary>One geometric bin of the measured diagonal spectrum (spectrum.csv, layer = total).</summary>
 public sealed record MeasuredBin(double H, double C, double Count, double? GradMeanSq, double? SecondMoment);
@@ -87,7 +127,9 @@ public sealed record CurvatureSummary(
     double? TraceGgnDiagonal,
     double? TraceNoise,
     double? TopHessianEigenvalue,
-    double? TopGgnEigenvalue);
+    double? TopGgnEigenvalue,
+    double? Examples = null,
+    string? Checkpoint = null);
 
 /// <summary>What the curvature stage measured (docs/formats.md, Curvature).</summary>
 public sealed record CurvatureResults(
@@ -97,6 +139,26 @@ public sealed record CurvatureResults(
     IReadOnlyList<DensityNode> Density,
     CurvatureSummary Summary)
 {
+    /// <summary>The checkpoint's label: its directory name (init, warmup-200, ...), as `nqm curvature` names it.</summary>
+    public string Label => System.IO.Path.GetFileName(System.IO.Path.TrimEndingDirectorySeparator(Directory));
+
+    /// <summary>
+    /// The checkpoint directory given and, when it is one of several written by one `nqm curvature` run
+    /// (DIR/init, DIR/warmup-200, ...), its sibling checkpoints: the given one first.
+    /// </summary>
+    public static IReadOnlyList<CurvatureResults> LoadWithSiblings(string directory)
+    {
+        var given = Load(directory);
+        var parent = System.IO.Path.GetDirectoryName(System.IO.Path.TrimEndingDirectorySeparator(System.IO.Path.GetFullPath(directory)));
+        var list = new List<CurvatureResults> { given };
+        if (parent is null || File.Exists(System.IO.Path.Combine(parent, "spectrum.csv"))) return list;
+        foreach (var sibling in System.IO.Directory.GetDirectories(parent).Order(StringComparer.Ordinal))
+            if (System.IO.Path.GetFullPath(sibling) != System.IO.Path.GetFullPath(directory).TrimEnd('/')
+                && File.Exists(System.IO.Path.Combine(sibling, "spectrum.csv")) && File.Exists(System.IO.Path.Combine(sibling, "summary.json")))
+                list.Add(Load(sibling));
+        return list;
+    }
+
     public static CurvatureResults Load(string directory)
     {
         string spectrumPath = Path.Combine(directory, "spectrum.csv");
@@ -143,7 +205,9 @@ public sealed record CurvatureResults(
                 At(root, "traces", "ggn_diagonal"),
                 At(root, "traces", "noise_variance"),
                 First(root, "top_eigenvalues", "hessian"),
-                First(root, "top_eigenvalues", "ggn"));
+                First(root, "top_eigenvalues", "ggn"),
+                At(root, "examples"),
+                root.TryGetProperty("checkpoint", out var cp) && cp.ValueKind == JsonValueKind.String ? cp.GetString() : null);
         }
         catch (JsonException e)
         {

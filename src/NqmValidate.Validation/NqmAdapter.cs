@@ -2,8 +2,11 @@ using NqmValidate.Nqm;
 
 namespace NqmValidate.Validation;
 
-/// <summary>The NQM optimum at one batch size: steps-to-target and the hyperparameters that achieve it.</summary>
-public sealed record NqmOptimum(double Steps, double LearningRate, double? Momentum, double EffectiveLearningRate);
+/// <summary>
+/// The NQM optimum at one batch size: steps-to-target and the hyperparameters that achieve it.
+/// <see cref="CurvatureCap"/>: for the edge-of-stability-aware variant, the cap on the top eigenvalues at this optimum.
+/// </summary>
+public sealed record NqmOptimum(double Steps, double LearningRate, double? Momentum, double EffectiveLearningRate, double? CurvatureCap = null);
 
 /// <summary>The one place the validation stage calls the NQM engine.</summary>
 internal static class NqmAdapter
@@ -19,14 +22,7 @@ internal static class NqmAdapter
         bool measuredP = nqmOptimizer == "precond-measured";
         var spectrum = new Spectrum(bins.Select(b => new SpectrumRow(b.H, b.C, b.S0, b.Count,
             measuredP ? 1 / (Math.Sqrt(b.GradMeanSq + b.C / batchSize) + adamEpsilon) : null)));
-        var (kind, preconditioner) = nqmOptimizer switch
-        {
-            "sgd" => (OptimizerKind.Sgd, Preconditioner.None),
-            "momentum" => (OptimizerKind.Momentum, Preconditioner.None),
-            "precond-p0.5" => (OptimizerKind.Momentum, Preconditioner.FromPower(0.5)),
-            "precond-measured" => (OptimizerKind.Momentum, Preconditioner.FromSpectrum),
-            _ => throw new ArgumentException($"unknown NQM optimizer mapping '{nqmOptimizer}'", nameof(nqmOptimizer)),
-        };
+        var (kind, preconditioner) = Mapping(nqmOptimizer);
         // The notebook's absolute learning-rate grids suit h_max = 1. A measured spectrum has its own scale,
         // so the grid spans the same 100 log-spaced values relative to the stability edge 2 / max(P·h).
         double edge = 2 / spectrum.Rows.Where(r => r.H > 0 && r.Count > 0).Max(r => preconditioner.For(r) * r.H);
@@ -44,11 +40,45 @@ internal static class NqmAdapter
         return new NqmOptimum(steps, result.LearningRate, kind == OptimizerKind.Momentum ? result.Momentum : null, result.EffectiveLearningRate);
     }
 
-    /// <summary>S(B) fit; null with fewer than 3 points (two points always fit exactly and say nothing).</summary>
-    public static ScalingFitResult? FitScaling(ScalingPoints curve)
+    static (OptimizerKind, Preconditioner) Mapping(string nqmOptimizer) => nqmOptimizer switch
     {
-        if (curve.Count < 3) return null;
-        var fit = ScalingCurve.Fit(curve.BatchSizes, curve.Steps);
-        return new ScalingFitResult(fit.StepsMin, fit.BatchNoise, fit.RSquaredLog, fit.Points);
+        "sgd" => (OptimizerKind.Sgd, Preconditioner.None),
+        "momentum" => (OptimizerKind.Momentum, Preconditioner.None),
+        "precond-p0.5" => (OptimizerKind.Momentum, Preconditioner.FromPower(0.5)),
+        "precond-measured" => (OptimizerKind.Momentum, Preconditioner.FromSpectrum),
+        _ => throw new ArgumentException($"unknown NQM optimizer mapping '{nqmOptimizer}'", nameof(nqmOptimizer)),
+    };
+
+    /// <summary>Iterations of the self-consistent edge-of-stability search (each a full hyperparameter search).</summary>
+    public const int EosIterations = 8;
+
+    /// <summary>
+    /// Edge-of-stability-aware optimum: the top eigen-directions (<see cref="NqmBin.Top"/>) are capped so that their
+    /// preconditioned curvature P·h is at most <paramref name="margin"/> × the stability edge of the learning rate the
+    /// NQM runs at (2/α SGD, (2+2β)/α heavy ball). The cap depends on that learning rate and the learning rate on the
+    /// cap, so the optimum is found as a fixed point: start from the uncapped optimum, cap at its edge, re-optimise,
+    /// repeat until the learning rate moves by less than 2% (at most <see cref="EosIterations"/> times; the last is kept).
+    /// Each step can raise α by at most 1/margin, since the capped directions then limit stability at α/margin.
+    /// </summary>
+    public static NqmOptimum? OptimizeEosAware(IReadOnlyList<NqmBin> bins, string nqmOptimizer, double batchSize, double target, bool grid, double adamEpsilon, double margin)
+    {
+        var (kind, preconditioner) = Mapping(nqmOptimizer);
+        if (preconditioner.UseSpectrumRows) return null; // the measured preconditioner exists only for diagonal spectra, which have no top directions
+        var current = Optimize(bins, nqmOptimizer, batchSize, target, grid, adamEpsilon);
+        if (current is null) return null;
+        for (int it = 0; it < EosIterations; it++)
+        {
+            double edge = kind == OptimizerKind.Sgd ? 2 / current.LearningRate : (2 + 2 * (current.Momentum ?? 0)) / current.LearningRate;
+            double capPh = margin * edge; // cap on P·h = h^(1−p)
+            double capH = Math.Pow(capPh, 1 / (1 - preconditioner.Power));
+            // A capped direction keeps its share of the initial loss (½·h·s0), so the cap changes its speed, not the start.
+            var capped = bins.Select(b => b.Top && b.H > capH ? b with { H = capH, S0 = b.S0 * b.H / capH } : b).ToArray();
+            var next = Optimize(capped, nqmOptimizer, batchSize, target, grid, adamEpsilon);
+            if (next is null) return current with { CurvatureCap = capH };
+            bool done = Math.Abs(Math.Log(next.LearningRate / current.LearningRate)) < 0.02;
+            current = next with { CurvatureCap = capH };
+            if (done) break;
+        }
+        return current;
     }
 }

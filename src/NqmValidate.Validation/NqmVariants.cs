@@ -1,13 +1,21 @@
 namespace NqmValidate.Validation;
 
-/// <summary>One bin of an NQM spectrum as the validation stage builds it (h, c, s0, count); the engine's Spectrum is made from these.</summary>
-public sealed record NqmBin(double H, double C, double S0, double Count, double GradMeanSq = 0);
+/// <summary>
+/// One bin of an NQM spectrum as the validation stage builds it (h, c, s0, count); the engine's Spectrum is made from these.
+/// <see cref="MeasuredS0"/>: for a measured top eigen-direction at initialisation, s0 = (gᵀv)²/h² from the network's own
+/// mean gradient (null: s0 comes from the initial-condition policy). <see cref="Top"/>: a measured top eigen-direction
+/// (Lanczos), the part of the spectrum the edge-of-stability-aware variant caps.
+/// </summary>
+public sealed record NqmBin(double H, double C, double S0, double Count, double GradMeanSq = 0, double? MeasuredS0 = null, bool Top = false);
 
 /// <summary>
 /// A fitted NQM: which measured source it came from, what noise it assumes, its bins, and the
-/// calibration facts (initial and target excess loss) recorded in fit.json.
+/// calibration facts recorded in fit.json. <see cref="Calibration"/> says what data shaped it besides
+/// curvature and noise: "none" or "divergence" (the eos-calibrated diagonal: not zero-shot).
+/// <see cref="EosMargin"/> &gt; 0: the top eigen-directions are capped at that fraction of the optimizer's
+/// stability edge at its own NQM-optimal learning rate (self-consistent; see NqmAdapter.OptimizeEosAware).
 /// </summary>
-public sealed record NqmVariant(string Name, string Source, string Noise, IReadOnlyList<NqmBin> Bins, string Notes)
+public sealed record NqmVariant(string Name, string Source, string Noise, IReadOnlyList<NqmBin> Bins, string Notes, string Calibration = "none", double EosMargin = 0)
 {
     public double InitialLoss => 0.5 * Bins.Sum(b => b.Count * b.H * b.S0);
     public double MaxCurvature => Bins.Where(b => b.Count > 0).Max(b => b.H);
@@ -16,7 +24,8 @@ public sealed record NqmVariant(string Name, string Source, string Noise, IReadO
 
 /// <summary>
 /// Builds NQM spectra from measured curvature (VALIDATION.md §3). Pure functions of the measured
-/// numbers and the options; every choice is stated in the variant's notes.
+/// numbers and the options; every choice is stated in the variant's notes. Bins come out with s0 = 0:
+/// the initial condition is set afterwards (<see cref="InitialCondition"/>), from data that is not a scored point.
 /// </summary>
 public static class NqmVariantBuilder
 {
@@ -30,7 +39,7 @@ public static class NqmVariantBuilder
     }
 
     /// <summary>The measured GGN/Fisher diagonal, binned geometrically (spectrum.csv), with the measured noise c or with c = h.</summary>
-    public static NqmVariant Diagonal(IReadOnlyList<MeasuredBin> measured, double initialExcess, bool tiedNoise)
+    public static NqmVariant Diagonal(IReadOnlyList<MeasuredBin> measured, bool tiedNoise)
     {
         var bins = measured.Where(b => b.H > 0 && b.Count > 0)
             .Select(b => new NqmBin(b.H, tiedNoise ? b.H : Math.Max(b.C, 0), 0, b.Count, b.GradMeanSq ?? 0))
@@ -39,8 +48,7 @@ public static class NqmVariantBuilder
         double dropped = measured.Where(b => !(b.H > 0)).Sum(b => b.Count);
         return new NqmVariant(
             tiedNoise ? "diagonal/c=h" : "diagonal/measured-c", "diagonal", tiedNoise ? "c = h (the paper's assumption)" : "measured per-example variance",
-            WithIsotropicStart(bins, initialExcess),
-            $"{bins.Length} bins of the GGN diagonal; {dropped:G} zero-curvature parameters carry no loss and are left out");
+            bins, $"{bins.Length} bins of the GGN diagonal; {dropped:G} zero-curvature parameters carry no loss and are left out");
     }
 
     /// <summary>
@@ -48,8 +56,12 @@ public static class NqmVariantBuilder
     /// each eigenvector where available) plus the stochastic-Lanczos density below the k-th
     /// eigenvalue for the bulk (count = weight × d). Bulk noise is tied to curvature and scaled so
     /// that the total noise trace equals the measured tr Σ (a basis-independent quantity).
+    /// At the initialisation checkpoint the top directions carry their measured initial condition
+    /// s0 = (gᵀv)²/h², with (gᵀv)² corrected for the sampling noise of the mean gradient over N examples
+    /// (E(ĝᵀv)² = (gᵀv)² + vᵀΣv/N). At a later checkpoint the gradient describes that later state, not the
+    /// start, so the top directions then follow the bulk's initial-condition shape.
     /// </summary>
-    public static NqmVariant? Eigen(CurvatureResults curvature, string op, double initialExcess, bool tiedNoise)
+    public static NqmVariant? Eigen(CurvatureResults curvature, string op, bool tiedNoise)
     {
         var top = curvature.Eigen.Where(e => e.Operator == op && e.Eigenvalue > 0).OrderByDescending(e => e.Eigenvalue).ToArray();
         var nodes = curvature.Density.Where(n => n.Operator == op && n.Eigenvalue > 0 && n.Weight > 0).ToArray();
@@ -63,30 +75,56 @@ public static class NqmVariantBuilder
         double bulkCurvature = bulk.Sum(b => b.Count * b.H);
         double bulkScale = bulkCurvature > 0 ? Math.Max(traceNoise - topNoise, 0) / bulkCurvature : 0;
         bool measuredTop = top.All(e => e.NoiseVariance is not null);
+        bool atInit = IsInitialisation(curvature);
+        double n = curvature.Summary.Examples ?? double.PositiveInfinity;
 
         var bins = new List<NqmBin>();
         foreach (var e in top)
-            bins.Add(new NqmBin(e.Eigenvalue, tiedNoise ? e.Eigenvalue : e.NoiseVariance ?? e.Eigenvalue * bulkScale, 0, 1, e.MeanGradProjectionSq ?? 0));
+        {
+            double? s0 = atInit && e.MeanGradProjectionSq is double g2
+                ? Math.Max(g2 - (e.NoiseVariance ?? 0) / n, 0) / (e.Eigenvalue * e.Eigenvalue) : null;
+            bins.Add(new NqmBin(e.Eigenvalue, tiedNoise ? e.Eigenvalue : e.NoiseVariance ?? e.Eigenvalue * bulkScale, 0, 1, e.MeanGradProjectionSq ?? 0, s0, Top: true));
+        }
         foreach (var b in bulk)
             bins.Add(new NqmBin(b.H, tiedNoise ? b.H : b.H * bulkScale, 0, b.Count));
         string noise = tiedNoise ? "c = h (the paper's assumption)"
             : measuredTop ? "measured vᵀΣv along the top eigenvectors; bulk c ∝ h scaled to the measured tr Σ"
             : "c ∝ h scaled to the measured tr Σ";
         return new NqmVariant(
-            tiedNoise ? "eigen/c=h" : "eigen/measured-c", "eigen", noise,
-            WithIsotropicStart(bins, initialExcess),
-            $"top {top.Length} {op} eigenvalues (Lanczos) plus {bulk.Length} density nodes below {cutoff:G3} (SLQ), d = {d:G}");
+            tiedNoise ? "eigen/c=h" : "eigen/measured-c", "eigen", noise, bins,
+            $"top {top.Length} {op} eigenvalues (Lanczos) plus {bulk.Length} density nodes below {cutoff:G3} (SLQ), d = {d:G}; " +
+            (atInit ? "top directions' s0 from the initialisation's mean gradient, (gᵀv)²/h² (noise-corrected)" : $"checkpoint {curvature.Label} is not the initialisation: its gradient does not describe the start, so the top directions' s0 follows the initial-condition policy like the bulk"));
     }
+
+    /// <summary>Whether a checkpoint is the network at initialisation (the only state every trial starts from).</summary>
+    public static bool IsInitialisation(CurvatureResults curvature) => (curvature.Summary.Checkpoint ?? curvature.Label) == "init";
 
     /// <summary>
     /// The diagonal variant with its curvature scaled by κ so that the NQM's SGD stability edge
-    /// 2/(κ·h_max) equals the smallest learning rate that diverged in the sweep (no steps-to-target data used).
+    /// 2/(κ·h_max) equals the smallest learning rate that diverged in the sweep. It uses no steps-to-target
+    /// data but it is calibrated on a sweep outcome (divergence, on the sweep's learning-rate grid): not zero-shot.
     /// </summary>
-    public static NqmVariant EdgeOfStability(NqmVariant diagonal, double smallestDivergingLearningRate, double initialExcess)
+    public static NqmVariant EdgeOfStability(NqmVariant diagonal, double smallestDivergingLearningRate)
     {
         double kappa = 2.0 / (smallestDivergingLearningRate * diagonal.MaxCurvature);
         var bins = diagonal.Bins.Select(b => b with { H = b.H * kappa }).ToArray();
-        return new NqmVariant("diagonal+eos/measured-c", "diagonal", diagonal.Noise, WithIsotropicStart(bins, initialExcess),
-            $"diagonal curvature × κ = {kappa:G4}, so that 2/h_max equals the smallest diverging SGD learning rate {smallestDivergingLearningRate:G4}");
+        return new NqmVariant("diagonal+eos/measured-c", "diagonal", diagonal.Noise, bins,
+            $"diagonal curvature × κ = {kappa:G4}, so that 2/h_max equals the smallest diverging SGD learning rate {smallestDivergingLearningRate:G4} (calibrated on divergence)",
+            Calibration: "divergence");
     }
+
+    /// <summary>
+    /// The eigen variant whose measured top eigenvalues are capped at <paramref name="margin"/> × the stability
+    /// edge of the optimizer's own learning rate (2/α SGD, (2+2β)/α heavy ball), as curvature measured along a
+    /// real trajectory is (progressive sharpening stops at the edge of stability). The cap depends on the
+    /// learning rate the NQM itself picks, found self-consistently (NqmAdapter.OptimizeEosAware). The bulk is
+    /// never capped: it sets the remaining stability limit, so the cap cannot make every direction fast.
+    /// </summary>
+    public static NqmVariant EosAware(NqmVariant eigen, double margin) =>
+        eigen with
+        {
+            Name = eigen.Name.Replace("eigen/", "eigen+eos/"),
+            Notes = eigen.Notes + $"; top eigenvalues capped at {margin:G3} × the stability edge of the NQM-optimal learning rate (self-consistent)",
+            EosMargin = margin,
+        };
 }

@@ -4,8 +4,14 @@ using NqmValidate.Common;
 
 namespace NqmValidate.Validation;
 
-/// <summary>The workload facts the fit needs besides the measured files: the target training loss and the optimizers swept.</summary>
-public sealed record ValidationInputs(SweepResults Sweep, CurvatureResults Curvature, double TargetLoss, FitOptions Options);
+/// <summary>
+/// The measured files the fit needs and the workload's target training loss. <see cref="Checkpoints"/>: the
+/// curvature checkpoints available (the one given first); <see cref="FitOptions.Checkpoint"/> picks the primary.
+/// </summary>
+public sealed record ValidationInputs(SweepResults Sweep, IReadOnlyList<CurvatureResults> Checkpoints, double TargetLoss, FitOptions Options)
+{
+    public ValidationInputs(SweepResults sweep, CurvatureResults curvature, double targetLoss, FitOptions options) : this(sweep, [curvature], targetLoss, options) { }
+}
 
 /// <summary>Everything the fit, predict and compare stages produce (also written as CSV/JSON by <see cref="Validator.Write"/>).</summary>
 public sealed record ValidationResult(
@@ -16,32 +22,37 @@ public sealed record ValidationResult(
     IReadOnlyList<VerdictRow> Verdicts,
     IReadOnlyList<FittedSpectrumRow> Spectra,
     IReadOnlyList<MeasuredRow> Measured,
+    IReadOnlyList<SensitivityRow> Sensitivity,
     FitRecord Fit);
 
-/// <summary>fit.json: the calibration choices and the numbers they produced.</summary>
+/// <summary>The pre-registered primary recipe, as the spec's fit section named it.</summary>
+public sealed record Recipe(string Checkpoint, string Floor, string InitialCondition, string Variant, string Calibration);
+
+/// <summary>fit.json: the recipe, the calibration choices and the numbers they produced.</summary>
 public sealed record FitRecord(
     FitOptions Options,
+    Recipe PrimaryRecipe,
+    IReadOnlyList<string> CheckpointsAvailable,
     double InitialLoss,
     string InitialLossSource,
-    double Floor,
     double TargetLoss,
-    double InitialExcess,
-    double TargetExcess,
-    string PrimaryVariant,
-    string CalibrationOptimizer,
-    double? CalibrationBatchSize,
-    IReadOnlyDictionary<string, double?> TimeScale,
-    double? BaselineBNoise,
-    string BaselineBNoiseSource,
+    string? FitCurve,
+    string? FitPoint,
+    IReadOnlyList<BaselineNoiseScale> Baselines,
     IReadOnlyList<VariantRecord> Variants);
 
-public sealed record VariantRecord(string Name, string Source, string Noise, string Notes, int Bins, double Dimensions, double MaxCurvature, double InitialLoss);
+/// <summary>One variant of the primary recipe's checkpoint/floor/initial condition: its spectrum, its floor and initial condition and the curve fit behind them.</summary>
+public sealed record VariantRecord(string Name, string Source, string Noise, string Notes, string Calibration, int Bins, double Dimensions, double MaxCurvature,
+    double Floor, string FloorSource, double? FloorLow, double? FloorHigh, double? BulkExponent, double? CurveRmsLogResidual, int? CappedDirections,
+    double InitialExcess, double TargetExcess, double? TopShareOfInitialLoss, string? CurveFitAtSearchEdge, string? Problem);
 
 /// <summary>
-/// Fit → predict → compare (VALIDATION.md §3–4). Zero-shot predictions use no measured steps;
-/// one-point predictions fit one time-scale factor per variant on a single named measured point,
-/// which is then excluded from scoring; the McCandlish baseline uses the measured gradient noise
-/// scale and the same point.
+/// Fit → predict → compare (VALIDATION.md §3–4; docs/validation.md). Zero-shot predictions use no measured steps.
+/// The loss floor and the initial condition's shape come from ONE loss curve (the largest batch size's best SGD
+/// trial), whose point is then never scored. Every predictor (NQM variants and the per-optimizer McCandlish
+/// baseline) is calibrated by the same scheme, each optimizer on its own points. The primary recipe is the
+/// spec's; the sensitivity table repeats the whole comparison for every checkpoint × floor × initial condition ×
+/// variant × calibration.
 /// </summary>
 public static class Validator
 {
@@ -54,104 +65,171 @@ public static class Validator
         _ => [],
     };
 
+    /// <summary>A variant fitted for one (checkpoint, floor policy, initial condition): its spectrum with s0, and its floor.</summary>
+    sealed record VariantFit(NqmVariant Variant, double Floor, string FloorSource, CurveFitResult? CurveFit, double InitialExcess, double TargetExcess, string? Problem);
+
+    /// <summary>All variants' predictions for one (checkpoint, floor policy, initial condition).</summary>
+    sealed record Combo(string Checkpoint, string FloorPolicy, string InitialCondition, IReadOnlyList<VariantFit> Fits, IReadOnlyList<PredictionRow> Predictions);
+
+    /// <summary>The label a (variant, mapping) pair has in the comparison: Adam on a diagonal variant names its preconditioner.</summary>
+    static string Label(NqmVariant v, string optimizer, string nqmOptimizer) => v.Name + (NqmOptimizersFor(optimizer, v).Count() > 1 ? $" [{nqmOptimizer}]" : "");
+
     public static ValidationResult Run(ValidationInputs inputs, IProgress<string>? progress = null)
     {
         var options = inputs.Options;
         var sweep = inputs.Sweep;
-        var curvature = inputs.Curvature;
+        if (inputs.Checkpoints.Count == 0) throw new ArgumentException("no curvature checkpoint", nameof(inputs));
+        var primaryCheckpoint = options.Checkpoint == "given" ? inputs.Checkpoints[0]
+            : inputs.Checkpoints.FirstOrDefault(c => c.Label == options.Checkpoint)
+              ?? throw new SpecException($"fit.checkpoint = '{options.Checkpoint}': no such curvature checkpoint; available: {string.Join(", ", inputs.Checkpoints.Select(c => c.Label))} and 'given' (the directory given to the fit).");
 
-        // --- Fit: floor, initial and target excess, spectra.
+        // --- Facts shared by every recipe: initial loss, the fit curve and its point, batch sizes, baselines.
         var initialLosses = sweep.Trials.Select(t => t.InitialLoss).OfType<double>().Where(double.IsFinite).ToArray();
         (double initialLoss, string initialSource) = initialLosses.Length > 0
             ? (Stats.Median(initialLosses), $"median initial training loss of {initialLosses.Length} trials (trials.csv)")
-            : (curvature.Summary.InitialLoss ?? throw new RunFileException($"{sweep.Directory}: no initial_loss in trials.csv and none in the curvature summary.json"),
+            : (primaryCheckpoint.Summary.InitialLoss ?? throw new RunFileException($"{sweep.Directory}: no initial_loss in trials.csv and none in the curvature summary.json"),
                "curvature summary.json initial_loss");
-        double floor = options.Floor switch
-        {
-            "zero" => 0,
-            "min-observed" => sweep.Trials.Select(t => t.FinalLoss).OfType<double>().Where(double.IsFinite).DefaultIfEmpty(0).Min(),
-            var s => double.Parse(s, System.Globalization.CultureInfo.InvariantCulture),
-        };
-        double initialExcess = initialLoss - floor, targetExcess = inputs.TargetLoss - floor;
-        if (!(targetExcess > 0) || !(initialExcess > targetExcess))
-            throw new SpecException($"fit: with floor {floor:G4}, the target excess loss {targetExcess:G4} must be positive and below the initial excess {initialExcess:G4}.");
-
-        var variants = new List<NqmVariant>
-        {
-            NqmVariantBuilder.Diagonal(curvature.Bins, initialExcess, tiedNoise: false),
-            NqmVariantBuilder.Diagonal(curvature.Bins, initialExcess, tiedNoise: true),
-        };
-        foreach (bool tied in new[] { false, true })
-            if (NqmVariantBuilder.Eigen(curvature, options.EigenOperator, initialExcess, tied) is { } eigen) variants.Add(eigen);
         var optimizers = sweep.Studies.Select(s => s.Optimizer).Distinct().ToArray();
         var batchSizes = sweep.Studies.Select(s => (double)s.BatchSize).Distinct().Order().ToArray();
-        if (options.EdgeOfStability && batchSizes.Length > 0 && sweep.SmallestDivergingLearningRate("sgd", (int)batchSizes[0]) is double eta)
-            variants.Add(NqmVariantBuilder.EdgeOfStability(variants[0], eta, initialExcess));
-        string primary = variants.Any(v => v.Name == options.PrimaryVariant) ? options.PrimaryVariant : variants[0].Name;
-
-        // --- Predict: NQM optimum per (variant, optimizer mapping, batch size).
-        bool grid = options.Search == "grid";
-        var predictions = new List<PredictionRow>();
-        foreach (var variant in variants)
-            foreach (var optimizer in optimizers)
-                foreach (var nqmOptimizer in NqmOptimizersFor(optimizer, variant))
-                    foreach (double b in batchSizes)
-                    {
-                        progress?.Report($"predict {variant.Name} {optimizer} ({nqmOptimizer}) B={b:G}");
-                        var optimum = NqmAdapter.Optimize(variant.Bins, nqmOptimizer, b, targetExcess, grid, options.AdamEpsilon);
-                        predictions.Add(new PredictionRow(variant.Name, optimizer, nqmOptimizer, b, optimum?.Steps, null,
-                            optimum?.LearningRate, optimum?.Momentum, optimum?.EffectiveLearningRate));
-                    }
-
-        // --- One-point calibration: τ = measured / zero-shot at the named point, per variant.
         var measured = sweep.Studies.ToDictionary(s => (s.Optimizer, (double)s.BatchSize));
-        double? calibrationB = options.CalibrationBatchSize ?? sweep.Studies
-            .Where(s => s.Optimizer == options.CalibrationOptimizer && s.StepsToTarget is not null)
-            .Select(s => (double?)s.BatchSize).Min();
-        var timeScale = new Dictionary<string, double?>();
-        foreach (var variant in variants)
+        int? fitB = sweep.Studies.Where(s => s.Optimizer == "sgd" && s.StepsToTarget is not null).Select(s => (int?)s.BatchSize).Max();
+        bool needsCurve(string floor, string s0) => floor.StartsWith("curve") || s0 == "measured";
+        LossCurve? curve = null;
+        string? curveProblem = null;
+        if (fitB is int fb)
+            try { curve = sweep.BestTrialCurve("sgd", fb); }
+            catch (RunFileException e) { curveProblem = e.Message; }
+        else curveProblem = $"{sweep.Directory}: no SGD study reached the target, so there is no curve to fit the floor and initial condition to.";
+        if (curve is null && needsCurve(options.Floor, options.InitialCondition)) throw new RunFileException(curveProblem!);
+        double? fitPointB = curve?.BatchSize;
+        var baselineCheckpoint = McCandlishBaseline.NearestTarget(inputs.Checkpoints, inputs.TargetLoss);
+        var baselines = optimizers.Select(o => McCandlishBaseline.For(o, baselineCheckpoint)).ToArray();
+        var divergingEta = batchSizes.Length > 0 ? sweep.SmallestDivergingLearningRate("sgd", (int)batchSizes[0]) : null;
+
+        Combo Predict(CurvatureResults checkpoint, string floorPolicy, string s0Policy)
         {
-            double? m = calibrationB is double cb && measured.TryGetValue((options.CalibrationOptimizer, cb), out var study) ? study.StepsToTarget : null;
-            double? z = predictions.FirstOrDefault(p => p.Variant == variant.Name && p.Optimizer == options.CalibrationOptimizer && p.BatchSize == calibrationB)?.StepsZeroShot;
-            timeScale[variant.Name] = m is double mm && z is double zz && zz > 0 ? mm / zz : null;
+            var variants = new List<NqmVariant>
+            {
+                NqmVariantBuilder.Diagonal(checkpoint.Bins, tiedNoise: false),
+                NqmVariantBuilder.Diagonal(checkpoint.Bins, tiedNoise: true),
+            };
+            foreach (bool tied in new[] { false, true })
+                if (NqmVariantBuilder.Eigen(checkpoint, options.EigenOperator, tied) is { } eigen) variants.Add(eigen);
+            if (options.EdgeOfStability && divergingEta is double eta)
+                variants.Add(NqmVariantBuilder.EdgeOfStability(variants[0], eta));
+            if (options.EosMargin > 0 && variants.FirstOrDefault(v => v.Name == "eigen/measured-c") is { } em)
+                variants.Add(NqmVariantBuilder.EosAware(em, options.EosMargin));
+            var fits = variants.Select(v => FitVariant(v, floorPolicy, s0Policy)).ToArray();
+
+            var tasks = fits.Where(f => f.Problem is null)
+                .SelectMany(f => optimizers.SelectMany(o => NqmOptimizersFor(o, f.Variant).SelectMany(n => batchSizes.Select(b => (f, o, n, b)))))
+                .ToArray();
+            progress?.Report($"predict checkpoint {checkpoint.Label}, floor {floorPolicy}, s0 {s0Policy}: {tasks.Length} NQM optima");
+            var predictions = tasks.AsParallel().AsOrdered().Select(t =>
+            {
+                var optimum = t.f.Variant.EosMargin > 0
+                    ? NqmAdapter.OptimizeEosAware(t.f.Variant.Bins, t.n, t.b, t.f.TargetExcess, options.Search == "grid", options.AdamEpsilon, t.f.Variant.EosMargin)
+                    : NqmAdapter.Optimize(t.f.Variant.Bins, t.n, t.b, t.f.TargetExcess, options.Search == "grid", options.AdamEpsilon);
+                return new PredictionRow(t.f.Variant.Name, t.o, t.n, t.b, optimum?.Steps, null, optimum?.LearningRate, optimum?.Momentum, optimum?.EffectiveLearningRate, optimum?.CurvatureCap);
+            }).ToList();
+            return new Combo(checkpoint.Label, floorPolicy, s0Policy, fits, predictions);
         }
-        for (int i = 0; i < predictions.Count; i++)
-            if (timeScale[predictions[i].Variant] is double tau && predictions[i].StepsZeroShot is double zs)
-                predictions[i] = predictions[i] with { StepsOnePoint = tau * zs };
 
-        // --- Baseline: S = S_min (1 + B_noise/B), B_noise = measured gradient noise scale, S_min from the same point.
-        double? bNoise = curvature.Summary.GradientNoiseScale ?? curvature.Summary.GradientNoiseScaleTwoBatch;
-        string bNoiseSource = curvature.Summary.GradientNoiseScale is not null ? "B_simple from per-example variances (summary.json)"
-            : curvature.Summary.GradientNoiseScaleTwoBatch is not null ? "B_simple from the two-batch estimator (summary.json)" : "unavailable";
-        double? sMin = bNoise is double bn && calibrationB is double cb2 && measured.TryGetValue((options.CalibrationOptimizer, cb2), out var cs) && cs.StepsToTarget is double cst
-            ? cst / (1 + bn / cb2) : null;
-        double? Baseline(double b) => sMin is double s && bNoise is double n ? s * (1 + n / b) : null;
+        VariantFit FitVariant(NqmVariant variant, string floorPolicy, string s0Policy)
+        {
+            bool isotropic = s0Policy == "isotropic";
+            double capMargin = options.EosMargin > 0 ? options.EosMargin : 0.9;
+            CurveFitResult? fit = null;
+            double floor;
+            string floorSource;
+            try
+            {
+                switch (floorPolicy)
+                {
+                    case "curve" or "curve-low" or "curve-high":
+                        var full = InitialCondition.FitCurve(variant.Bins, curve!, null, isotropic, capMargin);
+                        floor = floorPolicy == "curve" ? full.Floor : floorPolicy == "curve-low" ? full.FloorLow : full.FloorHigh;
+                        fit = floorPolicy == "curve" ? full : InitialCondition.FitCurve(variant.Bins, curve!, floor, isotropic, capMargin) with { FloorLow = full.FloorLow, FloorHigh = full.FloorHigh };
+                        floorSource = floorPolicy == "curve" ? "fitted to the curve" : $"the {(floorPolicy == "curve-low" ? "lower" : "upper")} end of the fitted floor's interval";
+                        break;
+                    default:
+                        floor = floorPolicy == "zero" ? 0 : double.Parse(floorPolicy, System.Globalization.CultureInfo.InvariantCulture);
+                        floorSource = floorPolicy == "zero" ? "zero (cross-entropy ≥ 0)" : "the spec's number";
+                        if (!isotropic) fit = InitialCondition.FitCurve(variant.Bins, curve!, floor, isotropic: false, capMargin);
+                        break;
+                }
+            }
+            catch (RunFileException e)
+            {
+                return new VariantFit(variant, double.NaN, floorPolicy, null, double.NaN, double.NaN, e.Message);
+            }
+            double initialExcess = initialLoss - floor, targetExcess = inputs.TargetLoss - floor;
+            if (!(targetExcess > 0) || !(initialExcess > targetExcess))
+                return new VariantFit(variant, floor, floorSource, fit, initialExcess, targetExcess,
+                    $"with floor {floor:G4} the target excess {targetExcess:G4} must be positive and below the initial excess {initialExcess:G4}");
+            var bins = isotropic ? NqmVariantBuilder.WithIsotropicStart(variant.Bins, initialExcess) : InitialCondition.WithMeasuredStart(variant.Bins, initialExcess, fit!.BulkExponent);
+            return new VariantFit(variant with { Bins = bins }, floor, floorSource, fit, initialExcess, targetExcess, null);
+        }
 
-        // --- Compare.
+        // --- Score one combo under one calibration scheme: per (variant label, optimizer) and for the baseline.
+        IReadOnlyList<CalibratedPoint> Calibrate(Combo combo, string variant, string optimizer, string nqmOptimizer, string scheme)
+        {
+            var fit = combo.Fits.First(f => f.Variant.Name == variant);
+            var points = batchSizes.Where(b => measured.ContainsKey((optimizer, b)))
+                .Select(b => new CurvePoint(b, measured[(optimizer, b)].StepsToTarget,
+                    combo.Predictions.FirstOrDefault(p => p.Variant == variant && p.Optimizer == optimizer && p.NqmOptimizer == nqmOptimizer && p.BatchSize == b)?.StepsZeroShot))
+                .ToArray();
+            return Calibration.Apply(scheme, points, hasZeroShot: fit.Variant.Calibration == "none", optimizer == "sgd" ? fitPointB : null);
+        }
+        IReadOnlyList<CalibratedPoint> CalibrateBaseline(string optimizer, string scheme)
+        {
+            double? bn = baselines.First(b => b.Optimizer == optimizer).BNoise;
+            var points = batchSizes.Where(b => measured.ContainsKey((optimizer, b)))
+                .Select(b => new CurvePoint(b, measured[(optimizer, b)].StepsToTarget, bn is double n ? 1 + n / b : null)).ToArray();
+            return Calibration.Apply(scheme, points, hasZeroShot: false, optimizer == "sgd" ? fitPointB : null);
+        }
+        string SchemeLabel(NqmVariant v, string scheme) => scheme == "zero-shot" && v.Calibration == "divergence" ? "calibrated on divergence" : scheme;
+
+        // --- The primary recipe.
+        var primary = Predict(primaryCheckpoint, options.Floor, options.InitialCondition);
+        var primaryVariantFit = primary.Fits.FirstOrDefault(f => f.Variant.Name == options.PrimaryVariant)
+            ?? throw new SpecException($"fit.primary_variant = '{options.PrimaryVariant}': not built from checkpoint {primaryCheckpoint.Label}; available: {string.Join(", ", primary.Fits.Select(f => f.Variant.Name))}.");
+        if (primaryVariantFit.Problem is not null)
+            throw new SpecException($"fit: primary variant {options.PrimaryVariant} cannot be fitted: {primaryVariantFit.Problem}");
+        string primaryName = options.PrimaryVariant;
+
+        var predictions = new List<PredictionRow>();
         var comparison = new List<ComparisonRow>();
-        foreach (var p in predictions)
-        {
-            if (!measured.TryGetValue((p.Optimizer, p.BatchSize), out var m)) continue;
-            bool isCalibration = p.Optimizer == options.CalibrationOptimizer && p.BatchSize == calibrationB;
-            double? baseline = Baseline(p.BatchSize);
-            comparison.Add(new ComparisonRow(
-                p.Variant + (NqmOptimizersFor(p.Optimizer, variants.First(v => v.Name == p.Variant)).Count() > 1 ? $" [{p.NqmOptimizer}]" : ""),
-                p.Optimizer, p.BatchSize, m.StepsToTarget, m.StepsMin, m.StepsMax,
-                p.StepsZeroShot, p.StepsOnePoint, baseline,
-                Log2(p.StepsZeroShot, m.StepsToTarget), Log2(p.StepsOnePoint, m.StepsToTarget), Log2(baseline, m.StepsToTarget),
-                isCalibration));
-        }
-
         var errors = new List<ErrorRow>();
-        foreach (var group in comparison.GroupBy(c => (c.Variant, c.Optimizer)))
-        {
-            errors.Add(Error(group.Key.Variant, group.Key.Optimizer, "zero-shot", group.Select(c => c.Log2ZeroShot)));
-            errors.Add(Error(group.Key.Variant, group.Key.Optimizer, "one-point", group.Where(c => !c.CalibrationPoint).Select(c => c.Log2OnePoint)));
-        }
-        // The primary variant's rows; for Adam on a diagonal variant both preconditioner mappings exist, and p = 0.5 stands for it.
-        bool IsPrimary(ComparisonRow c) => c.Variant == primary || c.Variant == primary + " [precond-p0.5]";
-        foreach (var group in comparison.Where(IsPrimary).GroupBy(c => c.Optimizer))
-            errors.Add(Error("mccandlish", group.Key, "baseline", group.Where(c => !c.CalibrationPoint).Select(c => c.Log2Baseline)));
+        foreach (var f in primary.Fits.Where(f => f.Problem is null))
+            foreach (var optimizer in optimizers)
+                foreach (var nqm in NqmOptimizersFor(optimizer, f.Variant))
+                {
+                    var calibrated = Calibrate(primary, f.Variant.Name, optimizer, nqm, options.Calibration);
+                    var zero = Calibrate(primary, f.Variant.Name, optimizer, nqm, "zero-shot");
+                    var baseline = CalibrateBaseline(optimizer, options.Calibration);
+                    foreach (var p in primary.Predictions.Where(p => p.Variant == f.Variant.Name && p.Optimizer == optimizer && p.NqmOptimizer == nqm))
+                        predictions.Add(p with { StepsCalibrated = calibrated.FirstOrDefault(c => c.BatchSize == p.BatchSize)?.Predicted });
+                    foreach (var c in calibrated)
+                    {
+                        var m = measured[(optimizer, c.BatchSize)];
+                        var z = zero.First(x => x.BatchSize == c.BatchSize);
+                        var bl = baseline.First(x => x.BatchSize == c.BatchSize);
+                        comparison.Add(new ComparisonRow(Label(f.Variant, optimizer, nqm), optimizer, c.BatchSize, m.StepsToTarget, m.StepsMin, m.StepsMax,
+                            z.Predicted, c.Predicted, bl.Predicted, z.Log2, c.Log2, bl.Log2, c.Excluded));
+                    }
+                    foreach (var scheme in FitOptions.CalibrationSchemes)
+                    {
+                        var e = Calibration.Summarize(Calibrate(primary, f.Variant.Name, optimizer, nqm, scheme));
+                        errors.Add(new ErrorRow(Label(f.Variant, optimizer, nqm), optimizer, SchemeLabel(f.Variant, scheme), e.MedianAbsLog2, e.Points, e.Slope));
+                    }
+                }
+        foreach (var optimizer in optimizers)
+            foreach (var scheme in FitOptions.CalibrationSchemes.Where(s => s != "zero-shot"))
+            {
+                var e = Calibration.Summarize(CalibrateBaseline(optimizer, scheme));
+                errors.Add(new ErrorRow("mccandlish", optimizer, scheme, e.MedianAbsLog2, e.Points, e.Slope));
+            }
 
         // --- Scaling fits and learning-rate slopes: measured, and each variant's zero-shot prediction.
         var scaling = new List<ScalingRow>();
@@ -160,70 +238,149 @@ public static class Validator
         foreach (var optimizer in optimizers)
         {
             var studies = sweep.Studies.Where(s => s.Optimizer == optimizer).ToArray();
-            var curve = ScalingPoints.From(studies.Select(s => ((double)s.BatchSize, s.StepsToTarget)));
-            measuredCurves[optimizer] = curve;
-            var fit = NqmAdapter.FitScaling(curve);
+            var curvePoints = ScalingPoints.From(studies.Select(s => ((double)s.BatchSize, s.StepsToTarget)));
+            measuredCurves[optimizer] = curvePoints;
+            var fit = ScalingFitResult.Fit(curvePoints);
             measuredFits[optimizer] = fit;
             var lrs = studies.Where(s => s.StepsToTarget is not null && s.LearningRate > 0).ToArray();
-            scaling.Add(new ScalingRow("measured", optimizer, fit?.SMin, fit?.BNoise, fit?.RSquaredLog, curve.Count,
-                lrs.Length >= 2 ? Stats.Slope(lrs.Select(s => Math.Log(s.BatchSize)).ToArray(), lrs.Select(s => Math.Log(s.LearningRate!.Value)).ToArray()) : null));
+            scaling.Add(ScalingRowFor("measured", optimizer, fit, curvePoints.Count,
+                LrSlope(lrs.Select(s => ((double)s.BatchSize, s.LearningRate))),
+                LrSlope(lrs.Select(s => ((double)s.BatchSize, EffectiveRate(s.LearningRate, s.Momentum ?? s.Beta1))))));
         }
-        var predictedCurves = new Dictionary<(string, string), ScalingPoints>();
-        var predictedFits = new Dictionary<(string, string), ScalingFitResult?>();
-        foreach (var group in predictions.GroupBy(p => (p.Variant, p.Optimizer, p.NqmOptimizer)))
+        var predictedFits = PredictedFits(primary, optimizers);
+        foreach (var group in primary.Predictions.GroupBy(p => (p.Variant, p.Optimizer, p.NqmOptimizer)))
         {
             var rows = group.Where(p => p.StepsZeroShot is not null).ToArray();
-            var curve = ScalingPoints.From(rows.Select(p => (p.BatchSize, p.StepsZeroShot)));
-            var fit = NqmAdapter.FitScaling(curve);
+            var pts = ScalingPoints.From(rows.Select(p => (p.BatchSize, p.StepsZeroShot)));
             string source = $"nqm {group.Key.Variant}" + (group.Key.Optimizer == "adam" ? $" [{group.Key.NqmOptimizer}]" : "");
-            var lrs = rows.Where(p => p.LearningRate > 0).ToArray();
-            scaling.Add(new ScalingRow(source, group.Key.Optimizer, fit?.SMin, fit?.BNoise, fit?.RSquaredLog, curve.Count,
-                lrs.Length >= 2 ? Stats.Slope(lrs.Select(p => Math.Log(p.BatchSize)).ToArray(), lrs.Select(p => Math.Log(p.LearningRate!.Value)).ToArray()) : null));
-            if (group.Key.NqmOptimizer != "precond-measured")
-            {
-                predictedCurves[(group.Key.Variant, group.Key.Optimizer)] = curve;
-                predictedFits[(group.Key.Variant, group.Key.Optimizer)] = fit;
-            }
+            scaling.Add(ScalingRowFor(source, group.Key.Optimizer, ScalingFitResult.Fit(pts), pts.Count,
+                LrSlope(rows.Select(p => (p.BatchSize, p.LearningRate))), LrSlope(rows.Select(p => (p.BatchSize, p.EffectiveLearningRate)))));
         }
 
-        // --- Verdicts on measured curves and on the primary variant's predictions.
-        ScalingPoints P(string opt) => predictedCurves.GetValueOrDefault((primary, opt)) ?? new ScalingPoints([], []);
-        ScalingFitResult? PF(string opt) => predictedFits.GetValueOrDefault((primary, opt));
-        ScalingPoints M(string opt) => measuredCurves.GetValueOrDefault(opt) ?? new ScalingPoints([], []);
-        var verdicts = new List<VerdictRow>();
-        void AddVerdict(Verdict measuredVerdict, Verdict predictedVerdict) =>
-            verdicts.Add(new VerdictRow(measuredVerdict.Id, measuredVerdict.Claim, measuredVerdict.OutcomeText, measuredVerdict.Evidence,
-                predictedVerdict.OutcomeText, predictedVerdict.Evidence, measuredVerdict.Rule));
-        AddVerdict(VerdictRules.PerfectScalingThenDiminishingReturns("sgd", M("sgd")), VerdictRules.PerfectScalingThenDiminishingReturns("sgd", P("sgd")));
-        AddVerdict(VerdictRules.MomentumMatchesSgdBelowCritical(M("sgd"), M("momentum"), measuredFits.GetValueOrDefault("sgd")?.BNoise),
-                   VerdictRules.MomentumMatchesSgdBelowCritical(P("sgd"), P("momentum"), PF("sgd")?.BNoise));
-        AddVerdict(VerdictRules.LargerCriticalBatchSize("c", "momentum", "sgd", measuredFits.GetValueOrDefault("momentum"), measuredFits.GetValueOrDefault("sgd")),
-                   VerdictRules.LargerCriticalBatchSize("c", "momentum", "sgd", PF("momentum"), PF("sgd")));
-        AddVerdict(VerdictRules.LargerCriticalBatchSize("d", "adam", "momentum", measuredFits.GetValueOrDefault("adam"), measuredFits.GetValueOrDefault("momentum")),
-                   VerdictRules.LargerCriticalBatchSize("d", "adam", "momentum", PF("adam"), PF("momentum")));
-        var primaryScored = comparison.Where(c => IsPrimary(c) && !c.CalibrationPoint).ToArray();
-        var nqmErr = primaryScored.Select(c => c.Log2OnePoint).OfType<double>().Select(Math.Abs).ToArray();
-        var baseErr = primaryScored.Select(c => c.Log2Baseline).OfType<double>().Select(Math.Abs).ToArray();
-        var e = VerdictRules.NqmBeatsBaseline(nqmErr.Length > 0 ? Stats.Median(nqmErr) : null, baseErr.Length > 0 ? Stats.Median(baseErr) : null, Math.Min(nqmErr.Length, baseErr.Length));
-        verdicts.Add(new VerdictRow(e.Id, e.Claim, e.OutcomeText, e.Evidence, "—", $"primary variant {primary}", e.Rule));
+        // --- Sensitivity: every checkpoint × floor policy × initial condition × variant × calibration.
+        var combos = new List<Combo> { primary };
+        if (options.Sensitivity)
+        {
+            var floorPolicies = new List<string> { "zero" };
+            if (curve is not null) floorPolicies.InsertRange(0, ["curve", "curve-low", "curve-high"]);
+            if (!floorPolicies.Contains(options.Floor)) floorPolicies.Add(options.Floor);
+            var s0Policies = curve is not null ? new[] { "measured", "isotropic" } : ["isotropic"];
+            foreach (var checkpoint in inputs.Checkpoints.OrderBy(c => c.Label, StringComparer.Ordinal))
+                foreach (var floorPolicy in floorPolicies)
+                    foreach (var s0 in s0Policies)
+                        if (!(checkpoint == primaryCheckpoint && floorPolicy == options.Floor && s0 == options.InitialCondition))
+                            combos.Add(Predict(checkpoint, floorPolicy, s0));
+        }
+        var sensitivity = new List<SensitivityRow>();
+        var verdictCounts = new Dictionary<string, (int Holds, int Total)>();
+        void Count(string key, Verdict v)
+        {
+            var (h, t) = verdictCounts.GetValueOrDefault(key);
+            verdictCounts[key] = (h + (v.Outcome == VerdictOutcome.Holds ? 1 : 0), t + 1);
+        }
+        foreach (var combo in combos)
+        {
+            var fitsByVariant = PredictedFits(combo, optimizers);
+            foreach (var f in combo.Fits.Where(f => f.Problem is null))
+            {
+                // Verdicts (a)–(d) on this recipe's predicted curves (calibration does not move them).
+                var pc = PredictedCurves(combo, f.Variant.Name, optimizers);
+                ScalingFitResult? PF(string o) => fitsByVariant.GetValueOrDefault((f.Variant.Name, o));
+                foreach (var v in PredictedVerdicts(pc, PF)) Count(v.Id, v);
+                foreach (var optimizer in optimizers)
+                    foreach (var nqm in NqmOptimizersFor(optimizer, f.Variant))
+                        foreach (var scheme in FitOptions.CalibrationSchemes)
+                        {
+                            var e = Calibration.Summarize(Calibrate(combo, f.Variant.Name, optimizer, nqm, scheme));
+                            var b = scheme == "zero-shot" ? null : Calibration.Summarize(CalibrateBaseline(optimizer, scheme));
+                            var bn = nqm == "precond-measured" ? ScalingFitResult.Fit(ScalingPoints.From(combo.Predictions
+                                    .Where(p => p.Variant == f.Variant.Name && p.Optimizer == optimizer && p.NqmOptimizer == nqm).Select(p => (p.BatchSize, p.StepsZeroShot))))
+                                : PF(optimizer);
+                            bool isPrimary = combo == primary && f.Variant.Name == primaryName && scheme == options.Calibration && nqm != "precond-measured";
+                            sensitivity.Add(new SensitivityRow(combo.Checkpoint, combo.FloorPolicy, f.Floor, combo.InitialCondition, Label(f.Variant, optimizer, nqm),
+                                SchemeLabel(f.Variant, scheme), optimizer, e.MedianAbsLog2, e.Points, e.Slope, b?.MedianAbsLog2, bn?.CriticalBatchSize, bn?.Label ?? "no fit", isPrimary));
+                            if (scheme != "zero-shot" && nqm != "precond-measured" && f.Variant.Calibration == "none")
+                                Count("e " + optimizer, VerdictRules.NqmBeatsBaseline(optimizer, scheme, e.MedianAbsLog2, b?.MedianAbsLog2, Math.Min(e.Points, b?.Points ?? 0)));
+                        }
+            }
+        }
+        string Recipes(string key, string what) => verdictCounts.TryGetValue(key, out var c) ? $"NQM predicts holds in {c.Holds} of {c.Total} {what}" : "";
+        const string recipesAd = "recipes (variant × checkpoint × floor × initial condition; calibration does not move these)";
+        const string recipesE = "recipes (variant × checkpoint × floor × initial condition × calibration; zero-shot and divergence-calibrated excluded: the baseline needs a measured point)";
 
-        var spectra = variants.SelectMany(v => v.Bins.Select(b => new FittedSpectrumRow(v.Name, b.H, b.C, b.S0, b.Count, null))).ToList();
-        var fitRecord = new FitRecord(options, initialLoss, initialSource, floor, inputs.TargetLoss, initialExcess, targetExcess, primary,
-            options.CalibrationOptimizer, calibrationB, timeScale, bNoise, bNoiseSource,
-            variants.Select(v => new VariantRecord(v.Name, v.Source, v.Noise, v.Notes, v.Bins.Count, v.Dimensions, v.MaxCurvature, v.InitialLoss)).ToList());
+        // --- Verdicts on measured curves and on the primary recipe's predictions.
+        var primaryCurves = PredictedCurves(primary, primaryName, optimizers);
+        ScalingFitResult? PPF(string o) => predictedFits.GetValueOrDefault((primaryName, o));
+        ScalingPoints M(string opt) => measuredCurves.GetValueOrDefault(opt) ?? new ScalingPoints([], []);
+        var measuredVerdicts = new[]
+        {
+            VerdictRules.PerfectScalingThenDiminishingReturns("sgd", M("sgd")),
+            VerdictRules.MomentumMatchesSgdBelowCritical(M("sgd"), M("momentum"), measuredFits.GetValueOrDefault("sgd")?.CriticalBatchSize),
+            VerdictRules.LargerCriticalBatchSize("c", "momentum", "sgd", measuredFits.GetValueOrDefault("momentum"), measuredFits.GetValueOrDefault("sgd")),
+            VerdictRules.LargerCriticalBatchSize("d", "adam", "momentum", measuredFits.GetValueOrDefault("adam"), measuredFits.GetValueOrDefault("momentum")),
+        };
+        var predictedVerdicts = PredictedVerdicts(primaryCurves, PPF).ToArray();
+        var verdicts = measuredVerdicts.Zip(predictedVerdicts).Select(x => new VerdictRow(x.First.Id, x.First.Claim, x.First.OutcomeText, x.First.Evidence,
+            x.Second.OutcomeText, x.Second.Evidence, Recipes(x.First.Id, recipesAd), x.First.Rule)).ToList();
+        foreach (var optimizer in optimizers)
+        {
+            var nqm = NqmOptimizersFor(optimizer, primaryVariantFit.Variant).First();
+            var e = Calibration.Summarize(Calibrate(primary, primaryName, optimizer, nqm, options.Calibration));
+            var b = Calibration.Summarize(CalibrateBaseline(optimizer, options.Calibration));
+            var v = VerdictRules.NqmBeatsBaseline(optimizer, options.Calibration, e.MedianAbsLog2, b.MedianAbsLog2, Math.Min(e.Points, b.Points));
+            verdicts.Add(new VerdictRow(v.Id, v.Claim, v.OutcomeText, v.Evidence + $"; slope of log2 error vs log2 B: NQM {e.Slope:+0.00;-0.00}, baseline {b.Slope:+0.00;-0.00}",
+                "—", $"primary recipe, variant {primaryName}", Recipes("e " + optimizer, recipesE), v.Rule));
+        }
+
+        var spectra = primary.Fits.Where(f => f.Problem is null).SelectMany(f => f.Variant.Bins.Select(b => new FittedSpectrumRow(f.Variant.Name, b.H, b.C, b.S0, b.Count, null))).ToList();
+        var variantRecords = primary.Fits.Select(f =>
+        {
+            double? topShare = f.Problem is null && f.Variant.Bins.Any(b => b.MeasuredS0 is not null)
+                ? f.Variant.Bins.Where(b => b.Top).Sum(b => 0.5 * b.Count * b.H * b.S0) / f.Variant.InitialLoss : null;
+            return new VariantRecord(f.Variant.Name, f.Variant.Source, f.Variant.Noise, f.Variant.Notes, f.Variant.Calibration, f.Variant.Bins.Count, f.Variant.Dimensions, f.Variant.MaxCurvature,
+                f.Floor, f.FloorSource, f.CurveFit?.FloorLow, f.CurveFit?.FloorHigh, f.CurveFit?.BulkExponent, f.CurveFit?.RmsLogResidual, f.CurveFit?.CappedDirections,
+                f.InitialExcess, f.TargetExcess, topShare, f.CurveFit?.AtSearchEdge, f.Problem);
+        }).ToList();
+        var fitRecord = new FitRecord(options, new Recipe(primaryCheckpoint.Label, options.Floor, options.InitialCondition, primaryName, options.Calibration),
+            inputs.Checkpoints.Select(c => c.Label).ToList(), initialLoss, initialSource, inputs.TargetLoss,
+            curve is null ? curveProblem : $"{curve.Path} (sgd, B = {curve.BatchSize}, lr {curve.LearningRate:G4}, {curve.Points.Count} evaluations)",
+            fitPointB is double fpb ? $"sgd at B = {fpb:G} (not scored)" : null, baselines, variantRecords);
         var measuredRows = sweep.Studies.OrderBy(s => s.Optimizer).ThenBy(s => s.BatchSize)
-            .Select(s => new MeasuredRow(s.Optimizer, s.BatchSize, s.StepsToTarget, s.StepsMin, s.StepsMax, s.LearningRate, s.Momentum, s.TrialsRun, s.TrialsReached, s.TrialsDiverged))
+            .Select(s => new MeasuredRow(s.Optimizer, s.BatchSize, s.StepsToTarget, s.StepsMin, s.StepsMax, s.LearningRate, s.Momentum, s.TrialsRun, s.TrialsReached, s.TrialsDiverged,
+                s.Beta1, EffectiveRate(s.LearningRate, s.Momentum ?? s.Beta1)))
             .ToList();
-        return new ValidationResult(predictions, comparison, errors, scaling, verdicts, spectra, measuredRows, fitRecord);
+        return new ValidationResult(predictions, comparison, errors, scaling, verdicts, spectra, measuredRows, sensitivity, fitRecord);
     }
 
-    static double? Log2(double? predicted, double? measured) =>
-        predicted is > 0 && measured is > 0 ? Math.Log2(predicted.Value / measured.Value) : null;
-
-    static ErrorRow Error(string variant, string optimizer, string predictor, IEnumerable<double?> log2s)
+    /// <summary>Predicted verdicts (a)–(d) on one recipe's curves.</summary>
+    static IEnumerable<Verdict> PredictedVerdicts(IReadOnlyDictionary<string, ScalingPoints> curves, Func<string, ScalingFitResult?> fit)
     {
-        var values = log2s.OfType<double>().Select(Math.Abs).ToArray();
-        return new ErrorRow(variant, optimizer, predictor, values.Length > 0 ? Stats.Median(values) : null, values.Length);
+        ScalingPoints P(string o) => curves.GetValueOrDefault(o) ?? new ScalingPoints([], []);
+        yield return VerdictRules.PerfectScalingThenDiminishingReturns("sgd", P("sgd"));
+        yield return VerdictRules.MomentumMatchesSgdBelowCritical(P("sgd"), P("momentum"), fit("sgd")?.CriticalBatchSize);
+        yield return VerdictRules.LargerCriticalBatchSize("c", "momentum", "sgd", fit("momentum"), fit("sgd"));
+        yield return VerdictRules.LargerCriticalBatchSize("d", "adam", "momentum", fit("adam"), fit("momentum"));
+    }
+
+    /// <summary>A variant's zero-shot curve per optimizer (Adam: the p = 0.5 mapping, which every variant has).</summary>
+    static Dictionary<string, ScalingPoints> PredictedCurves(Combo combo, string variant, IEnumerable<string> optimizers) =>
+        optimizers.ToDictionary(o => o, o => ScalingPoints.From(combo.Predictions
+            .Where(p => p.Variant == variant && p.Optimizer == o && p.NqmOptimizer != "precond-measured").Select(p => (p.BatchSize, p.StepsZeroShot))));
+
+    static Dictionary<(string, string), ScalingFitResult?> PredictedFits(Combo combo, IEnumerable<string> optimizers) =>
+        combo.Fits.Where(f => f.Problem is null).SelectMany(f => PredictedCurves(combo, f.Variant.Name, optimizers).Select(kv => (Key: (f.Variant.Name, kv.Key), Fit: ScalingFitResult.Fit(kv.Value))))
+            .ToDictionary(x => x.Key, x => x.Fit);
+
+    static ScalingRow ScalingRowFor(string source, string optimizer, ScalingFitResult? fit, int points, double? lrSlope, double? effSlope) =>
+        new(source, optimizer, fit?.SMin, fit?.CriticalBatchSize, fit?.Label ?? "fewer than 3 points", fit?.Status ?? "no fit", fit?.RSquaredLog, fit?.RmsLog2Residual, points, lrSlope, effSlope);
+
+    /// <summary>Effective learning rate of heavy ball, α/(1−β): the unit in which momentum and SGD learning rates compare.</summary>
+    static double? EffectiveRate(double? lr, double? beta) => lr is double a ? beta is double b && b < 1 ? a / (1 - b) : a : null;
+
+    static double? LrSlope(IEnumerable<(double B, double? Lr)> points)
+    {
+        var p = points.Where(x => x.Lr is > 0).ToArray();
+        return p.Length >= 2 ? Stats.Slope(p.Select(x => Math.Log(x.B)).ToArray(), p.Select(x => Math.Log(x.Lr!.Value)).ToArray()) : null;
     }
 
     /// <summary>Writes every output of the stage into <paramref name="directory"/>, atomically.</summary>
@@ -237,6 +394,7 @@ public static class Validator
         CsvFiles.Write(Path.Combine(directory, ValidationFileNames.Scaling), result.Scaling);
         CsvFiles.Write(Path.Combine(directory, ValidationFileNames.Verdicts), result.Verdicts);
         CsvFiles.Write(Path.Combine(directory, ValidationFileNames.Spectra), result.Spectra);
+        CsvFiles.Write(Path.Combine(directory, ValidationFileNames.Sensitivity), result.Sensitivity);
         AtomicFile.WriteAllText(Path.Combine(directory, ValidationFileNames.Fit), JsonSerializer.Serialize(result.Fit, FitOptions.Json));
     }
 }

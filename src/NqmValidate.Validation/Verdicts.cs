@@ -68,7 +68,7 @@ public static class VerdictRules
         string rule = $"at batch sizes ≤ SGD's critical batch size (B_noise of its S(B) fit), median |log2(S_momentum/S_sgd)| ≤ {SameLog2} (within ×1.25): holds; > 0.58 (beyond ×1.5): fails; fewer than 2 shared batch sizes or in between: inconclusive";
         const string claim = "(b) momentum ≈ SGD below the critical batch size";
         if (sgdCriticalBatchSize is not double bcrit || !double.IsFinite(bcrit))
-            return new Verdict("b", claim, VerdictOutcome.Inconclusive, "no critical batch size for SGD (fit failed)", rule);
+            return new Verdict("b", claim, VerdictOutcome.Inconclusive, "no critical batch size for SGD (fit missing or rejected by the guard)", rule);
         var ratios = sgd.BatchSizes.Where(b => b <= bcrit && momentum.At(b) is not null)
             .Select(b => (B: b, L: Math.Log2(momentum.At(b)!.Value / sgd.At(b)!.Value))).ToArray();
         if (ratios.Length < 2)
@@ -82,33 +82,80 @@ public static class VerdictRules
     /// <summary>(c)/(d): optimizer <paramref name="better"/> reaches a larger critical batch size than <paramref name="baseline"/>.</summary>
     public static Verdict LargerCriticalBatchSize(string id, string better, string baseline, ScalingFitResult? betterFit, ScalingFitResult? baselineFit)
     {
-        string rule = $"ratio of fitted critical batch sizes B_noise({better})/B_noise({baseline}) ≥ {LargerFactor}: holds; ≤ {1 / LargerFactor:G3}: fails; in between, or a fit with R² < 0.9 in log space: inconclusive";
+        string rule = $"ratio of critical batch sizes B_noise({better})/B_noise({baseline}) ≥ {LargerFactor}: holds; ≤ {1 / LargerFactor:G3}: fails; in between, or a fit the guard rejects (knee outside the measured batch sizes, " +
+                      $"RMS log2 residual > {ScalingFitResult.MaxRmsLog2Residual}): inconclusive — except that a curve with no plateau in the measured range has B_noise > its largest batch size, a bound the rule uses when it decides";
         string claim = $"({id}) {better} reaches a larger critical batch size than {baseline}";
         if (betterFit is null || baselineFit is null)
             return new Verdict(id, claim, VerdictOutcome.Inconclusive, "a fit is missing (fewer than 3 batch sizes reached the target)", rule);
-        double ratio = betterFit.BNoise / baselineFit.BNoise;
-        string evidence = $"B_noise {better} = {betterFit.BNoise:G3} (R² {betterFit.RSquaredLog:F2}), {baseline} = {baselineFit.BNoise:G3} (R² {baselineFit.RSquaredLog:F2}); ratio {ratio:G3}";
-        if (betterFit.RSquaredLog < 0.9 || baselineFit.RSquaredLog < 0.9)
-            return new Verdict(id, claim, VerdictOutcome.Inconclusive, evidence, rule);
-        var outcome = ratio >= LargerFactor ? VerdictOutcome.Holds : ratio <= 1 / LargerFactor ? VerdictOutcome.Fails : VerdictOutcome.Inconclusive;
-        return new Verdict(id, claim, outcome, evidence, rule);
+        string evidence = $"B_noise {better} = {betterFit.Label} (R² {betterFit.RSquaredLog:F2}, RMS log2 residual {betterFit.RmsLog2Residual:F2}), {baseline} = {baselineFit.Label} (R² {baselineFit.RSquaredLog:F2}, RMS log2 residual {baselineFit.RmsLog2Residual:F2})";
+        if (betterFit.Status == ScalingFitResult.InRange && baselineFit.Status == ScalingFitResult.InRange)
+        {
+            double ratio = betterFit.BNoise / baselineFit.BNoise;
+            var outcome = ratio >= LargerFactor ? VerdictOutcome.Holds : ratio <= 1 / LargerFactor ? VerdictOutcome.Fails : VerdictOutcome.Inconclusive;
+            return new Verdict(id, claim, outcome, evidence + $"; ratio {ratio:G3}", rule);
+        }
+        // Bounds: "no plateau" means B_noise > B_max of that curve (only a lower bound is known).
+        if (betterFit.Status == ScalingFitResult.NoPlateau && baselineFit.Status == ScalingFitResult.InRange && betterFit.BMax / baselineFit.BNoise >= LargerFactor)
+            return new Verdict(id, claim, VerdictOutcome.Holds, evidence + $"; ratio > {betterFit.BMax / baselineFit.BNoise:G3}", rule);
+        if (baselineFit.Status == ScalingFitResult.NoPlateau && betterFit.Status == ScalingFitResult.InRange && betterFit.BNoise / baselineFit.BMax <= 1 / LargerFactor)
+            return new Verdict(id, claim, VerdictOutcome.Fails, evidence + $"; ratio < {betterFit.BNoise / baselineFit.BMax:G3}", rule);
+        return new Verdict(id, claim, VerdictOutcome.Inconclusive, evidence, rule);
     }
 
     /// <summary>(e) the NQM (one-point calibrated) predicts the measured curve better than McCandlish's baseline with the same calibration.</summary>
-    public static Verdict NqmBeatsBaseline(double? nqmMedianAbsLog2, double? baselineMedianAbsLog2, int scoredPoints)
+    public static Verdict NqmBeatsBaseline(string optimizer, string scheme, double? nqmMedianAbsLog2, double? baselineMedianAbsLog2, int scoredPoints)
     {
-        const string rule = "over all scored points (the calibration point excluded), median |log2(predicted/measured)| of the one-point NQM is at least 0.1 below the baseline's: holds; at least 0.1 above: fails; otherwise or fewer than 3 scored points: inconclusive";
-        const string claim = "(e) the NQM predicts the measured scaling better than the McCandlish baseline";
+        string rule = $"{optimizer} alone, both predictors calibrated the same way ({scheme}), over the same scored points (calibration and floor-fit points excluded): median |log2(predicted/measured)| of the NQM at least 0.1 below the per-optimizer McCandlish baseline's: holds; at least 0.1 above: fails; otherwise or fewer than 3 scored points: inconclusive";
+        string claim = $"(e) {optimizer}: the NQM predicts the measured scaling better than the McCandlish baseline";
         if (nqmMedianAbsLog2 is not double nqm || baselineMedianAbsLog2 is not double baseline || scoredPoints < 3)
-            return new Verdict("e", claim, VerdictOutcome.Inconclusive, $"{scoredPoints} scored points", rule);
-        string evidence = $"median |log2| NQM one-point = {nqm:F2}, baseline = {baseline:F2} over {scoredPoints} points";
+            return new Verdict("e", claim, VerdictOutcome.Inconclusive, $"{scoredPoints} scored points" + (scheme == "zero-shot" ? " (the baseline has no zero-shot form: S_min needs a measured point)" : ""), rule);
+        string evidence = $"median |log2| NQM = {nqm:F2}, baseline = {baseline:F2} over {scoredPoints} points ({scheme})";
         var outcome = nqm <= baseline - 0.1 ? VerdictOutcome.Holds : nqm >= baseline + 0.1 ? VerdictOutcome.Fails : VerdictOutcome.Inconclusive;
         return new Verdict("e", claim, outcome, evidence, rule);
     }
 }
 
-/// <summary>Result of fitting S(B) = S_min (1 + B_noise / B) to a curve.</summary>
-public sealed record ScalingFitResult(double SMin, double BNoise, double RSquaredLog, int Points);
+/// <summary>
+/// Result of fitting S(B) = S_min (1 + B_noise / B) to a curve, with the guard that says whether B_noise is a
+/// measurement: <see cref="Status"/> is "in range" only when the knee lies within the measured batch sizes and
+/// the RMS of the log2 residuals is at most <see cref="MaxRmsLog2Residual"/>. Otherwise B_noise is not reported
+/// as a number: "no plateau in the measured range" (knee above the largest batch size: the fitted value is the
+/// search's bound or an extrapolation), "no perfect scaling in the measured range" (knee below the smallest),
+/// or "poor fit" (the curve does not have the model's shape). R² cannot serve as that guard: log S spans
+/// several octaves, so even a knee-less power law B^−0.7 over 16…2048 has R² ≈ 0.97.
+/// </summary>
+public sealed record ScalingFitResult(double SMin, double BNoise, double RSquaredLog, int Points, double RmsLog2Residual, double BMin, double BMax, string Status)
+{
+    /// <summary>Half the verdicts' resolution (log2 1.25 = 0.32): a fit whose typical residual is that large cannot place the knee.</summary>
+    public const double MaxRmsLog2Residual = 0.16;
+    public const string InRange = "in range", NoPlateau = "no plateau in the measured range", NoPerfectScaling = "no perfect scaling in the measured range", PoorFit = "poor fit";
+
+    public static ScalingFitResult From(double sMin, double bNoise, double r2, double rmsLog2, int points, double bMin, double bMax)
+    {
+        string status = rmsLog2 > MaxRmsLog2Residual ? PoorFit : bNoise > bMax ? NoPlateau : bNoise < bMin ? NoPerfectScaling : InRange;
+        return new ScalingFitResult(sMin, bNoise, r2, points, rmsLog2, bMin, bMax, status);
+    }
+
+    /// <summary>S(B) fit (the engine's least squares in log space) with its guard; null with fewer than 3 points (two points always fit exactly and say nothing).</summary>
+    public static ScalingFitResult? Fit(ScalingPoints curve)
+    {
+        if (curve.Count < 3) return null;
+        var fit = NqmValidate.Nqm.ScalingCurve.Fit(curve.BatchSizes, curve.Steps);
+        return From(fit.StepsMin, fit.BatchNoise, fit.RSquaredLog, fit.RmsLogResidual / Math.Log(2), fit.Points, curve.BatchSizes[0], curve.BatchSizes[^1]);
+    }
+
+    /// <summary>B_noise when it is a measurement, else null.</summary>
+    public double? CriticalBatchSize => Status == InRange ? BNoise : null;
+
+    /// <summary>How the report states B_noise: the number, or the label with the bound it implies.</summary>
+    public string Label => Status switch
+    {
+        InRange => BNoise.ToString("G3", System.Globalization.CultureInfo.InvariantCulture),
+        NoPlateau => $"> {BMax:G} ({NoPlateau})",
+        NoPerfectScaling => $"< {BMin:G} ({NoPerfectScaling})",
+        _ => $"{PoorFit} (RMS log2 residual {RmsLog2Residual:F2})",
+    };
+}
 
 public static class Stats
 {

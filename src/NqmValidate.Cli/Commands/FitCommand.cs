@@ -17,7 +17,7 @@ public static class FitCommand
     static readonly Option<DirectoryInfo> Sweep = new("--sweep") { Description = "Sweep directory (steps.csv, trials.csv).", Required = true };
     static readonly Option<DirectoryInfo> Curvature = new("--curvature") { Description = "Curvature directory (spectrum.csv, summary.json, eigen.csv, density.csv).", Required = true };
     static readonly Option<double> TargetLoss = new("--target-loss") { Description = "The workload's training-loss target.", Required = true };
-    static readonly Option<FileInfo?> FitOptionsFile = new("--fit-options") { Description = "JSON file with a `fit` section's fields (floor, calibration_optimizer, calibration_batch_size, search, primary_variant, edge_of_stability, adam_epsilon, eigen_operator)." };
+    static readonly Option<FileInfo?> FitOptionsFile = new("--fit-options") { Description = "JSON file with a `fit` section's fields (checkpoint, floor, initial_condition, primary_variant, calibration, search, edge_of_stability, eos_margin, sensitivity, adam_epsilon, eigen_operator)." };
     static readonly Option<DirectoryInfo> Out = new("--out") { Description = "Output directory.", Required = true };
 
     public static Command Create()
@@ -80,7 +80,8 @@ public static class FitCommand
     /// <summary>The fit → report stages; shared with `nqm validate`.</summary>
     public static void Run(string sweepDir, string curvatureDir, double targetLoss, FitOptions options, string outDir, object? provenance)
     {
-        var inputs = new ValidationInputs(SweepResults.Load(sweepDir), CurvatureResults.Load(curvatureDir), targetLoss, options);
+        // The checkpoint given and its siblings of the same curvature run (DIR/init, DIR/warmup-200): fit.checkpoint picks the primary, the sensitivity table uses all.
+        var inputs = new ValidationInputs(SweepResults.Load(sweepDir), CurvatureResults.LoadWithSiblings(curvatureDir), targetLoss, options);
         var result = Validator.Run(inputs);
         Validator.Write(result, outDir);
         if (provenance is not null)

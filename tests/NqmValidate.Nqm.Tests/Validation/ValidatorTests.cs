@@ -5,9 +5,11 @@ using NqmValidate.Validation;
 namespace NqmValidate.Nqm.Tests.Validation;
 
 /// <summary>
-/// Fit → predict → compare → report on run files whose "measured" steps were produced by an NQM with
-/// the same spectrum: the zero-shot prediction must then reproduce them (a self-consistency oracle for
-/// the floor, target, initial-condition and batch-size plumbing), and the report must build from the files.
+/// Fit → predict → compare → report on run files whose "measured" numbers were produced by an NQM: the
+/// steps-to-target per batch size and the loss curve of the largest batch size's best SGD trial. The floor
+/// and the initial condition's shape are NOT handed to the fit: it must recover them from that one curve,
+/// and then the zero-shot prediction must reproduce every other measured point. A second run with every
+/// scored point replaced by garbage must give identical predictions (the fit never reads a scored point).
 /// </summary>
 public class ValidatorTests : IDisposable
 {
@@ -16,71 +18,142 @@ public class ValidatorTests : IDisposable
 
     public void Dispose() { try { if (Environment.GetEnvironmentVariable("NQM_KEEP_TEST_OUTPUT") is null) Directory.Delete(_root, true); } catch (IOException) { } }
 
-    const double InitialLoss = 2.3, TargetLoss = 0.4;
+    const double InitialLoss = 2.3, TargetLoss = 0.5, TrueFloor = 0.3, TrueExponent = 0.6, Examples = 1e6;
     static readonly int[] BatchSizes = [4, 16, 64, 256, 1024];
+    const double D = 10_000;
+    // Top eigen-directions (count 1 each) with their noise vᵀΣv and measured initial condition s0 = (gᵀv)²/h².
+    static readonly (double H, double Noise, double S0)[] Top = [(20, 10, 0.001), (12, 6, 0.002), (8, 4, 0.004)];
+    // Bulk: 30 SLQ nodes log-spaced from 5 down to 1e-4, equal weights; noise c = 2h.
+    static readonly double[] BulkH = Enumerable.Range(0, 30).Select(i => 5 * Math.Pow(1e-4 / 5, i / 29.0)).ToArray();
+    static readonly double BulkWeight = 1.0 / BulkH.Length;
 
-    (string sweep, string curvature) WriteRun()
+    /// <summary>The true NQM behind the synthetic run: the eigen variant's bins with s0 from the TRUE floor and exponent.</summary>
+    static Spectrum TrueSpectrum()
     {
-        // A 50-bin power-law spectrum with noise c = 2h (not tied 1:1, so c = h and measured c differ).
-        var bins = Enumerable.Range(1, 50).Select(i => (h: Math.Pow(i, -1.2), count: (double)i)).ToArray();
-        string curvature = Path.Combine(_root, "curvature"), sweep = Path.Combine(_root, "sweep");
-        Directory.CreateDirectory(curvature); Directory.CreateDirectory(sweep);
-        File.WriteAllLines(Path.Combine(curvature, "spectrum.csv"),
-            ["layer,h,c,count,s0,grad_mean_sq,second_moment", .. bins.Select(b => string.Create(Inv, $"total,{b.h:R},{2 * b.h:R},{b.count},1,0,{2 * b.h:R}")),
-             "fc1,1,1,1,1,0,1"]);
-        File.WriteAllText(Path.Combine(curvature, "summary.json"), """{"initial_loss": 2.3, "parameters": 1275, "b_simple": {"per_example_variance": {"b_simple": 40.0}}}""");
+        double excess = InitialLoss - TrueFloor;
+        double topLoss = Top.Sum(t => 0.5 * t.H * t.S0);
+        double a = 2 * (excess - topLoss) / BulkH.Sum(h => BulkWeight * D * Math.Pow(h, 1 - TrueExponent));
+        return new Spectrum(Top.Select(t => new SpectrumRow(t.H, t.Noise, t.S0, 1))
+            .Concat(BulkH.Select(h => new SpectrumRow(h, 2 * h, a * Math.Pow(h, -TrueExponent), BulkWeight * D))));
+    }
 
-        double s0 = 2 * InitialLoss / bins.Sum(b => b.count * b.h);
-        var spectrum = new Spectrum(bins.Select(b => new SpectrumRow(b.h, 2 * b.h, s0, b.count)));
+    static double[] Rates(Spectrum s) => NumpyCompat.Logspace(-5.5, 0, 100).Select(v => v * 2 / s.Rows.Max(r => r.H)).ToArray();
+
+    (string sweep, string curvature) WriteRun(Func<int, double, double>? garbleSteps = null)
+    {
+        string curvature = Path.Combine(_root, "curvature", "init"), sweep = Path.Combine(_root, "sweep");
+        Directory.CreateDirectory(curvature); Directory.CreateDirectory(sweep);
+        // The diagonal (needed by the loader and the diagonal variants): the bulk nodes as bins.
+        File.WriteAllLines(Path.Combine(curvature, "spectrum.csv"),
+            ["layer,h,c,count,s0,grad_mean_sq,second_moment", .. BulkH.Select(h => string.Create(Inv, $"total,{h:R},{2 * h:R},{BulkWeight * D:R},1,{1e-6 * h:R},{2 * h:R}")), "fc1,1,1,1,1,0,1"]);
+        File.WriteAllLines(Path.Combine(curvature, "eigen.csv"),
+            ["operator,index,eigenvalue,noise_variance,mean_grad_projection_sq",
+             .. Top.Select((t, i) => string.Create(Inv, $"ggn,{i + 1},{t.H:R},{t.Noise:R},{t.S0 * t.H * t.H + t.Noise / Examples:R}"))]);
+        File.WriteAllLines(Path.Combine(curvature, "density.csv"),
+            ["operator,eigenvalue,weight", .. BulkH.Select(h => string.Create(Inv, $"ggn,{h:R},{BulkWeight:R}"))]);
+        double traceNoise = Top.Sum(t => t.Noise) + BulkH.Sum(h => BulkWeight * D * 2 * h);
+        File.WriteAllText(Path.Combine(curvature, "summary.json"),
+            "{\"checkpoint\": \"init\", \"examples\": " + Examples.ToString("R", Inv) + ", \"initial_loss\": 2.3, \"parameters\": " + D.ToString("R", Inv) +
+            ", \"traces\": {\"noise_variance\": " + traceNoise.ToString("R", Inv) + "}, \"b_simple\": {\"per_example_variance\": {\"b_simple\": 40.0}}}");
+
+        var truth = TrueSpectrum();
+        double targetExcess = TargetLoss - TrueFloor;
         var lines = new List<string> { "optimizer,batch_size,steps_to_target,learning_rate,momentum,trials_run,trials_reached,trials_diverged" };
+        var trials = new List<string> { "study,optimizer,batch_size,trial,seed,learning_rate,momentum,status,steps_to_target,steps_run,initial_loss,final_loss" };
         foreach (int b in BatchSizes)
         {
-            var r = HyperparameterSearch.Optimize(spectrum, OptimizerKind.Sgd, b, TargetLoss, new SearchOptions { Mode = SearchMode.Continuous });
-            lines.Add(string.Create(Inv, $"sgd,{b},{r.Steps},{r.LearningRate:R},,5,5,0"));
+            var r = HyperparameterSearch.Optimize(truth, OptimizerKind.Sgd, b, targetExcess, new SearchOptions { Mode = SearchMode.Continuous, LearningRates = Rates(truth) });
+            double steps = garbleSteps?.Invoke(b, r.Steps!.Value) ?? r.Steps!.Value;
+            lines.Add(string.Create(Inv, $"sgd,{b},{steps:R},{r.LearningRate:R},,5,5,0"));
+            trials.Add(string.Create(Inv, $"sgd-b{b}-r0,sgd,{b},t000,1,{r.LearningRate:R},,reached,{steps:R},{steps:R},{InitialLoss},{(garbleSteps is null ? TargetLoss - 0.01 : 7.7)}"));
+            if (b == BatchSizes[^1])
+            {
+                // The best trial's curve: evaluated every ~3% of its steps, stopping at the first evaluation below the target, like a real trial.
+                string dir = Path.Combine(sweep, "trials", $"sgd-b{b}-r0", "t000");
+                Directory.CreateDirectory(dir);
+                var ks = new List<long> { 0 };
+                for (long k = 1; k < 10 * r.Steps!.Value; k = Math.Max(k + 1, (long)(k * 1.03))) ks.Add(k);
+                var losses = global::NqmValidate.Nqm.Nqm.LossCurve(truth, new Sgd(r.LearningRate), b, ks);
+                var rows = new List<string> { "step,examples_seen,train_seconds,minibatch_loss,train_loss,validation_loss,validation_error" };
+                for (int j = 0; j < ks.Count; j++)
+                {
+                    rows.Add(string.Create(Inv, $"{ks[j]},{ks[j] * b},0,,{TrueFloor + losses[j]:R},,"));
+                    if (TrueFloor + losses[j] < TargetLoss) break;
+                }
+                File.WriteAllLines(Path.Combine(dir, "curve.csv"), rows);
+            }
         }
         File.WriteAllLines(Path.Combine(sweep, "steps.csv"), lines);
-        File.WriteAllLines(Path.Combine(sweep, "trials.csv"),
-            ["study,optimizer,batch_size,trial,seed,learning_rate,momentum,status,steps_to_target,steps_run,initial_loss,final_loss",
-             .. BatchSizes.Select(b => $"sgd-{b},sgd,{b},0,1,0.1,,reached,10,10,2.3,0.39")]);
+        File.WriteAllLines(Path.Combine(sweep, "trials.csv"), trials);
         return (sweep, curvature);
     }
 
+    static readonly FitOptions Fast = new() { Sensitivity = false, EosMargin = 0, EdgeOfStability = false };
+
+    static ValidationResult Run(string sweep, string curvature, FitOptions options) =>
+        Validator.Run(new ValidationInputs(SweepResults.Load(sweep), CurvatureResults.LoadWithSiblings(curvature), TargetLoss, options));
+
     [Fact]
-    public void ZeroShotReproducesStepsMeasuredOnTheSameNqm()
+    public void FitRecoversFloorAndInitialConditionFromOneCurveAndPredictsTheRestZeroShot()
     {
         var (sweep, curvature) = WriteRun();
-        var result = Validator.Run(new ValidationInputs(SweepResults.Load(sweep), CurvatureResults.Load(curvature), TargetLoss,
-            new FitOptions { PrimaryVariant = "diagonal/measured-c" }));
+        var result = Run(sweep, curvature, Fast);
+        var eigen = result.Fit.Variants.Single(v => v.Name == "eigen/measured-c");
+        Assert.Null(eigen.Problem);
+        Assert.InRange(eigen.Floor, TrueFloor - 0.01, TrueFloor + 0.01);
+        Assert.InRange(TrueFloor, eigen.FloorLow!.Value - 0.002, eigen.FloorHigh!.Value + 0.002);
+        Assert.InRange(eigen.BulkExponent!.Value, TrueExponent - 0.1, TrueExponent + 0.1);
+        // The measured top directions keep their (gᵀv)²/h² (noise-corrected): their share of the start is the true one.
+        double trueTopShare = Top.Sum(t => 0.5 * t.H * t.S0) / (InitialLoss - TrueFloor);
+        Assert.InRange(eigen.TopShareOfInitialLoss!.Value, trueTopShare * 0.95, trueTopShare * 1.05);
 
-        var rows = result.Comparison.Where(c => c.Variant == "diagonal/measured-c").ToArray();
+        var rows = result.Comparison.Where(c => c.Variant == "eigen/measured-c").ToArray();
         Assert.Equal(BatchSizes.Length, rows.Length);
+        var report = string.Join("\n", rows.Select(r => $"B={r.BatchSize}: measured {r.MeasuredSteps}, zero-shot {r.ZeroShot}, log2 {r.Log2ZeroShot:F3}"));
         foreach (var row in rows)
-            Assert.True(Math.Abs(row.Log2ZeroShot!.Value) < 0.05, $"B={row.BatchSize}: log2 zero-shot {row.Log2ZeroShot}");
-        // c = h halves the noise: at the smallest batch size (noise-dominated) it must predict fewer steps.
-        var tied = result.Comparison.Single(c => c.Variant == "diagonal/c=h" && c.BatchSize == 4);
-        Assert.True(tied.Log2ZeroShot < -0.5, $"c = h at B=4: log2 {tied.Log2ZeroShot}");
-        // One-point calibration on the smallest batch size: factor ≈ 1 and the point is marked, not scored.
-        Assert.InRange(result.Fit.TimeScale["diagonal/measured-c"]!.Value, 0.97, 1.03);
-        Assert.Single(rows, r => r.CalibrationPoint);
-        var onePoint = result.Errors.Single(e => e.Variant == "diagonal/measured-c" && e.Predictor == "one-point");
-        Assert.Equal(BatchSizes.Length - 1, onePoint.Points);
-        // Baseline: S_min from the calibration point with B_noise = 40 from summary.json.
-        var baseline = rows.Single(r => r.BatchSize == 1024).Baseline!.Value;
+            Assert.True(Math.Abs(row.Log2ZeroShot!.Value) < 0.1, report);
+        // The fit point is never scored; one-point-smallest excludes the smallest batch size as well.
+        Assert.Equal(Calibration.FitPoint, rows.Single(r => r.BatchSize == 1024).Excluded);
+        Assert.Equal(Calibration.CalibrationPoint, rows.Single(r => r.BatchSize == 4).Excluded);
+        Assert.Equal(BatchSizes.Length - 2, result.Errors.Single(e => e.Variant == "eigen/measured-c" && e.Calibration == "one-point-smallest").Points);
+        Assert.Equal(BatchSizes.Length - 1, result.Errors.Single(e => e.Variant == "eigen/measured-c" && e.Calibration == "zero-shot").Points);
+        Assert.Equal(BatchSizes.Length - 1, result.Errors.Single(e => e.Variant == "eigen/measured-c" && e.Calibration == "leave-one-out").Points);
+        // Baseline: S_min from the same calibration point, B_noise = 40 from summary.json.
         double sMin = rows.Single(r => r.BatchSize == 4).MeasuredSteps!.Value / (1 + 40.0 / 4);
-        Assert.Equal(sMin * (1 + 40.0 / 1024), baseline, 6);
-        Assert.Equal(InitialLoss - 0, result.Fit.InitialExcess, 9);
+        Assert.Equal(sMin * (1 + 40.0 / 256), rows.Single(r => r.BatchSize == 256).Baseline!.Value, 6);
+        Assert.Equal(new Recipe("init", "curve", "measured", "eigen/measured-c", "one-point-smallest"), result.Fit.PrimaryRecipe);
     }
 
     [Fact]
-    public void BaselineIsScoredForAdamWhenThePrimaryVariantHasTwoAdamMappings()
+    public void FitNeverReadsAScoredPoint()
     {
         var (sweep, curvature) = WriteRun();
-        File.AppendAllLines(Path.Combine(sweep, "steps.csv"), BatchSizes.Select(b => $"adam,{b},{400 / b + 20},0.001,,5,5,0"));
-        var result = Validator.Run(new ValidationInputs(SweepResults.Load(sweep), CurvatureResults.Load(curvature), TargetLoss,
-            new FitOptions { PrimaryVariant = "diagonal/measured-c" }));
-        var adamBaseline = result.Errors.Single(e => e.Variant == "mccandlish" && e.Optimizer == "adam");
-        Assert.Equal(BatchSizes.Length, adamBaseline.Points);
-        Assert.Contains(result.Comparison, c => c.Variant == "diagonal/measured-c [precond-measured]" && c.Optimizer == "adam");
+        var clean = Run(sweep, curvature, Fast);
+        Directory.Delete(_root, true);
+        // Every scored point (all but the fit point, sgd at the largest batch size) replaced by garbage.
+        (sweep, curvature) = WriteRun((b, steps) => b == BatchSizes[^1] ? steps : 7 * steps + 13);
+        var garbled = Run(sweep, curvature, Fast);
+        Assert.Equal(clean.Predictions.Select(p => (p.Variant, p.Optimizer, p.BatchSize, p.StepsZeroShot, p.LearningRate)),
+                     garbled.Predictions.Select(p => (p.Variant, p.Optimizer, p.BatchSize, p.StepsZeroShot, p.LearningRate)));
+        Assert.Equal(clean.Fit.Variants, garbled.Fit.Variants);
+        // ... while the comparison does see the garbage (the test would pass vacuously otherwise).
+        Assert.NotEqual(clean.Comparison.Select(c => c.MeasuredSteps), garbled.Comparison.Select(c => c.MeasuredSteps));
+    }
+
+    [Fact]
+    public void SensitivityCoversEveryRecipeAndVerdictsCountThem()
+    {
+        var (sweep, curvature) = WriteRun();
+        var result = Run(sweep, curvature, new FitOptions { EdgeOfStability = false });
+        // 1 checkpoint × 4 floor policies × 2 initial conditions × 5 variants (diagonal ×2, eigen ×2, eigen+eos) × 4 calibrations, one optimizer.
+        Assert.Equal(1 * 4 * 2 * 5 * 4, result.Sensitivity.Count);
+        Assert.Single(result.Sensitivity, r => r.Primary);
+        var primary = result.Sensitivity.Single(r => r.Primary);
+        Assert.Equal(result.Errors.Single(e => e.Variant == "eigen/measured-c" && e.Calibration == "one-point-smallest").MedianAbsLog2, primary.MedianAbsLog2);
+        Assert.Contains("of 40 recipes", result.Verdicts.Single(v => v.Id == "a").Recipes);
+        // The eos-aware variant's cap is self-consistent with the learning rate it predicts: P·h_cap ≤ 0.9 · 2/α (within the 2% tolerance).
+        foreach (var p in result.Predictions.Where(p => p.Variant == "eigen+eos/measured-c" && p.CurvatureCap is not null))
+            Assert.True(p.CurvatureCap!.Value * p.LearningRate!.Value <= 0.9 * 2 * 1.03, $"B={p.BatchSize}: cap {p.CurvatureCap} at α {p.LearningRate}");
     }
 
     [Fact]
@@ -88,24 +161,39 @@ public class ValidatorTests : IDisposable
     {
         var (sweep, curvature) = WriteRun();
         string outDir = Path.Combine(_root, "validation");
-        var result = Validator.Run(new ValidationInputs(SweepResults.Load(sweep), CurvatureResults.Load(curvature), TargetLoss, new FitOptions()));
+        var result = Run(sweep, curvature, Fast with { Floor = "zero", InitialCondition = "isotropic", Sensitivity = true });
         Validator.Write(result, outDir);
         Directory.Delete(sweep, true); // the report must not need the inputs
-        Directory.Delete(curvature, true);
+        Directory.Delete(Path.GetDirectoryName(curvature)!, true);
         var doc = ValidationReport.Build(outDir);
         doc.Save(outDir);
         string html = File.ReadAllText(Path.Combine(outDir, "report.html"));
         Assert.Contains("data:image/png;base64,", html);
-        Assert.True(html.Split("<table").Length - 1 >= 4, "verdict, error, scaling and comparison tables");
+        Assert.True(html.Split("<table").Length - 1 >= 6, "verdict, headline, error, learning-rate, scaling, comparison and sensitivity tables");
         Assert.True(File.Exists(Path.Combine(outDir, "steps-sgd.png")));
-        Assert.Contains("(a) sgd: perfect scaling, then diminishing returns", File.ReadAllText(Path.Combine(outDir, "report.md")));
+        string md = File.ReadAllText(Path.Combine(outDir, "report.md"));
+        Assert.Contains("(a) sgd: perfect scaling, then diminishing returns", md);
+        Assert.Contains("Sensitivity: every recipe", md);
         Assert.Equal(3, ValidationReport.Summary(outDir).Count);
+    }
+
+    [Fact]
+    public void MissingCurveNamesTheFileAndTheWayOut()
+    {
+        var (sweep, curvature) = WriteRun();
+        Directory.Delete(Path.Combine(sweep, "trials"), true);
+        var e = Assert.Throws<NqmValidate.Reports.RunFileException>(() => Run(sweep, curvature, Fast));
+        Assert.Contains("curve.csv", e.Message);
+        Assert.Contains("fit.floor", e.Message);
+        // With a stated floor and an isotropic start no curve is needed.
+        var r = Run(sweep, curvature, Fast with { Floor = "0.3", InitialCondition = "isotropic" });
+        Assert.Equal(0.3, r.Fit.Variants.First().Floor);
     }
 
     [Fact]
     public void MissingColumnNamesTheFileAndTheColumn()
     {
-        var (sweep, curvature) = WriteRun();
+        var (_, curvature) = WriteRun();
         File.WriteAllLines(Path.Combine(curvature, "spectrum.csv"), ["layer,h,count", "total,1,1"]);
         var e = Assert.Throws<NqmValidate.Reports.RunFileException>(() => CurvatureResults.Load(curvature));
         Assert.Contains("spectrum.csv", e.Message);
@@ -113,12 +201,16 @@ public class ValidatorTests : IDisposable
     }
 
     [Fact]
-    public void UnknownFitFieldIsAnError()
+    public void UnknownOrRemovedFitFieldsAreErrorsThatNameTheReplacement()
     {
         var json = System.Text.Json.JsonDocument.Parse("""{"floor": "zero", "flour": 1}""").RootElement;
-        var e = Assert.Throws<SpecException>(() => FitOptions.Parse(json, "spec.json"));
-        Assert.Contains("flour", e.Message);
+        Assert.Contains("flour", Assert.Throws<SpecException>(() => FitOptions.Parse(json, "spec.json")).Message);
         var bad = System.Text.Json.JsonDocument.Parse("""{"search": "random"}""").RootElement;
         Assert.Contains("grid, continuous", Assert.Throws<SpecException>(() => FitOptions.Parse(bad, "spec.json")).Message);
+        var minObserved = System.Text.Json.JsonDocument.Parse("""{"floor": "min-observed"}""").RootElement;
+        var e = Assert.Throws<SpecException>(() => FitOptions.Parse(minObserved, "spec.json"));
+        Assert.Contains("'curve'", e.Message);
+        var calOpt = System.Text.Json.JsonDocument.Parse("""{"calibration_optimizer": "sgd"}""").RootElement;
+        Assert.Contains("fit.calibration =", Assert.Throws<SpecException>(() => FitOptions.Parse(calOpt, "spec.json")).Message);
     }
 }

@@ -42,12 +42,15 @@ public class VerdictRulesTests
         Assert.Equal(VerdictOutcome.Inconclusive, VerdictRules.MomentumMatchesSgdBelowCritical(sgd, same, null).Outcome);
     }
 
+    static readonly double[] Octaves = [16, 32, 64, 128, 256, 512, 1024, 2048];
+    static ScalingFitResult FitOf(Func<double, double> steps) => ScalingFitResult.Fit(Curve(steps, Octaves))!;
+
     [Fact]
     public void CriticalBatchSizeComparisonUsesTheRatioAndTheFitQuality()
     {
-        var small = new ScalingFitResult(1000, 100, 0.99, 5);
-        var large = new ScalingFitResult(500, 400, 0.99, 5);
-        var poor = new ScalingFitResult(500, 400, 0.5, 5);
+        var small = ScalingFitResult.From(1000, 100, 0.99, 0.05, 5, 16, 2048);
+        var large = ScalingFitResult.From(500, 400, 0.99, 0.05, 5, 16, 2048);
+        var poor = ScalingFitResult.From(500, 400, 0.99, 0.3, 5, 16, 2048);
         Assert.Equal(VerdictOutcome.Holds, VerdictRules.LargerCriticalBatchSize("c", "momentum", "sgd", large, small).Outcome);
         Assert.Equal(VerdictOutcome.Fails, VerdictRules.LargerCriticalBatchSize("c", "momentum", "sgd", small, large).Outcome);
         Assert.Equal(VerdictOutcome.Inconclusive, VerdictRules.LargerCriticalBatchSize("c", "momentum", "sgd", small, small).Outcome);
@@ -55,11 +58,44 @@ public class VerdictRulesTests
     }
 
     [Fact]
+    public void GuardAcceptsAKneeWithSeedNoiseAndRejectsAKneelessPowerLawThatRSquaredPasses()
+    {
+        // The model's own shape with ±10% deterministic "seed noise": accepted, B_noise near the true 200.
+        double[] noise = [0.1, -0.08, 0.05, -0.1, 0.07, -0.04, 0.09, -0.06];
+        var good = FitOf(b => 100 * (1 + 200 / b) * Math.Exp(noise[Array.IndexOf(Octaves, b)]));
+        Assert.Equal(ScalingFitResult.InRange, good.Status);
+        Assert.InRange(good.CriticalBatchSize!.Value, 130, 300);
+        // A power law B^-0.7 has no knee at all; the S(B) fit still reaches R² > 0.95 (the old guard, R² < 0.9, stays silent)
+        // but its residuals are as large as the verdicts' resolution: rejected.
+        var kneeless = FitOf(b => Math.Pow(b, -0.7));
+        Assert.True(kneeless.RSquaredLog > 0.95, $"R² {kneeless.RSquaredLog}");
+        Assert.Equal(ScalingFitResult.PoorFit, kneeless.Status);
+        Assert.Null(kneeless.CriticalBatchSize);
+    }
+
+    [Fact]
+    public void PerfectScalingThroughoutIsLabelledNoPlateauNotASearchBound()
+    {
+        var linear = FitOf(b => 1e6 / b);
+        Assert.Equal(1.0, linear.RSquaredLog, 6);              // a "perfect" fit by R²
+        Assert.True(linear.BNoise > 1e6, $"{linear.BNoise}");   // whose B_noise is the search's bound
+        Assert.Equal(ScalingFitResult.NoPlateau, linear.Status);
+        Assert.Null(linear.CriticalBatchSize);
+        Assert.StartsWith("> 2048 (no plateau in the measured range)", linear.Label);
+        var flat = FitOf(b => 100 * (1 + 2 / b));
+        Assert.Equal(ScalingFitResult.NoPerfectScaling, flat.Status);
+        // A bound still decides when it is far enough: momentum with no plateau below 2048 vs SGD's 163.
+        var sgd = FitOf(b => 224 * (1 + 163 / b));
+        Assert.Equal(VerdictOutcome.Holds, VerdictRules.LargerCriticalBatchSize("c", "momentum", "sgd", linear, sgd).Outcome);
+        Assert.Equal(VerdictOutcome.Inconclusive, VerdictRules.LargerCriticalBatchSize("c", "momentum", "sgd", linear, linear).Outcome);
+    }
+
+    [Fact]
     public void NqmAgainstBaselineNeedsAClearMargin()
     {
-        Assert.Equal(VerdictOutcome.Holds, VerdictRules.NqmBeatsBaseline(0.2, 0.5, 5).Outcome);
-        Assert.Equal(VerdictOutcome.Fails, VerdictRules.NqmBeatsBaseline(0.6, 0.3, 5).Outcome);
-        Assert.Equal(VerdictOutcome.Inconclusive, VerdictRules.NqmBeatsBaseline(0.3, 0.35, 5).Outcome);
-        Assert.Equal(VerdictOutcome.Inconclusive, VerdictRules.NqmBeatsBaseline(0.1, 0.9, 2).Outcome);
+        Assert.Equal(VerdictOutcome.Holds, VerdictRules.NqmBeatsBaseline("sgd", "leave-one-out", 0.2, 0.5, 5).Outcome);
+        Assert.Equal(VerdictOutcome.Fails, VerdictRules.NqmBeatsBaseline("sgd", "leave-one-out", 0.6, 0.3, 5).Outcome);
+        Assert.Equal(VerdictOutcome.Inconclusive, VerdictRules.NqmBeatsBaseline("sgd", "leave-one-out", 0.3, 0.35, 5).Outcome);
+        Assert.Equal(VerdictOutcome.Inconclusive, VerdictRules.NqmBeatsBaseline("sgd", "leave-one-out", 0.1, 0.9, 2).Outcome);
     }
 }

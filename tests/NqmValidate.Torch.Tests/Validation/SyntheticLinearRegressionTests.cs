@@ -73,7 +73,7 @@ public class SyntheticLinearRegressionTests
             studies.Select(s => new MeasuredTrial(s.Optimizer, s.BatchSize, s.LearningRate!.Value, s.Momentum, "reached", s.StepsToTarget, s.StepsToTarget, floor + InitialExcess, null)).ToList());
         var curvature = new CurvatureResults("synthetic", bins, [], [], new CurvatureSummary(floor + InitialExcess, null, null, D, null, null, null, null));
         var result = Validator.Run(new ValidationInputs(sweep, curvature, floor + TargetExcess,
-            new FitOptions { Floor = floor.ToString(System.Globalization.CultureInfo.InvariantCulture), PrimaryVariant = "diagonal/measured-c" }));
+            new FitOptions { Floor = floor.ToString(System.Globalization.CultureInfo.InvariantCulture), InitialCondition = "isotropic", Checkpoint = "given", Sensitivity = false, PrimaryVariant = "diagonal/measured-c" }));
 
         var rows = result.Comparison.Where(c => c.Variant == "diagonal/measured-c").ToArray();
         Assert.Equal(2 * BatchSizes.Length, rows.Length);
@@ -82,6 +82,78 @@ public class SyntheticLinearRegressionTests
             Assert.True(Math.Abs(row.Log2ZeroShot!.Value) <= Math.Log2(1.5), "zero-shot beyond a factor of 1.5:\n" + report);
         // The prediction must have the curve's shape too: many more steps at the smallest batch size than the largest.
         Assert.True(rows.Single(r => r.Optimizer == "sgd" && r.BatchSize == 4).ZeroShot > 4 * rows.Single(r => r.Optimizer == "sgd" && r.BatchSize == 1024).ZeroShot, report);
+    }
+
+    /// <summary>
+    /// Item 10 of issue #10, the part that needs no new workload: the same linear regression, but the floor
+    /// (label noise σ²/2) and the initial condition (w* with |w*_i|² ∝ h_i^−0.5, not the isotropic start) are NOT
+    /// handed to the fit. It must find both from the loss curve of the largest batch size's best SGD trial (the
+    /// mean excess of its replicas plus the floor, stopping at the target like a real trial).
+    /// KNOWN FAILURE of the issue's criterion, not asserted here: the zero-shot prediction of the other batch sizes
+    /// within a factor of 1.5. Measured when this test was written: floor 0.505 [0.504, 0.506] for a true 0.5,
+    /// a = 0.35 for a true 0.5, and zero-shot log2 errors +0.82 / +0.72 / +0.60 / +0.36 at B = 4 / 16 / 64 / 256:
+    /// a 1% floor error is a 25% error in the target excess (0.015 instead of 0.02), which the noise-dominated small
+    /// batch sizes amplify, and the profile interval is overconfident (it excludes the true floor). A curve that
+    /// stops at the target cannot pin the floor to the precision a target this close to it needs; the issue's
+    /// "longer run of the same trial" is the next step (docs/validation.md, notes of issue #10).
+    /// </summary>
+    [Fact]
+    public void FittedNqmFindsAnUnknownFloorAndAnUnalignedStartFromOneCurve()
+    {
+        TorchRuntime.Initialize(1);
+        var h = tensor(Curvatures, dtype: ScalarType.Float64);
+        var signs = randint(0, 2, [D], generator: new Generator(13)).to(ScalarType.Float64) * 2 - 1;
+        var shape = Curvatures.Select(c => Math.Pow(c, -0.25)).ToArray(); // |w*_i| ∝ h^−1/4, s0 ∝ h^−1/2
+        double norm = Math.Sqrt(2 * InitialExcess / Curvatures.Zip(shape).Sum(x => x.First * x.Second * x.Second));
+        var wStar = signs * tensor(shape, dtype: ScalarType.Float64) * norm;
+        double floor = LabelNoise / 2;
+        string dir = Path.Combine(Path.GetTempPath(), "nqm-synthetic-" + Guid.NewGuid().ToString("N")[..8]);
+        try
+        {
+            double[] rates = Enumerable.Range(0, 32).Select(j => 0.95 * 2 / Math.Pow(2, j / 4.0)).ToArray();
+            var studies = new List<MeasuredStudy>();
+            var trials = new List<MeasuredTrial>();
+            foreach (int b in BatchSizes)
+            {
+                bool largest = b == BatchSizes[^1];
+                var (steps, rate, curve) = StepsToTarget(h, wStar, b, rates, 0, 20_000, seed: 7000 + b, recordCurve: largest);
+                Assert.True(steps > 0, $"B={b}: no learning rate reached the target");
+                studies.Add(new MeasuredStudy("sgd", b, steps, rate, null, 32, 1, 0, null, null));
+                trials.Add(new MeasuredTrial("sgd", b, rate, null, "reached", steps, steps, floor + InitialExcess, floor + TargetExcess, $"sgd-b{b}-r0", "t000"));
+                if (largest)
+                {
+                    string trialDir = Path.Combine(dir, "trials", $"sgd-b{b}-r0", "t000");
+                    Directory.CreateDirectory(trialDir);
+                    File.WriteAllLines(Path.Combine(trialDir, "curve.csv"),
+                        ["step,train_loss", .. curve!.Select((e, k) => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{k},{floor + e:R}"))]);
+                }
+            }
+
+            var model = nn.Linear(D, 1, hasBias: false, dtype: ScalarType.Float64);
+            using (no_grad()) model.weight!.copy_((wStar * 0.75).unsqueeze(0));
+            var gen = new Generator(7);
+            var x = randn([20_000, D], dtype: ScalarType.Float64, generator: gen) * h.sqrt();
+            var y = (x.matmul(wStar) + randn([20_000], dtype: ScalarType.Float64, generator: gen) * Math.Sqrt(LabelNoise)).unsqueeze(1);
+            var diagonals = Diagonals.Compute(model, x, y, new DiagonalOptions { Loss = LossKind.MeanSquaredError, McSamples = 0, ChunkSize = 4096 });
+            var spectrum = NqmValidate.Nqm.Spectrum.FromParameters(diagonals.Flatten(p => p.Ggn), diagonals.Flatten(p => p.NoiseVariance), 12);
+            var bins = spectrum.Rows.Select(r => new MeasuredBin(r.H, r.C, r.Count, null, null)).ToList();
+            var curvature = new CurvatureResults("synthetic", bins, [], [], new CurvatureSummary(floor + InitialExcess, null, null, D, null, null, null, null));
+
+            var result = Validator.Run(new ValidationInputs(new SweepResults(dir, studies, trials), curvature, floor + TargetExcess,
+                new FitOptions { Checkpoint = "given", PrimaryVariant = "diagonal/measured-c", Sensitivity = false, EosMargin = 0, EdgeOfStability = false }));
+
+            var fit = result.Fit.Variants.Single(v => v.Name == "diagonal/measured-c");
+            var rows = result.Comparison.Where(c => c.Variant == "diagonal/measured-c").ToArray();
+            string report = $"floor {fit.Floor:F3} [{fit.FloorLow:F3}, {fit.FloorHigh:F3}] (true {floor}), a = {fit.BulkExponent:F2} (true 0.5)\n" +
+                            string.Join("\n", rows.Select(r => $"B={r.BatchSize}: measured {r.MeasuredSteps}, NQM {r.ZeroShot}, log2 {r.Log2ZeroShot:F2}"));
+            Assert.True(Math.Abs(fit.Floor - floor) <= 0.05 * floor, report);
+            Assert.True(Math.Abs(fit.BulkExponent!.Value - 0.5) <= 0.25, report);
+            // The fit point itself is reproduced (its curve was fitted), and the predictions keep the measured shape.
+            Assert.True(Math.Abs(rows.Single(r => r.BatchSize == BatchSizes[^1]).Log2ZeroShot!.Value) <= Math.Log2(1.25), report);
+            Assert.True(rows.Single(r => r.BatchSize == 4).ZeroShot > 4 * rows.Single(r => r.BatchSize == 1024).ZeroShot, report);
+            Assert.Equal(Calibration.FitPoint, rows.Single(r => r.BatchSize == BatchSizes[^1]).Excluded);
+        }
+        finally { try { Directory.Delete(dir, true); } catch (IOException) { } }
     }
 
     /// <summary>
@@ -94,6 +166,15 @@ public class SyntheticLinearRegressionTests
     /// </summary>
     static (long Steps, double Rate) StepsToTarget(Tensor h, Tensor wStar, int batchSize, double[] rates, double beta, long cap, int seed)
     {
+        var (steps, rate, _) = StepsToTarget(h, wStar, batchSize, rates, beta, cap, seed, recordCurve: false);
+        return (steps, rate);
+    }
+
+    /// <summary>As above; with <paramref name="recordCurve"/> also the winning learning rate's mean excess loss at every step from 0.</summary>
+    static (long Steps, double Rate, double[]? Curve) StepsToTarget(Tensor h, Tensor wStar, int batchSize, double[] rates, double beta, long cap, int seed, bool recordCurve)
+    {
+        var history = new List<double[]>();
+        if (recordCurve) history.Add(Enumerable.Repeat((0.5 * (wStar.square() * h).sum()).item<double>(), rates.Length).ToArray());
         int replicas = Math.Clamp(4096 / batchSize, 4, Replicas);
         int rows = rates.Length * replicas;
         var gen = new Generator((ulong)seed);
@@ -126,12 +207,16 @@ public class SyntheticLinearRegressionTests
                     w.masked_fill_(diverged.unsqueeze(1), 0);
                 }
                 var perRate = excess.view(rates.Length, replicas).mean([1]);
+                if (recordCurve) history.Add(perRate.data<double>().ToArray());
                 var reached = perRate.lt(TargetExcess).logical_and(alive.view(rates.Length, replicas).all(1));
                 if (reached.any().item<bool>())
-                    return (k, rates[reached.nonzero()[0, 0].item<long>()]);
-                if (!alive.any().item<bool>()) return (-1, double.NaN);
+                {
+                    long winner = reached.nonzero()[0, 0].item<long>();
+                    return (k, rates[winner], recordCurve ? history.Select(row => row[winner]).ToArray() : null);
+                }
+                if (!alive.any().item<bool>()) return (-1, double.NaN, null);
             }
         }
-        return (-1, double.NaN);
+        return (-1, double.NaN, null);
     }
 }
