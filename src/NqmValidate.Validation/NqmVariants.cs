@@ -23,7 +23,7 @@ public sealed record NqmVariant(string Name, string Source, string Noise, IReadO
 }
 
 /// <summary>
-/// Builds NQM spectra from measured curvature (VALIDATION.md §3). Pure functions of the measured
+/// Builds NQM spectra from measured curvature (docs/design/validation-protocol.md §3). Pure functions of the measured
 /// numbers and the options; every choice is stated in the variant's notes. Bins come out with s0 = 0:
 /// the initial condition is set afterwards (<see cref="InitialCondition"/>), from data that is not a scored point.
 /// </summary>

@@ -222,7 +222,7 @@ public static class ValidationReport
 
     static ChartSpec LearningRateChart(string primary, IReadOnlyList<PredictionRow> predictions, IReadOnlyList<MeasuredRow> measured)
     {
-        // One unit: the effective learning rate α/(1−β) (= α for SGD), in which SGD and heavy ball compare (NQM.md §2).
+        // One unit: the effective learning rate α/(1−β) (= α for SGD), in which SGD and heavy ball compare (docs/design/nqm.md §2).
         var series = measured.Where(m => m.StepsToTarget is not null && m.EffectiveLearningRate > 0 && m.Optimizer != "adam").GroupBy(m => m.Optimizer)
             .Select(g => new ChartSeries($"measured {g.Key} α/(1−β)", g.Select(m => m.BatchSize).ToArray(), g.Select(m => m.EffectiveLearningRate!.Value).ToArray(), SeriesStyle.Markers))
             .ToList();

@@ -47,7 +47,7 @@ public sealed record VariantRecord(string Name, string Source, string Noise, str
     double InitialExcess, double TargetExcess, double? TopShareOfInitialLoss, string? CurveFitAtSearchEdge, string? Problem);
 
 /// <summary>
-/// Fit → predict → compare (VALIDATION.md §3–4; docs/validation.md). Zero-shot predictions use no measured steps.
+/// Fit → predict → compare (docs/design/validation-protocol.md §3–4; docs/validation.md). Zero-shot predictions use no measured steps.
 /// The loss floor and the initial condition's shape come from ONE loss curve (the largest batch size's best SGD
 /// trial), whose point is then never scored. Every predictor (NQM variants and the per-optimizer McCandlish
 /// baseline) is calibrated by the same scheme, each optimizer on its own points. The primary recipe is the

@@ -36,7 +36,7 @@ public sealed record ScalingPoints(IReadOnlyList<double> BatchSizes, IReadOnlyLi
 }
 
 /// <summary>
-/// The verdict rules of VALIDATION.md §4 as pure functions. Thresholds are stated in each rule's
+/// The verdict rules of docs/design/validation-protocol.md §4 as pure functions. Thresholds are stated in each rule's
 /// text so the report shows exactly how a verdict was reached. The same rules run on measured
 /// curves and on predicted ones, so the report can say what the NQM predicts for each claim too.
 /// </summary>
