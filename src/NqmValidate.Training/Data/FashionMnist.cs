@@ -37,6 +37,9 @@ public sealed record FashionMnistData(
 }
 
 /// <summary>Loads the real Fashion-MNIST (IDX files, gzip or plain) into memory as tensors.</summary>
+/// <summary>Where a run's data came from and a hash of its files (<see cref="FashionMnist.Identity"/>).</summary>
+public sealed record DataIdentity(string Directory, string Sha256);
+
 public static class FashionMnist
 {
     public const string DefaultDirectory = "/usr/share/datasets/fashion-mnist";
@@ -50,6 +53,23 @@ public static class FashionMnist
         !string.IsNullOrWhiteSpace(dataDir) ? dataDir
         : Environment.GetEnvironmentVariable("NQM_DATA_DIR") is { Length: > 0 } env ? env
         : DefaultDirectory;
+
+    /// <summary>
+    /// What identifies the data a run trained on: the resolved directory and a SHA-256 over the four files' bytes in a
+    /// fixed order (the same data in another folder has the same hash; another copy or format does not).
+    /// </summary>
+    public static DataIdentity Identity(string? dataDir)
+    {
+        string dir = Path.GetFullPath(ResolveDirectory(dataDir));
+        using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        foreach (var name in new[] { TrainImages, TrainLabels, TestImages, TestLabels })
+        {
+            string file = FindFile(dir, name);
+            sha.AppendData(System.Text.Encoding.UTF8.GetBytes(Path.GetFileName(file) + "\n"));
+            sha.AppendData(File.ReadAllBytes(file));
+        }
+        return new DataIdentity(dir, Convert.ToHexStringLower(sha.GetHashAndReset()));
+    }
 
     /// <summary>
     /// Checks, without loading, that the data directory holds the four files and returns the number of

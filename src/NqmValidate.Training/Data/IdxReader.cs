@@ -69,13 +69,17 @@ public static class IdxReader
         {
             throw new DataSetException(path, DataFault.CorruptGzip, $"corrupt gzip data ({e.Message}). Reinstall the file.", e);
         }
-        // .NET's GZipStream ends quietly on a truncated stream, so compare with the gzip trailer
-        // (ISIZE: uncompressed length mod 2^32, the last four bytes of a single-member file).
+        // .NET's GZipStream ends quietly on a truncated stream, so check the file's last eight bytes. A whole gzip file,
+        // single- or multi-member (concatenated members are valid gzip, and GZipStream reads them all), ends with its
+        // last member's trailer: CRC-32 and ISIZE (length mod 2^32; exact for these files) of that member's data, which
+        // are the last ISIZE bytes decompressed. A truncated file ends inside compressed data instead.
+        var data = output.ToArray();
         uint isize = raw.Length >= 18 ? BinaryPrimitives.ReadUInt32LittleEndian(raw.AsSpan(raw.Length - 4)) : uint.MaxValue;
-        if (isize != (uint)output.Length)
+        uint crc = raw.Length >= 18 ? BinaryPrimitives.ReadUInt32LittleEndian(raw.AsSpan(raw.Length - 8)) : 0;
+        if (isize > data.Length || System.IO.Hashing.Crc32.HashToUInt32(data.AsSpan(data.Length - (int)isize)) != crc)
             throw new DataSetException(path, DataFault.CorruptGzip,
-                $"truncated or corrupt gzip: decompressed {output.Length} bytes but the gzip trailer says {isize}. Reinstall the file.");
-        return output.ToArray();
+                $"truncated or corrupt gzip: the file does not end with the trailer of its decompressed data ({data.Length} bytes). Reinstall the file.");
+        return data;
     }
 
     static IdxArray Parse(string path, byte[] bytes, int dimensions)

@@ -74,6 +74,30 @@ public sealed class ResultsStore
         return $"`{(path == "" ? "(whole spec)" : path)}` is {Show(stored)} there, {Show(given)} now";
     }
 
+    public string DataPath => Path.Combine(Root, "data.json");
+
+    /// <summary>
+    /// Records which data the sweep trains on (DIR/data.json), or checks that a resumed sweep trains on the same: the
+    /// data directory is not part of the spec's results key ($NQM_DATA_DIR, or shards on machines with other paths), so
+    /// the files' hash is what must match.
+    /// </summary>
+    public void CheckData(Data.DataIdentity data)
+    {
+        if (File.Exists(DataPath))
+        {
+            Data.DataIdentity? stored;
+            try { stored = TrialJson.Read<Data.DataIdentity>(DataPath); }
+            catch (JsonException e) { throw new SweepStoreException($"{DataPath}: unreadable ({e.Message}); delete it to record the data again.", e); }
+            if (stored.Sha256 != data.Sha256)
+                throw new SweepStoreException(
+                    $"{Root} holds trials trained on the data set in {stored.Directory} (sha256 {stored.Sha256[..12]}…), but this run would use " +
+                    $"{data.Directory} (sha256 {data.Sha256[..12]}…): results of different data must not mix. Use the same data " +
+                    "(--data-dir, workload.data.dir or NQM_DATA_DIR) or another --out directory.");
+            return;
+        }
+        TrialJson.Write(DataPath, data);
+    }
+
     /// <summary>The stored spec of a sweep directory.</summary>
     public ExperimentSpec ReadSpec()
     {

@@ -46,6 +46,7 @@ public sealed class SweepRunner(ITrialRunner runner)
         // One live sweep per directory: a second one would kill or duplicate the first one's trials.
         using var owner = RunLock.Acquire(store.Root);
         store.Open(spec);
+        store.CheckData(Data.FashionMnist.Identity(spec.Workload?.Data.Dir));
         int adopted = store.RecoverAttempts();
         var chainPlans = plan.Shard(options.Shard.Index, options.Shard.Count);
         if (options.RetryCrashed) DeleteCrashed(store, chainPlans);

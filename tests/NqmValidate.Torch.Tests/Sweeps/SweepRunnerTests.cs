@@ -1,3 +1,4 @@
+using NqmValidate.Training.Data;
 using NqmValidate.Training.Sweeps;
 using NqmValidate.Training.Trials;
 
@@ -240,5 +241,26 @@ public class SweepRunnerTests
         Assert.Contains("--out \"$out/shards/shard-${SLURM_ARRAY_TASK_ID}\"", script);
         Assert.Contains("--device cuda", script);
         Assert.Contains("merge --out '\\''/out'\\'' '\\''/out'\\''/shards/shard-*", script);
+    }
+}
+
+public class DataIdentityTests
+{
+    [Fact]
+    public void AResumeOnOtherDataIsRefusedAndTheSameFilesElsewhereAreAccepted()
+    {
+        // The data directory is not part of the spec's results key when it comes from NQM_DATA_DIR (or differs between
+        // shard machines), so the sweep records the files' hash in DIR/data.json and checks it on every run.
+        using var a = new Training.IdxFixtures().WriteValid(train: 300, test: 20);
+        using var copy = new Training.IdxFixtures().WriteValid(train: 300, test: 20);   // the same bytes in another folder
+        using var other = new Training.IdxFixtures().WriteValid(train: 310, test: 20);  // other data
+        var store = new ResultsStore(SweepTestKit.TempDir("data-identity"));
+        store.CheckData(FashionMnist.Identity(a.Directory));
+        Assert.True(File.Exists(store.DataPath));
+        store.CheckData(FashionMnist.Identity(copy.Directory));
+        var e = Assert.Throws<SweepStoreException>(() => store.CheckData(FashionMnist.Identity(other.Directory)));
+        Assert.Contains(a.Directory, e.Message);
+        Assert.Contains(other.Directory, e.Message);
+        Assert.Contains("must not mix", e.Message);
     }
 }

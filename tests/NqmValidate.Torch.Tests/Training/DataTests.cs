@@ -101,6 +101,25 @@ public class DataTests
     }
 
     [Fact]
+    public void AMultiMemberGzipIsReadAsTheConcatenationOfItsMembers()
+    {
+        // gzip allows concatenated members (e.g. `cat a.gz b.gz`); a reader that checks only the whole length against the
+        // last member's ISIZE calls such a valid file corrupt.
+        using var fx = new IdxFixtures().WriteValid(train: 60, test: 20, gzip: true);
+        var idx = IdxFixtures.ImagesIdx(60);
+        int cut = idx.Length / 3;
+        File.WriteAllBytes(Path.Combine(fx.Directory, FashionMnist.TrainImages + ".gz"),
+            [.. IdxFixtures.Gzip(idx[..cut]), .. IdxFixtures.Gzip(idx[cut..])]);
+        using var data = FashionMnist.Load(fx.Directory, Tiny);
+        // Oracle: the same bytes as one member.
+        using var reference = new IdxFixtures().WriteValid(train: 60, test: 20, gzip: true);
+        using var single = FashionMnist.Load(reference.Directory, Tiny);
+        Assert.Equal(single.Train.Images.shape, data.Train.Images.shape);
+        Assert.True(data.Train.Images.eq(single.Train.Images).all().item<bool>());
+        Assert.True(data.Validation.Images.eq(single.Validation.Images).all().item<bool>());
+    }
+
+    [Fact]
     public void CorruptGzipIsNamed()
     {
         using var fx = new IdxFixtures().WriteValid();

@@ -42,8 +42,11 @@ public class WorkloadTests
         public nn.Module<Tensor, Tensor> CreateModel(ModelSpec spec, long seed, Device device)
         {
             // This workload has one model whatever the spec names (a workload with a model family would resolve it).
-            manual_seed(seed);
-            return nn.Linear(D, 1, hasBias: false);
+            // Its weights come from its own generator: the global one is shared with tests running in parallel.
+            var model = nn.Linear(D, 1, hasBias: false);
+            using var g = new Generator((ulong)seed);
+            using (no_grad()) model.weight!.copy_(randn([1, D], generator: g) * 0.1);
+            return model;
         }
 
         public Tensor Loss(Tensor output, Tensor targets) => 0.5 * (output - targets).square().mean();
