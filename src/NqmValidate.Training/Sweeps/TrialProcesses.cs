@@ -66,6 +66,17 @@ public interface ITrialRunner
 /// </summary>
 public sealed class ProcessTrialRunner : ITrialRunner
 {
+    /// <summary>
+    /// The environment of a trial process (the sweep's and `nqm verify`'s re-runs alike): one trial = `threads` cores,
+    /// so the OpenMP/MKL pools of the child are kept at that size too; workstation GC.
+    /// </summary>
+    public static void SetTrialEnvironment(ProcessStartInfo info, int threads)
+    {
+        info.Environment["OMP_NUM_THREADS"] = threads.ToString(CultureInfo.InvariantCulture);
+        info.Environment["MKL_NUM_THREADS"] = threads.ToString(CultureInfo.InvariantCulture);
+        info.Environment["DOTNET_gcServer"] = "0";
+    }
+
     /// <summary>The trial's configuration in its attempt directory.</summary>
     public const string ConfigFileName = "config.json";
 
@@ -104,10 +115,7 @@ public sealed class ProcessTrialRunner : ITrialRunner
         string configPath = Path.Combine(directory, ConfigFileName);
         TrialJson.Write(configPath, request.Config);
         foreach (var a in new[] { "train", "--config", configPath, "--out", directory, "--quiet" }) info.ArgumentList.Add(a);
-        // One trial = `threads` cores: keep OpenMP/MKL pools of the child at that size too.
-        info.Environment["OMP_NUM_THREADS"] = request.Spec.Threads.ToString(CultureInfo.InvariantCulture);
-        info.Environment["MKL_NUM_THREADS"] = request.Spec.Threads.ToString(CultureInfo.InvariantCulture);
-        info.Environment["DOTNET_gcServer"] = "0";
+        SetTrialEnvironment(info, request.Spec.Threads);
 
         using var log = new StreamWriter(Path.Combine(directory, "trial.log"), append: false, Encoding.UTF8) { AutoFlush = true };
         await log.WriteLineAsync("$ " + _executable + " " + string.Join(" ", info.ArgumentList));

@@ -316,10 +316,8 @@ public sealed class RunVerifier
         var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         info.ArgumentList.Add(_nqmDll);
         foreach (var a in arguments) info.ArgumentList.Add(a);
-        // As the sweep starts its trials (ProcessTrialRunner): OpenMP/MKL pools at the trial's thread count.
-        info.Environment["OMP_NUM_THREADS"] = threads.ToString(CultureInfo.InvariantCulture);
-        info.Environment["MKL_NUM_THREADS"] = threads.ToString(CultureInfo.InvariantCulture);
-        info.Environment["DOTNET_gcServer"] = "0";
+        // As the sweep starts its trials.
+        ProcessTrialRunner.SetTrialEnvironment(info, threads);
         using var process = Process.Start(info) ?? throw new TrialLaunchException("cannot start `dotnet`.");
         var stdout = process.StandardOutput.ReadToEndAsync(CancellationToken.None);
         var stderr = process.StandardError.ReadToEndAsync(CancellationToken.None);
