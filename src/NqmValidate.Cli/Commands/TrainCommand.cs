@@ -26,6 +26,7 @@ public static class TrainCommand
     static readonly Option<double?> Beta1 = new("--beta1") { Description = "Adam β1 (default 0.9)." };
     static readonly Option<double?> Beta2 = new("--beta2") { Description = "Adam β2 (default 0.999)." };
     static readonly Option<double?> Epsilon = new("--epsilon") { Description = "Adam ε (default 1e-8)." };
+    static readonly Option<string[]> Hyper = new("--hyperparameter") { Description = "Any hyperparameter of the optimizer's family as NAME=VALUE (e.g. ema_decay=0.95); repeatable." };
     static readonly Option<string?> LrSchedule = new("--lr-schedule") { Description = "constant (default) or linear decay." };
     static readonly Option<long?> DecaySteps = new("--decay-steps") { Description = "Linear decay length in steps (default max-steps)." };
     static readonly Option<double?> FinalLrFraction = new("--final-lr-fraction") { Description = "Learning rate at the end of the linear decay, as a fraction of the initial one (default 0.01)." };
@@ -47,7 +48,7 @@ public static class TrainCommand
     {
         var command = new Command("train", "Run one trial: train a model from a seed until it reaches a target, exhausts its step budget or diverges.");
         foreach (var o in new Option[] { Config, Model, HiddenWidths, WidthMultiplier, BlocksPerStage, Optimizer, LearningRate, Momentum, Beta1, Beta2,
-                     Epsilon, LrSchedule, DecaySteps, FinalLrFraction, BatchSize, TargetLoss, TargetError, MaxSteps, Seed, Threads, Device,
+                     Epsilon, Hyper, LrSchedule, DecaySteps, FinalLrFraction, BatchSize, TargetLoss, TargetError, MaxSteps, Seed, Threads, Device,
                      DataDir, EvalExamples, DivergenceFactor, LogEvery, Out, Quiet })
             command.Options.Add(o);
         command.SetAction(Run);
@@ -79,6 +80,14 @@ public static class TrainCommand
         };
         foreach (var (option, name) in new[] { (Momentum, "momentum"), (Beta1, "beta1"), (Beta2, "beta2"), (Epsilon, "epsilon") })
             if (p.GetValue(option) is { } value) o = o.With(name, value);
+        foreach (var assignment in p.GetValue(Hyper) ?? [])
+        {
+            var parts = assignment.Split('=', 2, StringSplitOptions.TrimEntries);
+            if (parts.Length != 2 || parts[0].Length == 0
+                || !double.TryParse(parts[1], NumberStyles.Float, CultureInfo.InvariantCulture, out double v))
+                throw new TrialConfigException($"--hyperparameter: '{assignment}' is not NAME=VALUE with a number (e.g. ema_decay=0.95).");
+            o = o.With(parts[0], v);
+        }
         var target = p.GetValue(TargetLoss) is { } tl ? new Target(TargetMetric.TrainLoss, tl)
             : p.GetValue(TargetError) is { } te ? new Target(TargetMetric.ValidationError, te)
             : c.Target;

@@ -13,6 +13,16 @@ public class TrainCommandTests
     static int Invoke(params string[] args) => NqmApp.BuildRoot().Parse(args).Invoke();
 
     [Fact]
+    public void AnyFamilyHyperparameterIsSetByNameAndCheckedByItsFamily()
+    {
+        var c = Parse("--optimizer ema --learning-rate 0.1 --hyperparameter ema_decay=0.95 --target-loss 1");
+        Assert.Equal(0.95, c.Optimizer["ema_decay"]);
+        Assert.Equal(0.95, c.Resolve().Optimizer["ema_decay"]);
+        Assert.Contains("ema_decay", Assert.Throws<TrialConfigException>(() => Parse("--optimizer sgd --hyperparameter ema_decay=0.9 --target-loss 1").Resolve()).Message);
+        Assert.Throws<TrialConfigException>(() => Parse("--optimizer ema --hyperparameter ema_decay --target-loss 1"));
+    }
+
+    [Fact]
     public void FlagsMapOntoTheConfiguration()
     {
         var c = Parse("--model mlp --hidden-widths 128,64 --optimizer nesterov --momentum 0.95 --learning-rate 0.05 --batch-size 256 " +
