@@ -20,6 +20,8 @@ public sealed record CurvatureRunRequest
     public long Seed { get; init; }
     /// <summary>The replayed trial's max_steps (the decay length of a linear schedule); null = the last checkpoint.</summary>
     public long? TrialMaxSteps { get; init; }
+    /// <summary>A recorded trial to replay (its whole configuration); when set it replaces Model, Optimizer, BatchSize, Seed and TrialMaxSteps.</summary>
+    public TrialConfig? Trial { get; init; }
     public int Threads { get; init; } = 1;
     public CurvatureSettings Settings { get; init; } = new();
     public required string OutDir { get; init; }
@@ -42,10 +44,10 @@ public static class CurvatureRun
     {
         log ??= _ => { };
         request.Settings.Validate();
-        var model = ModelRegistry.Resolve(request.Model);
-        OptimizerFamilies.Resolve(request.Optimizer, Math.Max(1, request.Checkpoints.Max(c => c.Steps)));
+        var model = ModelRegistry.Resolve(request.Trial?.Model ?? request.Model);
+        OptimizerFamilies.Resolve(request.Trial?.Optimizer ?? request.Optimizer, Math.Max(1, request.Checkpoints.Max(c => c.Steps)));
         TorchRuntime.Initialize(request.Threads);
-        using var data = FashionMnist.Load(request.DataDir);
+        using var data = FashionMnist.Load(request.DataDir ?? request.Trial?.DataDir);
         if (data.Train.Count < request.Settings.Examples)
             throw new CurvatureInputException($"--examples {request.Settings.Examples} exceeds the {data.Train.Count} training examples.");
         var inputs = data.Train.Images.narrow(0, 0, request.Settings.Examples);
@@ -54,11 +56,14 @@ public static class CurvatureRun
         if (request.BatchSize < 1 || request.BatchSize > data.Train.Count)
             throw new CurvatureInputException($"warm-up batch size {request.BatchSize} must be between 1 and the {data.Train.Count} training examples.");
         var workload = new FashionMnistWorkload(data);
-        var trial = new TrialConfig
+        // A recorded trial replays at its own thread count: another count may change its last bits, and so its path.
+        var trial = request.Trial is { } recorded ? recorded with { DataDir = request.DataDir ?? recorded.DataDir } : new TrialConfig
         {
             Model = model, Optimizer = request.Optimizer, BatchSize = request.BatchSize, Seed = request.Seed, Threads = request.Threads,
             DataDir = request.DataDir, MaxSteps = request.TrialMaxSteps ?? Math.Max(1, last),
         };
+        if (trial.BatchSize < 1 || trial.BatchSize > data.Train.Count)
+            throw new CurvatureInputException($"warm-up batch size {trial.BatchSize} must be between 1 and the {data.Train.Count} training examples.");
         using var trainer = new TrialRunner.TrialReplay(trial, workload);
         var lossKind = workload.OutputLoss == OutputLossKind.SoftmaxCrossEntropy ? LossKind.CrossEntropy : LossKind.MeanSquaredError;
         var results = new List<CheckpointResult>();
@@ -66,7 +71,7 @@ public static class CurvatureRun
         {
             if (checkpoint.Steps > trainer.Step)
             {
-                log($"warm-up: training to step {checkpoint.Steps} ({request.Optimizer.Name}, B = {request.BatchSize}, lr = {request.Optimizer.LearningRate}) ...");
+                log($"warm-up: training to step {checkpoint.Steps} ({trial.Optimizer.Name}, B = {trial.BatchSize}, lr = {trial.Optimizer.LearningRate}) ...");
                 trainer.TrainTo(checkpoint.Steps, (step, loss) =>
                 {
                     if (!double.IsFinite(loss))

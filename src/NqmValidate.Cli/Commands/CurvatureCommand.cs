@@ -22,6 +22,8 @@ public static class CurvatureCommand
     static readonly Option<double?> WidthMultiplier = new("--width-multiplier") { Description = "CNN/ResNet width multiplier (default 1)." };
     static readonly Option<string?> DataDir = new("--data-dir") { Description = $"Fashion-MNIST IDX directory (default $NQM_DATA_DIR or {FashionMnist.DefaultDirectory})." };
     static readonly Option<string?> CheckpointOption = new("--checkpoint") { Description = "init, warmup:STEPS, or a comma-separated list (e.g. init,warmup:200); several write DIR/<label>/ each (default init)." };
+    static readonly Option<string?> TrialDir = new("--trial") { Description = "Measure along a recorded trial (its directory: trial.json, curve.csv): its configuration is replayed instead of the warm-up flags." };
+    static readonly Option<string?> LossLevels = new("--loss-levels") { Description = "With --trial: checkpoints where its evaluated training loss first fell below these levels (comma-separated), plus init." };
     static readonly Option<string?> Optimizer = new("--optimizer") { Description = $"Warm-up optimizer: {string.Join(", ", OptimizerFamilies.Names)} (default sgd)." };
     static readonly Option<double?> LearningRate = new("--learning-rate") { Description = "Warm-up learning rate (default 0.1)." };
     static readonly Option<double?> Momentum = new("--momentum") { Description = "Warm-up momentum for momentum/nesterov (default 0.9)." };
@@ -50,7 +52,7 @@ public static class CurvatureCommand
     public static Command Create()
     {
         var command = new Command("curvature", "Measure curvature (GGN/Fisher diagonal, eigenvalues, traces, density) and gradient noise of a model at init or after a warm-up.");
-        foreach (var o in new Option[] { Spec, Model, HiddenWidths, WidthMultiplier, DataDir, CheckpointOption, Optimizer, LearningRate, Momentum, BatchSize, Seed,
+        foreach (var o in new Option[] { Spec, TrialDir, LossLevels, Model, HiddenWidths, WidthMultiplier, DataDir, CheckpointOption, Optimizer, LearningRate, Momentum, BatchSize, Seed,
                      Examples, ChunkSize, McSamples, NoExactGgn, ForceLoop, TopK, LanczosSteps, HutchinsonProbes, SlqProbes, SlqSteps, Operators,
                      SmallBatch, BinsPerDecade, MeasureSeed, ParametersBin, NoPlots, Threads, Out, Quiet })
             command.Options.Add(o);
@@ -70,6 +72,22 @@ public static class CurvatureCommand
             LearningRate = p.GetValue(LearningRate) ?? r.Optimizer.LearningRate,
         };
         if (p.GetValue(Momentum) is { } momentum) optimizer = optimizer.With("momentum", momentum);
+        if (p.GetValue(LossLevels) is not null && p.GetValue(TrialDir) is null)
+            throw new CurvatureInputException("--loss-levels needs --trial DIR (the trial whose loss curve they refer to).");
+        if (p.GetValue(TrialDir) is { } trialDir)
+        {
+            var levels = (p.GetValue(LossLevels) ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                .Select(l => double.TryParse(l, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) ? v
+                    : throw new CurvatureInputException($"--loss-levels: '{l}' is not a number.")).ToList();
+            var (trial, checkpoints, notes) = TrajectoryCheckpoints.FromTrial(trialDir, levels);
+            foreach (var note in notes) Console.Error.WriteLine($"note: {note}");
+            r = r with
+            {
+                Trial = trial, Model = trial.Model, Optimizer = trial.Optimizer, BatchSize = trial.BatchSize, Seed = trial.Seed,
+                Checkpoints = p.GetValue(CheckpointOption) is null && levels.Count > 0 ? checkpoints : r.Checkpoints,
+            };
+            optimizer = r.Optimizer;
+        }
         return r with
         {
             Model = r.Model with
