@@ -12,7 +12,8 @@ public sealed record NqmOptimum(double Steps, double LearningRate, double? Momen
 internal static class NqmAdapter
 {
     /// <summary>
-    /// NQM-optimal steps for one mapped optimizer: "sgd" (p = 0), "momentum" (heavy ball, p = 0),
+    /// NQM-optimal steps for one mapped optimizer: "sgd" (p = 0), "momentum" (heavy ball, p = 0), "ema" (SGD with an
+    /// exponential moving average of its iterates, p = 0),
     /// "precond-p0.5" (heavy ball with P = h^-0.5: Adam has momentum β1, so the NQM gets momentum too) and
     /// "precond-measured" (heavy ball with Adam's measured P = 1/(√v + ε) per bin, v = g² + c/B: the second
     /// moment of a size-B mini-batch gradient, so it depends on B).
@@ -44,6 +45,7 @@ internal static class NqmAdapter
     {
         "sgd" => (OptimizerKind.Sgd, Preconditioner.None),
         "momentum" => (OptimizerKind.Momentum, Preconditioner.None),
+        "ema" => (OptimizerKind.Ema, Preconditioner.None),
         "precond-p0.5" => (OptimizerKind.Momentum, Preconditioner.FromPower(0.5)),
         "precond-measured" => (OptimizerKind.Momentum, Preconditioner.FromSpectrum),
         _ => throw new ArgumentException($"unknown NQM optimizer mapping '{nqmOptimizer}'", nameof(nqmOptimizer)),
@@ -68,7 +70,8 @@ internal static class NqmAdapter
         if (current is null) return null;
         for (int it = 0; it < EosIterations; it++)
         {
-            double edge = kind == OptimizerKind.Sgd ? 2 / current.LearningRate : (2 + 2 * (current.Momentum ?? 0)) / current.LearningRate;
+            // EMA averages SGD's iterates: its iterates are SGD's, so is its edge.
+            double edge = kind is OptimizerKind.Sgd or OptimizerKind.Ema ? 2 / current.LearningRate : (2 + 2 * (current.Momentum ?? 0)) / current.LearningRate;
             double capPh = margin * edge; // cap on P·h = h^(1−p)
             double capH = Math.Pow(capPh, 1 / (1 - preconditioner.Power));
             // A capped direction keeps its share of the initial loss (½·h·s0), so the cap changes its speed, not the start.

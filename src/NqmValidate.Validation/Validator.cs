@@ -8,9 +8,20 @@ namespace NqmValidate.Validation;
 /// The measured files the fit needs and the workload's target training loss. <see cref="Checkpoints"/>: the
 /// curvature checkpoints available (the one given first); <see cref="FitOptions.Checkpoint"/> picks the primary.
 /// </summary>
-public sealed record ValidationInputs(SweepResults Sweep, IReadOnlyList<CurvatureResults> Checkpoints, double TargetLoss, FitOptions Options)
+/// <param name="Sweep">What the sweep measured.</param>
+/// <param name="Checkpoints">The curvature checkpoints available.</param>
+/// <param name="TargetLoss">The workload's target training loss.</param>
+/// <param name="Options">The fit's choices (the spec's `fit` section).</param>
+/// <param name="NqmCounterparts">
+/// Which NQM optimizers model each measured optimizer (sgd, momentum, ema, precond-p0.5, precond-measured): the
+/// optimizer families' own declarations, handed in by the caller (Validation knows no training code). An optimizer
+/// without counterparts is measured but not predicted.
+/// </param>
+public sealed record ValidationInputs(SweepResults Sweep, IReadOnlyList<CurvatureResults> Checkpoints, double TargetLoss, FitOptions Options,
+    IReadOnlyDictionary<string, IReadOnlyList<string>> NqmCounterparts)
 {
-    public ValidationInputs(SweepResults sweep, CurvatureResults curvature, double targetLoss, FitOptions options) : this(sweep, [curvature], targetLoss, options) { }
+    public ValidationInputs(SweepResults sweep, CurvatureResults curvature, double targetLoss, FitOptions options,
+        IReadOnlyDictionary<string, IReadOnlyList<string>> nqmCounterparts) : this(sweep, [curvature], targetLoss, options, nqmCounterparts) { }
 }
 
 /// <summary>Everything the fit, predict and compare stages produce (also written as CSV/JSON by <see cref="Validator.Write"/>).</summary>
@@ -57,13 +68,9 @@ public sealed record VariantRecord(string Name, string Source, string Noise, str
 public static class Validator
 {
     /// <summary>NQM optimizers each measured optimizer maps to (Adam: p = 0.5 and, for diagonal sources, the measured preconditioner).</summary>
-    static IEnumerable<string> NqmOptimizersFor(string optimizer, NqmVariant variant) => optimizer switch
-    {
-        "sgd" => ["sgd"],
-        "momentum" or "nesterov" => ["momentum"],
-        "adam" => variant.Source == "diagonal" ? ["precond-p0.5", "precond-measured"] : ["precond-p0.5"],
-        _ => [],
-    };
+    /// <summary>The NQM optimizers that model <paramref name="optimizer"/> in <paramref name="variant"/>: Adam's measured preconditioner exists only for diagonal spectra.</summary>
+    static IEnumerable<string> NqmOptimizersFor(string optimizer, NqmVariant variant, IReadOnlyDictionary<string, IReadOnlyList<string>> counterparts) =>
+        counterparts.TryGetValue(optimizer, out var names) ? names.Where(n => n != "precond-measured" || variant.Source == "diagonal") : [];
 
     /// <summary>A variant fitted for one (checkpoint, floor policy, initial condition): its spectrum with s0, and its floor.</summary>
     sealed record VariantFit(NqmVariant Variant, double Floor, string FloorSource, CurveFitResult? CurveFit, double InitialExcess, double TargetExcess, string? Problem);
@@ -72,10 +79,12 @@ public static class Validator
     sealed record Combo(string Checkpoint, string FloorPolicy, string InitialCondition, IReadOnlyList<VariantFit> Fits, IReadOnlyList<PredictionRow> Predictions);
 
     /// <summary>The label a (variant, mapping) pair has in the comparison: Adam on a diagonal variant names its preconditioner.</summary>
-    static string Label(NqmVariant v, string optimizer, string nqmOptimizer) => v.Name + (NqmOptimizersFor(optimizer, v).Count() > 1 ? $" [{nqmOptimizer}]" : "");
+    static string Label(NqmVariant v, string optimizer, string nqmOptimizer, IReadOnlyDictionary<string, IReadOnlyList<string>> counterparts) =>
+        v.Name + (NqmOptimizersFor(optimizer, v, counterparts).Count() > 1 ? $" [{nqmOptimizer}]" : "");
 
     public static ValidationResult Run(ValidationInputs inputs, IProgress<string>? progress = null)
     {
+        var counterparts = inputs.NqmCounterparts;
         var options = inputs.Options;
         var sweep = inputs.Sweep;
         if (inputs.Checkpoints.Count == 0) throw new ArgumentException("no curvature checkpoint", nameof(inputs));
@@ -122,7 +131,7 @@ public static class Validator
             var fits = variants.Select(v => FitVariant(v, floorPolicy, s0Policy)).ToArray();
 
             var tasks = fits.Where(f => f.Problem is null)
-                .SelectMany(f => optimizers.SelectMany(o => NqmOptimizersFor(o, f.Variant).SelectMany(n => batchSizes.Select(b => (f, o, n, b)))))
+                .SelectMany(f => optimizers.SelectMany(o => NqmOptimizersFor(o, f.Variant, counterparts).SelectMany(n => batchSizes.Select(b => (f, o, n, b)))))
                 .ToArray();
             progress?.Report($"predict checkpoint {checkpoint.Label}, floor {floorPolicy}, s0 {s0Policy}: {tasks.Length} NQM optima");
             var predictions = tasks.AsParallel().AsOrdered().Select(t =>
@@ -203,7 +212,7 @@ public static class Validator
         var errors = new List<ErrorRow>();
         foreach (var f in primary.Fits.Where(f => f.Problem is null))
             foreach (var optimizer in optimizers)
-                foreach (var nqm in NqmOptimizersFor(optimizer, f.Variant))
+                foreach (var nqm in NqmOptimizersFor(optimizer, f.Variant, counterparts))
                 {
                     var calibrated = Calibrate(primary, f.Variant.Name, optimizer, nqm, options.Calibration);
                     var zero = Calibrate(primary, f.Variant.Name, optimizer, nqm, "zero-shot");
@@ -215,13 +224,13 @@ public static class Validator
                         var m = measured[(optimizer, c.BatchSize)];
                         var z = zero.First(x => x.BatchSize == c.BatchSize);
                         var bl = baseline.First(x => x.BatchSize == c.BatchSize);
-                        comparison.Add(new ComparisonRow(Label(f.Variant, optimizer, nqm), optimizer, c.BatchSize, m.StepsToTarget, m.StepsMin, m.StepsMax,
+                        comparison.Add(new ComparisonRow(Label(f.Variant, optimizer, nqm, counterparts), optimizer, c.BatchSize, m.StepsToTarget, m.StepsMin, m.StepsMax,
                             z.Predicted, c.Predicted, bl.Predicted, z.Log2, c.Log2, bl.Log2, c.Excluded));
                     }
                     foreach (var scheme in FitOptions.CalibrationSchemes)
                     {
                         var e = Calibration.Summarize(Calibrate(primary, f.Variant.Name, optimizer, nqm, scheme));
-                        errors.Add(new ErrorRow(Label(f.Variant, optimizer, nqm), optimizer, SchemeLabel(f.Variant, scheme), e.MedianAbsLog2, e.Points, e.Slope));
+                        errors.Add(new ErrorRow(Label(f.Variant, optimizer, nqm, counterparts), optimizer, SchemeLabel(f.Variant, scheme), e.MedianAbsLog2, e.Points, e.Slope));
                     }
                 }
         foreach (var optimizer in optimizers)
@@ -247,7 +256,7 @@ public static class Validator
                 LrSlope(lrs.Select(s => ((double)s.BatchSize, s.LearningRate))),
                 LrSlope(lrs.Select(s => ((double)s.BatchSize, EffectiveRate(s.LearningRate, s.Momentum ?? s.Beta1))))));
         }
-        var predictedFits = PredictedFits(primary, optimizers);
+        var predictedFits = PredictedFits(primary, optimizers, counterparts);
         foreach (var group in primary.Predictions.GroupBy(p => (p.Variant, p.Optimizer, p.NqmOptimizer)))
         {
             var rows = group.Where(p => p.StepsZeroShot is not null).ToArray();
@@ -280,15 +289,15 @@ public static class Validator
         }
         foreach (var combo in combos)
         {
-            var fitsByVariant = PredictedFits(combo, optimizers);
+            var fitsByVariant = PredictedFits(combo, optimizers, counterparts);
             foreach (var f in combo.Fits.Where(f => f.Problem is null))
             {
                 // Verdicts (a)–(d) on this recipe's predicted curves (calibration does not move them).
-                var pc = PredictedCurves(combo, f.Variant.Name, optimizers);
+                var pc = PredictedCurves(combo, f.Variant.Name, optimizers, counterparts);
                 ScalingFitResult? PF(string o) => fitsByVariant.GetValueOrDefault((f.Variant.Name, o));
                 foreach (var v in PredictedVerdicts(pc, PF)) Count(v.Id, v);
                 foreach (var optimizer in optimizers)
-                    foreach (var nqm in NqmOptimizersFor(optimizer, f.Variant))
+                    foreach (var nqm in NqmOptimizersFor(optimizer, f.Variant, counterparts))
                         foreach (var scheme in FitOptions.CalibrationSchemes)
                         {
                             var e = Calibration.Summarize(Calibrate(combo, f.Variant.Name, optimizer, nqm, scheme));
@@ -297,7 +306,7 @@ public static class Validator
                                     .Where(p => p.Variant == f.Variant.Name && p.Optimizer == optimizer && p.NqmOptimizer == nqm).Select(p => (p.BatchSize, p.StepsZeroShot))))
                                 : PF(optimizer);
                             bool isPrimary = combo == primary && f.Variant.Name == primaryName && scheme == options.Calibration && nqm != "precond-measured";
-                            sensitivity.Add(new SensitivityRow(combo.Checkpoint, combo.FloorPolicy, f.Floor, combo.InitialCondition, Label(f.Variant, optimizer, nqm),
+                            sensitivity.Add(new SensitivityRow(combo.Checkpoint, combo.FloorPolicy, f.Floor, combo.InitialCondition, Label(f.Variant, optimizer, nqm, counterparts),
                                 SchemeLabel(f.Variant, scheme), optimizer, e.MedianAbsLog2, e.Points, e.Slope, b?.MedianAbsLog2, bn?.CriticalBatchSize, bn?.Label ?? "no fit", isPrimary));
                             if (scheme != "zero-shot" && nqm != "precond-measured" && f.Variant.Calibration == "none")
                                 Count("e " + optimizer, VerdictRules.NqmBeatsBaseline(optimizer, scheme, e.MedianAbsLog2, b?.MedianAbsLog2, Math.Min(e.Points, b?.Points ?? 0)));
@@ -309,7 +318,7 @@ public static class Validator
         const string recipesE = "recipes (variant × checkpoint × floor × initial condition × calibration; zero-shot and divergence-calibrated excluded: the baseline needs a measured point)";
 
         // --- Verdicts on measured curves and on the primary recipe's predictions.
-        var primaryCurves = PredictedCurves(primary, primaryName, optimizers);
+        var primaryCurves = PredictedCurves(primary, primaryName, optimizers, counterparts);
         ScalingFitResult? PPF(string o) => predictedFits.GetValueOrDefault((primaryName, o));
         ScalingPoints M(string opt) => measuredCurves.GetValueOrDefault(opt) ?? new ScalingPoints([], []);
         var measuredVerdicts = new[]
@@ -324,7 +333,8 @@ public static class Validator
             x.Second.OutcomeText, x.Second.Evidence, Recipes(x.First.Id, recipesAd), x.First.Rule)).ToList();
         foreach (var optimizer in optimizers)
         {
-            var nqm = NqmOptimizersFor(optimizer, primaryVariantFit.Variant).First();
+            // An optimizer no NQM optimizer models is measured, not predicted: no verdict (e) for it.
+            if (NqmOptimizersFor(optimizer, primaryVariantFit.Variant, counterparts).FirstOrDefault() is not { } nqm) continue;
             var e = Calibration.Summarize(Calibrate(primary, primaryName, optimizer, nqm, options.Calibration));
             var b = Calibration.Summarize(CalibrateBaseline(optimizer, options.Calibration));
             var v = VerdictRules.NqmBeatsBaseline(optimizer, options.Calibration, e.MedianAbsLog2, b.MedianAbsLog2, Math.Min(e.Points, b.Points));
@@ -362,13 +372,20 @@ public static class Validator
         yield return VerdictRules.LargerCriticalBatchSize("d", "adam", "momentum", fit("adam"), fit("momentum"));
     }
 
-    /// <summary>A variant's zero-shot curve per optimizer (Adam: the p = 0.5 mapping, which every variant has).</summary>
-    static Dictionary<string, ScalingPoints> PredictedCurves(Combo combo, string variant, IEnumerable<string> optimizers) =>
+    /// <summary>
+    /// A variant's zero-shot curve per optimizer, from the optimizer's first NQM counterpart (the one every variant has:
+    /// Adam's p = 0.5 mapping comes before the measured preconditioner, which exists only for diagonal spectra).
+    /// </summary>
+    static Dictionary<string, ScalingPoints> PredictedCurves(Combo combo, string variant, IEnumerable<string> optimizers,
+        IReadOnlyDictionary<string, IReadOnlyList<string>> counterparts) =>
         optimizers.ToDictionary(o => o, o => ScalingPoints.From(combo.Predictions
-            .Where(p => p.Variant == variant && p.Optimizer == o && p.NqmOptimizer != "precond-measured").Select(p => (p.BatchSize, p.StepsZeroShot))));
+            .Where(p => p.Variant == variant && p.Optimizer == o && counterparts.TryGetValue(o, out var names) && p.NqmOptimizer == names[0])
+            .Select(p => (p.BatchSize, p.StepsZeroShot))));
 
-    static Dictionary<(string, string), ScalingFitResult?> PredictedFits(Combo combo, IEnumerable<string> optimizers) =>
-        combo.Fits.Where(f => f.Problem is null).SelectMany(f => PredictedCurves(combo, f.Variant.Name, optimizers).Select(kv => (Key: (f.Variant.Name, kv.Key), Fit: ScalingFitResult.Fit(kv.Value))))
+    static Dictionary<(string, string), ScalingFitResult?> PredictedFits(Combo combo, IEnumerable<string> optimizers,
+        IReadOnlyDictionary<string, IReadOnlyList<string>> counterparts) =>
+        combo.Fits.Where(f => f.Problem is null).SelectMany(f => PredictedCurves(combo, f.Variant.Name, optimizers, counterparts)
+                .Select(kv => (Key: (f.Variant.Name, kv.Key), Fit: ScalingFitResult.Fit(kv.Value))))
             .ToDictionary(x => x.Key, x => x.Fit);
 
     static ScalingRow ScalingRowFor(string source, string optimizer, ScalingFitResult? fit, int points, double? lrSlope, double? effSlope) =>

@@ -77,11 +77,16 @@ public static class FitCommand
                                     $"(train_loss {target.Threshold.ToString(CultureInfo.InvariantCulture)} in {store.SpecPath}): predictions must be for the target the sweep measured.");
     }
 
+    /// <summary>Which NQM optimizers model each optimizer family, as the families declare it.</summary>
+    public static IReadOnlyDictionary<string, IReadOnlyList<string>> NqmCounterparts =>
+        Training.Optimizers.OptimizerFamilies.All.ToDictionary(f => f.Name, f => f.NqmCounterparts);
+
     /// <summary>The fit → report stages; shared with `nqm validate`.</summary>
     public static void Run(string sweepDir, string curvatureDir, double targetLoss, FitOptions options, string outDir, object? provenance)
     {
         // The checkpoint given and its siblings of the same curvature run (DIR/init, DIR/warmup-200): fit.checkpoint picks the primary, the sensitivity table uses all.
-        var inputs = new ValidationInputs(SweepResults.Load(sweepDir), CurvatureResults.LoadWithSiblings(curvatureDir), targetLoss, options);
+        var inputs = new ValidationInputs(SweepResults.Load(sweepDir), CurvatureResults.LoadWithSiblings(curvatureDir), targetLoss, options,
+            NqmCounterparts);
         var result = Validator.Run(inputs);
         Validator.Write(result, outDir);
         if (provenance is not null)

@@ -90,8 +90,28 @@ public class ValidatorTests : IDisposable
 
     static readonly FitOptions Fast = new() { Sensitivity = false, EosMargin = 0, EdgeOfStability = false };
 
+    /// <summary>The optimizer families' NQM counterparts as the CLI hands them in (this project cannot reference Training).</summary>
+    internal static readonly IReadOnlyDictionary<string, IReadOnlyList<string>> Counterparts = new Dictionary<string, IReadOnlyList<string>>
+    {
+        ["sgd"] = ["sgd"], ["momentum"] = ["momentum"], ["nesterov"] = ["momentum"], ["adam"] = ["precond-p0.5", "precond-measured"], ["ema"] = ["ema"],
+    };
+
+    [Fact]
+    public void TheFamiliesCounterpartsDecideWhichNqmOptimizersPredictAnOptimizer()
+    {
+        var (sweep, curvature) = WriteRun();
+        var withEma = new Dictionary<string, IReadOnlyList<string>> { ["sgd"] = ["sgd", "ema"] };
+        var result = Validator.Run(new ValidationInputs(SweepResults.Load(sweep), CurvatureResults.LoadWithSiblings(curvature), TargetLoss, Fast, withEma));
+        var ema = result.Predictions.Where(p => p.Optimizer == "sgd" && p.NqmOptimizer == "ema" && p.Variant == "eigen/measured-c").ToList();
+        Assert.Equal(BatchSizes.Length, ema.Count);
+        Assert.All(ema, p => Assert.True(p.StepsZeroShot is > 0 && double.IsFinite(p.StepsZeroShot.Value), $"B={p.BatchSize}: {p.StepsZeroShot}"));
+        // Two NQM optimizers for one measured optimizer: the comparison names which is which.
+        Assert.Contains(result.Comparison, c => c.Variant == "eigen/measured-c [ema]");
+        Assert.DoesNotContain(Run(sweep, curvature, Fast).Predictions, p => p.NqmOptimizer == "ema");
+    }
+
     static ValidationResult Run(string sweep, string curvature, FitOptions options) =>
-        Validator.Run(new ValidationInputs(SweepResults.Load(sweep), CurvatureResults.LoadWithSiblings(curvature), TargetLoss, options));
+        Validator.Run(new ValidationInputs(SweepResults.Load(sweep), CurvatureResults.LoadWithSiblings(curvature), TargetLoss, options, Counterparts));
 
     [Fact]
     public void FitRecoversFloorAndInitialConditionFromOneCurveAndPredictsTheRestZeroShot()

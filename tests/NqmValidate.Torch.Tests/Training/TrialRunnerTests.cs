@@ -166,6 +166,12 @@ public class TrialRunnerTests(TrialData data) : IClassFixture<TrialData>
         { "cnn-narrow", "momentum" }, { "resnet", "nesterov" }, { "resnet-nonorm", "adam" },
     };
 
+    /// <remarks>
+    /// The models keep their registered widths (every convolution has 16, 32 or 64 channels). At width 0.25 or 0.375
+    /// (4, 12 or 24 channels) LibTorch 2.10's CPU convolution on this AVX-512 machine was seen to return NaN from
+    /// finite inputs and finite (even all-zero) weights, in a process that had trained other models before, on one
+    /// thread and on two: docs/design/torchsharp.md §2 has the measurements.
+    /// </remarks>
     [Theory]
     [MemberData(nameof(Families))]
     public void EveryModelFamilyAndOptimizerRunsATrial(string model, string optimizer)
@@ -173,11 +179,11 @@ public class TrialRunnerTests(TrialData data) : IClassFixture<TrialData>
         var spec = optimizer == "adam" ? new OptimizerSpec("adam", 1e-3) : new OptimizerSpec(optimizer, 0.01);
         var config = new TrialConfig
         {
-            Model = new ModelSpec(model, WidthMultiplier: 0.25), Optimizer = spec, BatchSize = 8, MaxSteps = 6,
+            Model = new ModelSpec(model), Optimizer = spec, BatchSize = 8, MaxSteps = 6,
             Target = new Target(TargetMetric.TrainLoss, 1e-4), EvalExamples = 40, Seed = 1,
         };
         var r = TrialRunner.Run(config, data.Synthetic).Record;
-        Assert.Equal(TrialStatus.BudgetExhausted, r.Status);
+        Assert.True(r.Status == TrialStatus.BudgetExhausted, $"{r.Status}: {r.DivergenceReason}");
         Assert.True(double.IsFinite(r.FinalLoss!.Value));
     }
 

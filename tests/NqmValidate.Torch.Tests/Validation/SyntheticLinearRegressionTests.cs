@@ -73,7 +73,8 @@ public class SyntheticLinearRegressionTests
             studies.Select(s => new MeasuredTrial(s.Optimizer, s.BatchSize, s.LearningRate!.Value, s.Momentum, "reached", s.StepsToTarget, s.StepsToTarget, floor + InitialExcess, null)).ToList());
         var curvature = new CurvatureResults("synthetic", bins, [], [], new CurvatureSummary(floor + InitialExcess, null, null, D, null, null, null, null));
         var result = Validator.Run(new ValidationInputs(sweep, curvature, floor + TargetExcess,
-            new FitOptions { Floor = floor.ToString(System.Globalization.CultureInfo.InvariantCulture), InitialCondition = "isotropic", Checkpoint = "given", Sensitivity = false, PrimaryVariant = "diagonal/measured-c" }));
+            new FitOptions { Floor = floor.ToString(System.Globalization.CultureInfo.InvariantCulture), InitialCondition = "isotropic", Checkpoint = "given", Sensitivity = false, PrimaryVariant = "diagonal/measured-c" },
+            Cli.Commands.FitCommand.NqmCounterparts));
 
         var rows = result.Comparison.Where(c => c.Variant == "diagonal/measured-c").ToArray();
         Assert.Equal(2 * BatchSizes.Length, rows.Length);
@@ -140,7 +141,8 @@ public class SyntheticLinearRegressionTests
             var curvature = new CurvatureResults("synthetic", bins, [], [], new CurvatureSummary(floor + InitialExcess, null, null, D, null, null, null, null));
 
             var result = Validator.Run(new ValidationInputs(new SweepResults(dir, studies, trials), curvature, floor + TargetExcess,
-                new FitOptions { Checkpoint = "given", PrimaryVariant = "diagonal/measured-c", Sensitivity = false, EosMargin = 0, EdgeOfStability = false }));
+                new FitOptions { Checkpoint = "given", PrimaryVariant = "diagonal/measured-c", Sensitivity = false, EosMargin = 0, EdgeOfStability = false },
+                Cli.Commands.FitCommand.NqmCounterparts));
 
             var fit = result.Fit.Variants.Single(v => v.Name == "diagonal/measured-c");
             var rows = result.Comparison.Where(c => c.Variant == "diagonal/measured-c").ToArray();
