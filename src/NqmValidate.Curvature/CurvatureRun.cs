@@ -5,6 +5,7 @@ using NqmValidate.Training.Optimizers;
 using NqmValidate.Training.Runtime;
 using NqmValidate.Training.Trials;
 using NqmValidate.Training.Workloads;
+using static TorchSharp.torch;
 
 namespace NqmValidate.Curvature;
 
@@ -29,8 +30,13 @@ public sealed record CurvatureRunRequest
     public bool Plots { get; init; } = true;
 }
 
-/// <summary>One measured checkpoint and the directory its files went to.</summary>
-public sealed record CheckpointResult(Checkpoint Checkpoint, string Directory, CurvatureReport Report);
+/// <summary>
+/// One measured checkpoint and the directory its files went to. The overlaps compare its top-k eigenspace (the GGN's
+/// when measured, else the first operator's) with the previous checkpoint's and the first one's of the same run:
+/// ‖V₁ᵀV₂‖²_F / k (1 = the same subspace); null for the first checkpoint or without eigenpairs.
+/// </summary>
+public sealed record CheckpointResult(Checkpoint Checkpoint, string Directory, CurvatureReport Report,
+    double? OverlapPrevious = null, double? OverlapFirst = null);
 
 public static class CurvatureRun
 {
@@ -67,6 +73,10 @@ public static class CurvatureRun
         using var trainer = new TrialRunner.TrialReplay(trial, workload);
         var lossKind = workload.OutputLoss == OutputLossKind.SoftmaxCrossEntropy ? LossKind.CrossEntropy : LossKind.MeanSquaredError;
         var results = new List<CheckpointResult>();
+        // The top eigenvectors of the first checkpoint and of the previous one, for the subspace overlaps (k × P each).
+        Tensor? first = null, previous = null;
+        try
+        {
         foreach (var checkpoint in request.Checkpoints.OrderBy(c => c.Steps))
         {
             if (checkpoint.Steps > trainer.Step)
@@ -80,11 +90,35 @@ public static class CurvatureRun
                 });
             }
             trainer.Model.eval();
-            var report = CurvatureStudy.Measure(trainer.Model, inputs, targets, lossKind, checkpoint.ToString(), request.Settings, log);
+            Tensor? top = null;
+            var report = CurvatureStudy.Measure(trainer.Model, inputs, targets, lossKind, checkpoint.ToString(), request.Settings, log,
+                (op, vectors) =>
+                {
+                    if (vectors.Count == 0 || (top is not null && op != "ggn")) return; // the GGN's if measured, else the first operator's
+                    top?.Dispose();
+                    top = stack(vectors.ToArray()).detach().DetachFromDisposeScope();
+                });
             string dir = request.Checkpoints.Count == 1 ? request.OutDir : Path.Combine(request.OutDir, checkpoint.Label);
             CurvatureFiles.WriteAll(report, dir, request.ParametersBin, request.Plots, log);
-            results.Add(new CheckpointResult(checkpoint, dir, report));
+            results.Add(new CheckpointResult(checkpoint, dir, report, Overlap(previous, top), Overlap(first, top)));
+            if (previous is not null && !ReferenceEquals(previous, first)) previous.Dispose();
+            first ??= top;
+            previous = top;
+        }
+        }
+        finally
+        {
+            if (previous is not null && !ReferenceEquals(previous, first)) previous.Dispose();
+            first?.Dispose();
         }
         return results;
+    }
+
+    /// <summary>‖AᵀB‖²_F / k for two k × P matrices of orthonormal rows (1: the same subspace); null if either is missing.</summary>
+    public static double? Overlap(Tensor? a, Tensor? b)
+    {
+        if (a is null || b is null || a.shape[0] != b.shape[0]) return null;
+        using var scope = NewDisposeScope();
+        return a.to_type(ScalarType.Float64).matmul(b.to_type(ScalarType.Float64).t()).square().sum().item<double>() / a.shape[0];
     }
 }

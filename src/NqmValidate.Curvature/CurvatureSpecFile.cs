@@ -11,7 +11,8 @@ namespace NqmValidate.Curvature;
 /// width_multiplier, blocks_per_stage), <c>workload.data.dir</c>, and the optional <c>curvature</c> section, whose
 /// keys this stage owns (unknown keys there are errors): checkpoint (string or list), examples, chunk_size,
 /// mc_samples, exact_ggn, top_k, lanczos_steps, hutchinson_probes, slq_probes, slq_steps, operators, small_batch,
-/// bins_per_decade, measure_seed, parameters_bin, seed, and warmup { optimizer, learning_rate, momentum, batch_size }.
+/// bins_per_decade, measure_seed, parameters_bin, seed, warmup { optimizer, learning_rate, momentum, batch_size } and
+/// trajectory { levels, optimizers, batch_sizes }.
 /// </summary>
 public static class CurvatureSpecFile
 {
@@ -26,6 +27,8 @@ public static class CurvatureSpecFile
         public long? Seed { get; init; }
         public CurvatureSettings? Settings { get; init; }
         public bool ParametersBin { get; init; }
+        /// <summary>The `trajectory` section: curvature along the sweep's best trials (null = none).</summary>
+        public TrajectorySpec? Trajectory { get; init; }
 
         /// <summary>The spec's checkpoints (an error names `curvature.checkpoint`, not a flag), else init.</summary>
         IReadOnlyList<Checkpoint> SpecCheckpoints()
@@ -62,15 +65,18 @@ public static class CurvatureSpecFile
         if (spec.Workload?.Model is null)
             throw new CurvatureInputException($"{source}: workload.model: missing; the curvature stage needs the model.");
         var values = new Values { Model = SpecValidation.ToModelSpec(spec.Workload.Model), DataDir = spec.Workload.Data.Dir, Seed = spec.Seed };
-        return ReadSection(source, values, spec.Curvature, spec.Seed);
+        values = ReadSection(source, values, spec.Curvature, spec.Seed);
+        values.Trajectory?.Validate(spec, $"{source}: curvature.trajectory");
+        return values;
     }
 
     static readonly string[] CurvatureKeys =
     [
         "checkpoint", "examples", "chunk_size", "mc_samples", "exact_ggn", "top_k", "lanczos_steps", "hutchinson_probes",
-        "slq_probes", "slq_steps", "operators", "small_batch", "bins_per_decade", "measure_seed", "parameters_bin", "seed", "warmup",
+        "slq_probes", "slq_steps", "operators", "small_batch", "bins_per_decade", "measure_seed", "parameters_bin", "seed", "warmup", "trajectory",
     ];
     static readonly string[] WarmupKeys = ["optimizer", "learning_rate", "momentum", "batch_size"];
+    static readonly string[] TrajectoryKeys = ["levels", "optimizers", "batch_sizes"];
 
     public static Values Load(string path)
     {
@@ -168,8 +174,25 @@ public static class CurvatureSpecFile
             if (warm.TryGetProperty("momentum", out var mo)) optimizer = optimizer.With("momentum", Double(mo, Where("curvature.warmup.momentum")));
             batch = warm.TryGetProperty("batch_size", out var bs) ? (int)Long(bs, Where("curvature.warmup.batch_size")) : null;
         }
+        TrajectorySpec? trajectory = null;
+        if (c.TryGetProperty("trajectory", out var tr))
+        {
+            if (tr.ValueKind != JsonValueKind.Object) throw new CurvatureInputException(Where("curvature.trajectory: must be a JSON object."));
+            foreach (var property in tr.EnumerateObject())
+                if (!TrajectoryKeys.Contains(property.Name))
+                    throw new CurvatureInputException(Where($"curvature.trajectory.{property.Name}: unknown key; valid: {string.Join(", ", TrajectoryKeys)}."));
+            IReadOnlyList<T>? List<T>(string key, Func<JsonElement, string, T> item) =>
+                !tr.TryGetProperty(key, out var e) ? null
+                : e.ValueKind == JsonValueKind.Array ? e.EnumerateArray().Select(x => item(x, Where($"curvature.trajectory.{key}"))).ToList()
+                : throw new CurvatureInputException(Where($"curvature.trajectory.{key}: must be a list."));
+            trajectory = new TrajectorySpec(
+                List("levels", Double) ?? throw new CurvatureInputException(Where("curvature.trajectory.levels: missing; give the training-loss levels to measure at (e.g. [1.0, 0.6]).")),
+                List("optimizers", (x, w) => x.ValueKind == JsonValueKind.String ? x.GetString()! : throw new CurvatureInputException($"{w}: optimizer names expected.")),
+                List("batch_sizes", (x, w) => (int)Long(x, w)));
+        }
         return values with
         {
+            Trajectory = trajectory,
             Settings = s,
             Checkpoint = checkpoint,
             Optimizer = optimizer,

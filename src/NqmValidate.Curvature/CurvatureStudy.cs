@@ -68,8 +68,13 @@ public sealed record CurvatureReport(
 /// <summary>Runs every estimator of this project on one model at one checkpoint.</summary>
 public static class CurvatureStudy
 {
+    /// <summary>
+    /// Measures <paramref name="model"/> on the examples given; <paramref name="topVectors"/>, when given, is called with
+    /// each operator's Ritz vectors (unit norm, flattened) in the order measured: copy what you keep.
+    /// </summary>
     public static CurvatureReport Measure(nn.Module<Tensor, Tensor> model, Tensor inputs, Tensor targets, LossKind loss,
-        string checkpoint, CurvatureSettings settings, Action<string>? log = null)
+        string checkpoint, CurvatureSettings settings, Action<string>? log = null,
+        Action<string, IReadOnlyList<Tensor>>? topVectors = null)
     {
         settings.Validate();
         if (inputs.shape[0] < settings.Examples)
@@ -111,6 +116,7 @@ public static class CurvatureStudy
                 if (settings.TopK > 0)
                 {
                     var pairs = Timed($"lanczos_{op.Name}", () => Lanczos.Top(op, settings.TopK, new Generator(++stream), settings.LanczosSteps));
+                    topVectors?.Invoke(op.Name, pairs.Select(p => p.Vector).ToList());
                     var noise = settings.EigenNoise
                         ? Timed($"eigen_noise_{op.Name}", () => GradientNoise.AlongDirections(problem, pairs.Select(p => p.Vector).ToList()))
                         : null;

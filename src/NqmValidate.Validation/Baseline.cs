@@ -5,7 +5,8 @@ public sealed record BaselineNoiseScale(string Optimizer, double? BNoise, string
 
 /// <summary>
 /// McCandlish et al.'s S(B) = S_min (1 + B_noise/B), per optimizer (issue #10 item 6): B_noise measured at the
-/// curvature checkpoint whose loss is nearest the target (the noise scale grows during training; the critical
+/// curvature checkpoint whose loss is nearest the target, the optimizer's own trajectory checkpoints first where
+/// measured (the noise scale grows during training; the critical
 /// batch size is about the end of the run), S_min from the same calibration scheme as every other predictor.
 /// SGD and momentum: the gradient noise scale B_simple = tr Σ / |g|². Adam: the preconditioned noise scale
 /// tr(PΣ)/gᵀPg with P = h^−1/2 on the GGN diagonal, the p = 0.5 preconditioner the NQM fit uses for Adam,
@@ -13,8 +14,15 @@ public sealed record BaselineNoiseScale(string Optimizer, double? BNoise, string
 /// </summary>
 public static class McCandlishBaseline
 {
-    public static CurvatureResults NearestTarget(IReadOnlyList<CurvatureResults> checkpoints, double targetLoss) =>
-        checkpoints.MinBy(c => c.Summary.InitialLoss is double l ? Math.Abs(l - targetLoss) : double.PositiveInfinity)!;
+    /// <summary>
+    /// The checkpoint whose measured loss is nearest the target. With trajectory checkpoints of the optimizer's own
+    /// trials (labelled OPTIMIZER-bB-rR/…) only those compete: the noise scale where that optimizer's trials arrive.
+    /// </summary>
+    public static CurvatureResults NearestTarget(IReadOnlyList<CurvatureResults> checkpoints, double targetLoss, string? optimizer = null)
+    {
+        var own = optimizer is null ? [] : checkpoints.Where(c => c.Name?.StartsWith(optimizer + "-b", StringComparison.Ordinal) == true).ToList();
+        return (own.Count > 0 ? own : checkpoints).MinBy(c => c.Summary.InitialLoss is double l ? Math.Abs(l - targetLoss) : double.PositiveInfinity)!;
+    }
 
     public static BaselineNoiseScale For(string optimizer, CurvatureResults checkpoint)
     {

@@ -137,10 +137,14 @@ public sealed record CurvatureResults(
     IReadOnlyList<MeasuredBin> Bins,
     IReadOnlyList<MeasuredEigen> Eigen,
     IReadOnlyList<DensityNode> Density,
-    CurvatureSummary Summary)
+    CurvatureSummary Summary,
+    string? Name = null)
 {
-    /// <summary>The checkpoint's label: its directory name (init, warmup-200, ...), as `nqm curvature` names it.</summary>
-    public string Label => System.IO.Path.GetFileName(System.IO.Path.TrimEndingDirectorySeparator(Directory));
+    /// <summary>
+    /// The checkpoint's label: <see cref="Name"/> when given (a trajectory's checkpoint: sgd-b16-r0/loss-1), else its
+    /// directory name (init, warmup-200, ...), as `nqm curvature` names it.
+    /// </summary>
+    public string Label => Name ?? System.IO.Path.GetFileName(System.IO.Path.TrimEndingDirectorySeparator(Directory));
 
     /// <summary>
     /// The checkpoint directory given and, when it is one of several written by one `nqm curvature` run

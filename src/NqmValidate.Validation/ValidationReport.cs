@@ -133,6 +133,20 @@ public static class ValidationReport
                 }).ToList(), ValidationFileNames.Sensitivity));
         }
 
+        if (File.Exists(F(TrajectoryDrift.FileName)) && CsvFiles.Read<MeasuredDrift>(F(TrajectoryDrift.FileName)) is { Count: > 0 } drift)
+        {
+            doc.Add(new Heading(1, "Curvature along the trajectory"));
+            doc.Add(new Paragraph("The curvature and noise measured along real trials (the spec's curvature.trajectory): each optimizer's best trial at a batch size, " +
+                "replayed from its recorded configuration and measured at initialisation and where its evaluated training loss first fell below each level and the target. " +
+                "λ_max: top GGN eigenvalue; tr GGN: Hutchinson's trace; tr Σ and B_simple = tr Σ/|g|²: per-example gradient noise; overlap: ‖V₁ᵀV₂‖²_F/k of the top-k GGN eigenspaces " +
+                "with the previous checkpoint and with initialisation (1 = the same subspace). Each of these checkpoints is also a row of the sensitivity table (TRAJECTORY/CHECKPOINT)."));
+            doc.Add(new Table(["trajectory", "checkpoint", "step", "loss", "λ_max", "tr GGN", "tr Σ", "B_simple", "overlap prev.", "overlap init", "2/λ_max"],
+                drift.Select(d => (IReadOnlyList<string>)[d.Trajectory, d.Checkpoint, d.Step.ToString(Inv), Num(d.Loss, "F3"), Num(d.LambdaMax, "G3"), Num(d.TraceGgn, "G3"),
+                    Num(d.TraceSigma, "G3"), Num(d.BSimple, "G3"), Num(d.OverlapPrevious, "F2"), Num(d.OverlapInitial, "F2"),
+                    Num(d.LambdaMax is > 0 ? 2 / d.LambdaMax : null, "G3")]).ToList(),
+                TrajectoryDrift.FileName));
+        }
+
         doc.Add(new Heading(1, "The fitted spectra"));
         foreach (var variant in spectra.Select(s => s.Variant).Distinct().Where(v => !v.Contains("c=h")))
         {

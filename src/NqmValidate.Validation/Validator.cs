@@ -111,8 +111,7 @@ public static class Validator
         else curveProblem = $"{sweep.Directory}: no SGD study reached the target, so there is no curve to fit the floor and initial condition to.";
         if (curve is null && needsCurve(options.Floor, options.InitialCondition)) throw new RunFileException(curveProblem!);
         double? fitPointB = curve?.BatchSize;
-        var baselineCheckpoint = McCandlishBaseline.NearestTarget(inputs.Checkpoints, inputs.TargetLoss);
-        var baselines = optimizers.Select(o => McCandlishBaseline.For(o, baselineCheckpoint)).ToArray();
+        var baselines = optimizers.Select(o => McCandlishBaseline.For(o, McCandlishBaseline.NearestTarget(inputs.Checkpoints, inputs.TargetLoss, o))).ToArray();
         var divergingEta = batchSizes.Length > 0 ? sweep.SmallestDivergingLearningRate("sgd", (int)batchSizes[0]) : null;
 
         Combo Predict(CurvatureResults checkpoint, string floorPolicy, string s0Policy)

@@ -84,11 +84,17 @@ public static class FitCommand
     /// <summary>The fit → report stages; shared with `nqm validate`.</summary>
     public static void Run(string sweepDir, string curvatureDir, double targetLoss, FitOptions options, string outDir, object? provenance)
     {
-        // The checkpoint given and its siblings of the same curvature run (DIR/init, DIR/warmup-200): fit.checkpoint picks the primary, the sensitivity table uses all.
-        var inputs = new ValidationInputs(SweepResults.Load(sweepDir), CurvatureResults.LoadWithSiblings(curvatureDir), targetLoss, options,
-            NqmCounterparts);
+        // The checkpoint given, its siblings of the same curvature run (DIR/init, DIR/warmup-200) and the checkpoints of the
+        // trajectories measured with it (sgd-b16-r0/loss-1, ...): fit.checkpoint picks the primary, the sensitivity table uses all.
+        var checkpoints = CurvatureResults.LoadWithSiblings(curvatureDir).Concat(TrajectoryDrift.Checkpoints(curvatureDir)).ToList();
+        var inputs = new ValidationInputs(SweepResults.Load(sweepDir), checkpoints, targetLoss, options, NqmCounterparts);
         var result = Validator.Run(inputs);
         Validator.Write(result, outDir);
+        // The drift table goes into the report's folder as measured, so every number of the report is a file of the run.
+        var drift = TrajectoryDrift.Load(curvatureDir);
+        string driftCopy = Path.Combine(outDir, TrajectoryDrift.FileName);
+        if (drift.Count > 0) CsvFiles.Write(driftCopy, drift);
+        else if (File.Exists(driftCopy)) File.Delete(driftCopy);
         if (provenance is not null)
             AtomicFile.WriteAllText(Path.Combine(outDir, ValidationFileNames.Provenance), JsonSerializer.Serialize(provenance, FitOptions.Json));
         ValidationReport.Build(outDir).Save(outDir);

@@ -74,7 +74,8 @@ public static class ValidateCommand
             // The curvature stage runs from the same spec object (its workload, seed and curvature section), read
             // before the sweep so that a bad curvature section is reported before an hour of training, not after.
             string curvatureDir = Path.Combine(outDir, "curvature");
-            var request = CurvatureSpecFile.From(spec, specPath).ToRequest(curvatureDir) with
+            var curvatureValues = CurvatureSpecFile.From(spec, specPath);
+            var request = curvatureValues.ToRequest(curvatureDir) with
             {
                 Threads = parse.GetValue(Threads) ?? Math.Max(1, Environment.ProcessorCount),
             };
@@ -111,6 +112,8 @@ public static class ValidateCommand
                 CurvatureRun.Execute(request, line => Console.Error.WriteLine("  " + line));
                 MarkDone(curvatureDir, curvatureKey);
             }
+            if (curvatureValues.Trajectory is { } trajectory)
+                MeasureTrajectories(trajectory, sweepOptions.OutDirectory!, target.Threshold, request, Path.Combine(curvatureDir, Trajectories.FolderName));
             seconds["curvature"] = stage.Elapsed.TotalSeconds;
 
             // 3. Fit, predict, compare, report.
@@ -163,6 +166,35 @@ public static class ValidateCommand
         }
     }
 
+    /// <summary>
+    /// Curvature along the sweep's best trials (the spec's curvature.trajectory): each trial replayed through its
+    /// loss-level checkpoints and measured with the curvature section's settings, then drift.csv. Skipped when
+    /// drift.csv exists and was made from the same section, settings and trial records.
+    /// </summary>
+    static void MeasureTrajectories(TrajectorySpec trajectory, string sweepDir, double target, CurvatureRunRequest template, string outDir)
+    {
+        var (trials, notes) = Trajectories.Pick(sweepDir, trajectory);
+        var key = new StringBuilder(JsonSerializer.Serialize(new { trajectory, target, template = template with { OutDir = "" } }));
+        foreach (var t in trials)
+            key.Append(t.Name).Append(Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(Path.Combine(t.TrialDirectory, "trial.json")))));
+        string stageKey = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(key.ToString())));
+        if (StageDone(outDir, stageKey) && File.Exists(Path.Combine(outDir, Trajectories.DriftFile)))
+        {
+            Stage($"2/3 curvature along {trials.Count} trajectories: up to date ({outDir})");
+            return;
+        }
+        foreach (var note in notes) Stage("  " + note);
+        var rows = new List<DriftRow>();
+        foreach (var (t, i) in trials.Select((t, i) => (t, i)))
+        {
+            Stage($"2/3 curvature along trajectory {i + 1}/{trials.Count}: {t.Name}'s best trial ({t.TrialDirectory}) at init, loss {string.Join(", ", trajectory.Levels.Where(l => l > target).OrderDescending())} and the target {target}");
+            rows.AddRange(Trajectories.Measure(t, trajectory.Levels, target, template, outDir, line => Console.Error.WriteLine("  " + line)));
+        }
+        Directory.CreateDirectory(outDir);
+        Trajectories.WriteDrift(Path.Combine(outDir, Trajectories.DriftFile), rows);
+        MarkDone(outDir, stageKey);
+    }
+
     /// <summary>The fit stage's inputs: fit options, target and the bytes of the files it reads.</summary>
     static string FitKey(ExperimentSpec spec, FitOptions options, string sweepDir, string curvatureDir)
     {
@@ -170,7 +202,8 @@ public static class ValidateCommand
         var text = new StringBuilder(JsonSerializer.Serialize(options, FitOptions.Json)).Append(spec.Workload!.Target!.Threshold.ToString("R"));
         foreach (var file in new[] { Path.Combine(sweepDir, "steps.csv"), Path.Combine(sweepDir, "trials.csv"),
                      Path.Combine(curvatureDir, "spectrum.csv"), Path.Combine(curvatureDir, "summary.json"),
-                     Path.Combine(curvatureDir, "eigen.csv"), Path.Combine(curvatureDir, "density.csv") })
+                     Path.Combine(curvatureDir, "eigen.csv"), Path.Combine(curvatureDir, "density.csv"),
+                     Path.Combine(TrajectoryDrift.Folder(curvatureDir) ?? curvatureDir, TrajectoryDrift.FileName) })
             text.Append(file).Append(File.Exists(file) ? Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(file))) : "-");
         return Convert.ToHexString(sha.ComputeHash(Encoding.UTF8.GetBytes(text.ToString())));
     }

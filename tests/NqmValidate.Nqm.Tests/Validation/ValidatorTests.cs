@@ -114,6 +114,23 @@ public class ValidatorTests : IDisposable
         Validator.Run(new ValidationInputs(SweepResults.Load(sweep), CurvatureResults.LoadWithSiblings(curvature), TargetLoss, options, Counterparts));
 
     [Fact]
+    public void TheBaselinesNoiseScaleComesFromTheOptimizersOwnTrajectoryNearestTheTarget()
+    {
+        static CurvatureResults At(string dir, double loss, double bSimple, string? name = null) =>
+            new(dir, [], [], [], new CurvatureSummary(loss, bSimple, null, 10, null, null, null, null), name);
+        var run = new[] { At("/c/init", 2.3, 1), At("/c/warmup-200", 0.9, 2) };
+        var sgdAtTarget = At("/c/trajectories/sgd-b16-r0/loss-0.5", 0.49, 30, "sgd-b16-r0/loss-0.5");
+        var momentumAtTarget = At("/c/trajectories/momentum-b16-r0/loss-0.5", 0.499, 40, "momentum-b16-r0/loss-0.5");
+        var all = run.Append(sgdAtTarget).Append(momentumAtTarget).ToList();
+        Assert.Same(sgdAtTarget, McCandlishBaseline.NearestTarget(all, 0.5, "sgd"));
+        Assert.Same(momentumAtTarget, McCandlishBaseline.NearestTarget(all, 0.5, "momentum"));
+        // An optimizer without a trajectory of its own: the nearest of all (here momentum's, loss 0.499).
+        Assert.Same(momentumAtTarget, McCandlishBaseline.NearestTarget(all, 0.5, "adam"));
+        Assert.Same(run[1], McCandlishBaseline.NearestTarget(run, 0.5, "sgd"));
+        Assert.Equal(30, McCandlishBaseline.For("sgd", McCandlishBaseline.NearestTarget(all, 0.5, "sgd")).BNoise);
+    }
+
+    [Fact]
     public void FitRecoversFloorAndInitialConditionFromOneCurveAndPredictsTheRestZeroShot()
     {
         var (sweep, curvature) = WriteRun();
