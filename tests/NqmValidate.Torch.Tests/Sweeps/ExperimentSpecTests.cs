@@ -107,5 +107,8 @@ public class ExperimentSpecTests
         Assert.NotNull(dir);
         var spec = SpecLoader.Load(Path.Combine(dir!, "experiments", file));
         Assert.Equal(Path.GetFileNameWithoutExtension(file), spec.Name);
+        // The sections `nqm validate` reads after the sweep are checked too (they are checked before it starts).
+        NqmValidate.Curvature.CurvatureSpecFile.From(spec, file).ToRequest("out").Settings.Validate();
+        NqmValidate.Validation.FitOptions.Parse(spec.Fit, file);
     }
 }
