@@ -63,7 +63,14 @@ public sealed record CurvatureReport(
     DiagonalTraces Traces, IReadOnlyDictionary<string, TraceEstimate> Hutchinson,
     IReadOnlyList<EigenRow> Eigen, IReadOnlyDictionary<string, IReadOnlyList<DensityNode>> Density,
     IReadOnlyList<NoiseScaleEstimate> NoiseScale, PowerLawFit NoiseVsCurvature,
-    IReadOnlyDictionary<string, double> Seconds, CurvatureSettings Settings);
+    IReadOnlyDictionary<string, double> Seconds, CurvatureSettings Settings, double GradientPassSeconds = double.NaN)
+{
+    /// <summary>Below this |λ| the SLQ density's mass is reported as the unresolved bulk (summary.json bulk_below).</summary>
+    public const double BulkThreshold = 1e-3;
+
+    /// <summary>The whole measurement's cost in units of one gradient pass over the same examples (NaN if not timed).</summary>
+    public double CostInGradientPasses => Seconds.Values.Sum() / GradientPassSeconds;
+}
 
 /// <summary>Runs every estimator of this project on one model at one checkpoint.</summary>
 public static class CurvatureStudy
@@ -95,6 +102,9 @@ public static class CurvatureStudy
         model.eval();
         try
         {
+            // The unit every stage's cost is stated in: one gradient pass (forward and backward) over the same examples,
+            // timed after one warm-up pass; not counted in the stages' seconds.
+            double gradientPass = GradientPassSeconds(new CurvatureProblem(model, x, y, loss, settings.ChunkSize));
             var diagonals = Timed("diagonals", () => Diagonals.Compute(model, x, y, new DiagonalOptions
             {
                 Loss = loss, ChunkSize = settings.ChunkSize, ExactGgn = settings.ExactGgn, McSamples = settings.McSamples,
@@ -138,11 +148,31 @@ public static class CurvatureStudy
             return new CurvatureReport(checkpoint, settings.Examples, diagonals.Dimension, diagonals.Loss,
                 settings.ExactGgn ? "ggn_exact" : "mc_fisher", diagonals,
                 Spectrum.Bin(diagonals, settings.BinsPerDecade), Spectrum.ZeroCurvatureCount(diagonals), traces,
-                hutchinson, eigen, density, noiseScale, Spectrum.FitNoiseToCurvature(diagonals), seconds, settings);
+                hutchinson, eigen, density, noiseScale, Spectrum.FitNoiseToCurvature(diagonals), seconds, settings, gradientPass);
         }
         finally
         {
             if (wasTraining) model.train();
         }
+    }
+
+    /// <summary>Seconds of one gradient pass of the mean loss over the problem's examples, chunk by chunk (the faster of two).</summary>
+    static double GradientPassSeconds(CurvatureProblem problem)
+    {
+        double best = double.PositiveInfinity;
+        var parameters = problem.Parameters();
+        for (int pass = 0; pass < 2; pass++)
+        {
+            var watch = Stopwatch.StartNew();
+            foreach (var (start, length) in problem.Chunks())
+            {
+                using var scope = NewDisposeScope();
+                var output = problem.Model.call(problem.Inputs.narrow(0, start, length));
+                var chunkLoss = OutputLoss.PerExample(problem.Loss, output, problem.Targets.narrow(0, start, length)).sum() / problem.Examples;
+                var grads = autograd.grad([chunkLoss], parameters);
+            }
+            best = Math.Min(best, watch.Elapsed.TotalSeconds);
+        }
+        return best;
     }
 }

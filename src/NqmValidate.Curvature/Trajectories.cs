@@ -38,11 +38,12 @@ public sealed record TrajectoryTrial(string Name, string Optimizer, int BatchSiz
 /// One row of trajectories/drift.csv: what the spectrum looks like at one checkpoint of one trajectory.
 /// <see cref="OverlapPrevious"/> and <see cref="OverlapInitial"/> compare the top-k GGN eigenspace with the previous
 /// checkpoint's and the initial one's: ‖V₁ᵀV₂‖²_F / k, 1 for the same subspace, about k/P for unrelated ones.
+/// <see cref="CostGradientPasses"/>: the checkpoint's measurement cost in gradient passes over the same examples.
 /// </summary>
 public sealed record DriftRow(
     string Trajectory, string Optimizer, int BatchSize, string Checkpoint, long Step, double Loss,
     double? LambdaMax, double? TraceGgn, double TraceSigma, double GradientNormSquared, double BSimple,
-    double? OverlapPrevious, double? OverlapInitial, int TopK);
+    double? OverlapPrevious, double? OverlapInitial, int TopK, double CostGradientPasses);
 
 public static class Trajectories
 {
@@ -102,7 +103,7 @@ public static class Trajectories
         var noise = report.NoiseScale[0]; // the per-example (diagonal) estimator: unbiased, no batch split
         return new DriftRow(trial.Name, trial.Optimizer, trial.BatchSize, r.Checkpoint.Label, r.Checkpoint.Steps, report.Loss,
             ggnTop?.Eigenvalue, traceGgn, noise.TraceSigma, noise.GradientNormSquared, noise.BSimple,
-            r.OverlapPrevious, r.OverlapFirst, report.Eigen.Count(e => e.Operator == (ggnTop?.Operator ?? "ggn")));
+            r.OverlapPrevious, r.OverlapFirst, report.Eigen.Count(e => e.Operator == (ggnTop?.Operator ?? "ggn")), report.CostInGradientPasses);
     }
 
     public static void WriteDrift(string path, IEnumerable<DriftRow> rows) => CsvFiles.Write(path, rows);

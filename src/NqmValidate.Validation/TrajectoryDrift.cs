@@ -10,7 +10,7 @@ namespace NqmValidate.Validation;
 public sealed record MeasuredDrift(
     string Trajectory, string Optimizer, int BatchSize, string Checkpoint, long Step, double Loss,
     double? LambdaMax, double? TraceGgn, double TraceSigma, double GradientNormSquared, double BSimple,
-    double? OverlapPrevious, double? OverlapInitial, int TopK);
+    double? OverlapPrevious, double? OverlapInitial, int TopK, double? CostGradientPasses = null);
 
 /// <summary>The curvature measured along a sweep's trials (`curvature.trajectory`), found beside a curvature checkpoint.</summary>
 public static class TrajectoryDrift

@@ -140,10 +140,10 @@ public static class ValidationReport
                 "replayed from its recorded configuration and measured at initialisation and where its evaluated training loss first fell below each level and the target. " +
                 "λ_max: top GGN eigenvalue; tr GGN: Hutchinson's trace; tr Σ and B_simple = tr Σ/|g|²: per-example gradient noise; overlap: ‖V₁ᵀV₂‖²_F/k of the top-k GGN eigenspaces " +
                 "with the previous checkpoint and with initialisation (1 = the same subspace). Each of these checkpoints is also a row of the sensitivity table (TRAJECTORY/CHECKPOINT)."));
-            doc.Add(new Table(["trajectory", "checkpoint", "step", "loss", "λ_max", "tr GGN", "tr Σ", "B_simple", "overlap prev.", "overlap init", "2/λ_max"],
+            doc.Add(new Table(["trajectory", "checkpoint", "step", "loss", "λ_max", "tr GGN", "tr Σ", "B_simple", "overlap prev.", "overlap init", "2/λ_max", "cost (gradient passes)"],
                 drift.Select(d => (IReadOnlyList<string>)[d.Trajectory, d.Checkpoint, d.Step.ToString(Inv), Num(d.Loss, "F3"), Num(d.LambdaMax, "G3"), Num(d.TraceGgn, "G3"),
                     Num(d.TraceSigma, "G3"), Num(d.BSimple, "G3"), Num(d.OverlapPrevious, "F2"), Num(d.OverlapInitial, "F2"),
-                    Num(d.LambdaMax is > 0 ? 2 / d.LambdaMax : null, "G3")]).ToList(),
+                    Num(d.LambdaMax is > 0 ? 2 / d.LambdaMax : null, "G3"), Num(d.CostGradientPasses, "F0")]).ToList(),
                 TrajectoryDrift.FileName));
         }
 

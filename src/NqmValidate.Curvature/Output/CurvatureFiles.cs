@@ -75,8 +75,8 @@ public static class CurvatureFiles
         report.Eigen.Select(e => new[] { e.Operator, e.Index.ToString(CultureInfo.InvariantCulture), F(e.Eigenvalue), F(e.NoiseVariance), F(e.MeanGradProjectionSq), F(e.Residual) }));
 
     public static void WriteDensity(CurvatureReport report, string path) => WriteCsv(path,
-        ["operator", "eigenvalue", "weight"],
-        report.Density.SelectMany(d => d.Value.OrderBy(n => n.Eigenvalue).Select(n => new[] { d.Key, F(n.Eigenvalue), F(n.Weight) })));
+        ["operator", "eigenvalue", "weight", "probe"],
+        report.Density.SelectMany(d => d.Value.OrderBy(n => n.Eigenvalue).Select(n => new[] { d.Key, F(n.Eigenvalue), F(n.Weight), n.Probe.ToString(CultureInfo.InvariantCulture) })));
 
     /// <summary>
     /// parameters.bin, little-endian: magic "NQMCURV1"; int32 tensor count T; per tensor: int32 byte length and
@@ -176,6 +176,15 @@ public static class CurvatureFiles
             },
             layers = r.Diagonals.Layers.Select(l => new { layer = l.Layer, kind = l.Kind, path = l.Path == PerExample.LayerPath.Fast ? "fast" : "loop", parameters = l.Parameters, reason = l.Reason }),
             seconds = r.Seconds.Append(new KeyValuePair<string, double>("diagonals_inner", r.Diagonals.Seconds)).ToDictionary(),
+            gradient_pass_seconds = r.GradientPassSeconds,
+            // Every stage's cost as a ratio to one gradient pass over the same examples (issue #10 item 5).
+            cost_in_gradient_passes = r.Seconds.Select(kv => (Stage: kv.Key, Ratio: kv.Value / r.GradientPassSeconds))
+                .Append((Stage: "total", Ratio: r.CostInGradientPasses)).ToDictionary(x => x.Stage, x => x.Ratio),
+            bulk_below = r.Density.ToDictionary(d => d.Key, d =>
+            {
+                var (fraction, se, probes) = Spectral.SpectralDensity.FractionBelow(d.Value, CurvatureReport.BulkThreshold);
+                return new { threshold = CurvatureReport.BulkThreshold, fraction, standard_error = se, probes, directions = fraction * r.Parameters };
+            }),
             settings = new
             {
                 chunk_size = s.ChunkSize, exact_ggn = s.ExactGgn, mc_samples = s.McSamples, paths = s.Paths.ToString().ToLowerInvariant(),

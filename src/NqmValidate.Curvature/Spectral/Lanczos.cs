@@ -120,7 +120,8 @@ public static class Hutchinson
 }
 
 /// <summary>One node of a spectral density: an eigenvalue estimate and its weight (weights sum to 1).</summary>
-public sealed record DensityNode(double Eigenvalue, double Weight);
+/// <summary>A node of the SLQ density: a Ritz value and its weight (weights of all probes sum to 1), and which probe gave it.</summary>
+public sealed record DensityNode(double Eigenvalue, double Weight, int Probe = 0);
 
 /// <summary>
 /// Stochastic Lanczos quadrature: for each Rademacher probe v (normalised), an m-step Lanczos run gives nodes
@@ -139,8 +140,24 @@ public static class SpectralDensity
             var run = Lanczos.Run(op, Hutchinson.Rademacher(op.Dimension, generator), steps);
             var (values, vectors) = run.Ritz();
             for (int j = 0; j < values.Length; j++)
-                nodes.Add(new DensityNode(values[j], vectors[0, j] * vectors[0, j] / probes));
+                nodes.Add(new DensityNode(values[j], vectors[0, j] * vectors[0, j] / probes, p));
         }
         return nodes;
+    }
+
+    /// <summary>
+    /// The fraction of the spectrum with |λ| below <paramref name="threshold"/> (the bulk the top eigenpairs do not
+    /// resolve): each probe's own estimate, then their mean and its standard error over probes (null with one probe).
+    /// </summary>
+    public static (double Fraction, double? StandardError, int Probes) FractionBelow(IReadOnlyList<DensityNode> nodes, double threshold)
+    {
+        var perProbe = nodes.GroupBy(n => n.Probe).Select(g => g.Where(n => Math.Abs(n.Eigenvalue) < threshold).Sum(n => n.Weight)).ToList();
+        int probes = perProbe.Count;
+        if (probes == 0) return (double.NaN, null, 0);
+        // Each node's weight carries a 1/probes factor: a probe's own estimate is probes × its share.
+        var estimates = perProbe.Select(m => m * probes).ToList();
+        double mean = estimates.Average();
+        double? se = probes < 2 ? null : Math.Sqrt(estimates.Sum(e => (e - mean) * (e - mean)) / (probes - 1) / probes);
+        return (mean, se, probes);
     }
 }

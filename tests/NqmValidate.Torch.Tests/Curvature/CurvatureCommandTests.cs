@@ -124,6 +124,18 @@ public class CurvatureCommandTests
             double weights = File.ReadAllLines(Path.Combine(dir, "density.csv")).Skip(1).Select(l => l.Split(','))
                 .Where(c => c[0] == "ggn").Sum(c => double.Parse(c[2], CultureInfo.InvariantCulture));
             Assert.Equal(1.0, weights, 1e-9);
+            // Costs are stated in gradient passes over the same examples: every stage's ratio is its seconds over the
+            // timed pass, and the total their sum.
+            var root = summary.RootElement;
+            double pass = root.GetProperty("gradient_pass_seconds").GetDouble();
+            Assert.True(pass > 0);
+            var ratios = root.GetProperty("cost_in_gradient_passes").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetDouble());
+            var seconds = root.GetProperty("seconds").EnumerateObject().Where(p => p.Name != "diagonals_inner").ToDictionary(p => p.Name, p => p.Value.GetDouble());
+            foreach (var (stage, s) in seconds) Assert.Equal(s / pass, ratios[stage], 1e-9 * ratios[stage] + 1e-12);
+            Assert.Equal(seconds.Values.Sum() / pass, ratios["total"], 1e-9 * ratios["total"]);
+            var bulk = root.GetProperty("bulk_below").GetProperty("ggn");
+            Assert.Equal(1e-3, bulk.GetProperty("threshold").GetDouble());
+            Assert.InRange(bulk.GetProperty("fraction").GetDouble(), 0.0, 1.0);
         }
     }
 }

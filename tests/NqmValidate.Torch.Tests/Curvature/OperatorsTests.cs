@@ -114,6 +114,36 @@ public class OperatorsTests
         Assert.True(Math.Abs(mean - trace) <= 0.5 * Math.Abs(trace) + 1e-9, $"SLQ trace {mean:g4} vs {trace:g4}");
     }
 
+    /// <summary>A diagonal operator: its eigenvectors are the coordinate axes.</summary>
+    sealed class DiagonalOperator(double[] values) : ICurvatureOperator
+    {
+        public string Name => "ggn";
+        public long Dimension => values.Length;
+        public Tensor Multiply(Tensor v) => v * tensor(values, ScalarType.Float64);
+        public double[]? Diagonal => values;
+    }
+
+    [Fact]
+    public void TheBulkFractionBelowAThresholdIsExactPerProbeOnADiagonalOperatorAndItsErrorIsTheSpreadOverProbes()
+    {
+        // Oracle: with Lanczos run to the number of distinct eigenvalues, a Rademacher probe puts weight exactly 1/D on
+        // each axis, so every probe sees exactly the share of eigenvalues below the threshold (here 12 of 30).
+        double[] values = [.. Enumerable.Repeat(0.0, 6), .. Enumerable.Repeat(5e-4, 6), .. Enumerable.Range(1, 18).Select(i => 0.1 * i)];
+        var nodes = SpectralDensity.Estimate(new DiagonalOperator(values), 4, 25, new Generator(3));
+        Assert.Equal(4, nodes.Select(n => n.Probe).Distinct().Count());
+        var (fraction, se, probes) = SpectralDensity.FractionBelow(nodes, 1e-3);
+        Assert.Equal(4, probes);
+        Assert.Equal(12.0 / 30, fraction, 8);
+        Assert.Equal(0.0, se!.Value, 8);
+        // Probes that disagree: the error is the standard error of their mean.
+        DensityNode[] made = [new(0.0, 0.25, 0), new(1.0, 0.25, 0), new(0.0, 0.5, 1), new(2.0, 0.0, 1)];
+        var (f2, se2, p2) = SpectralDensity.FractionBelow(made, 1e-3);
+        Assert.Equal(2, p2);
+        Assert.Equal(0.75, f2, 12);              // probe estimates 0.5 and 1.0
+        Assert.Equal(0.25, se2!.Value, 12);      // sd 0.3536 / √2
+        Assert.Null(SpectralDensity.FractionBelow([new(0.0, 1.0, 0)], 1e-3).StandardError);
+    }
+
     [Theory]
     [MemberData(nameof(Cases))]
     public void TwoBatchEstimatorWithBatchOneIsExactlyTheUnbiasedPerExampleVariance(TinyCase c)
