@@ -18,6 +18,14 @@ public sealed record FitOptions
     /// <summary>Loss floor: "curve" (fitted to the largest batch size's best SGD trial curve, with its uncertainty), "zero" or a number.</summary>
     public string Floor { get; init; } = "curve";
 
+    /// <summary>
+    /// How far the floor's curve runs: the fit trial (the best SGD trial at the largest batch size) is run on past its
+    /// first crossing of the target to this multiple of its steps-to-target, and the floor and initial condition are
+    /// fitted to that longer curve. 1 = the curve as recorded (it stops at the target). Chosen as 4 on the synthetic
+    /// workload of SyntheticLinearRegressionTests, before any real study was fitted with it (docs/validation.md).
+    /// </summary>
+    public double FitCurveExtension { get; init; } = 4;
+
     /// <summary>Initial condition: "measured" (top eigen-directions from (gᵀv)²/h² at initialisation, the rest s0 ∝ h^−a with a fitted to the same curve) or "isotropic".</summary>
     public string InitialCondition { get; init; } = "measured";
 
@@ -93,6 +101,8 @@ public sealed record FitOptions
             throw new SpecException($"{source}: fit.checkpoint must name a curvature checkpoint (init, warmup-200, ...) or be 'given'.");
         if (!(EosMargin >= 0 && EosMargin < 1))
             throw new SpecException($"{source}: fit.eos_margin = {EosMargin}: must be in [0, 1) (0 = no edge-of-stability-aware eigen variant).");
+        if (!(FitCurveExtension >= 1) || !double.IsFinite(FitCurveExtension))
+            throw new SpecException($"{source}: fit.fit_curve_extension = {FitCurveExtension}: must be a number ≥ 1 (1 = the curve as recorded).");
         if (!(AdamEpsilon >= 0))
             throw new SpecException($"{source}: fit.adam_epsilon must be ≥ 0.");
         return this;

@@ -69,6 +69,9 @@ public sealed record SweepResults(string Directory, IReadOnlyList<MeasuredStudy>
         return new SweepResults(directory, studies, trials);
     }
 
+    /// <summary>The fit point: the largest batch size at which an SGD study reached the target (its best trial's curve is fitted).</summary>
+    public int? FitBatchSize => Studies.Where(s => s.Optimizer == "sgd" && s.StepsToTarget is not null).Select(s => (int?)s.BatchSize).Max();
+
     /// <summary>The smallest learning rate that diverged in a study: the measured edge of stability (no steps-to-target data used).</summary>
     public double? SmallestDivergingLearningRate(string optimizer, int batchSize) =>
         Trials.Where(t => t.Optimizer == optimizer && t.BatchSize == batchSize && t.Status == "diverged")

@@ -99,5 +99,7 @@ public static class ValidationFileNames
     public const string Spectra = "spectra.csv";
     public const string Sensitivity = "sensitivity.csv";
     public const string Fit = "fit.json";
+    /// <summary>The fit trial's curve as recorded and run on past the target (fit.fit_curve_extension): what the floor was fitted to.</summary>
+    public const string FitCurve = "fit-curve.csv";
     public const string Provenance = "provenance.json";
 }

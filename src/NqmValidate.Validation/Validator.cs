@@ -20,6 +20,12 @@ namespace NqmValidate.Validation;
 public sealed record ValidationInputs(SweepResults Sweep, IReadOnlyList<CurvatureResults> Checkpoints, double TargetLoss, FitOptions Options,
     IReadOnlyDictionary<string, IReadOnlyList<string>> NqmCounterparts)
 {
+    /// <summary>
+    /// The fit trial's curve run on past the target (<see cref="FitOptions.FitCurveExtension"/>), made by the caller
+    /// (it trains); null = the recorded curve. Used only if it is the fit trial's (SGD at <see cref="SweepResults.FitBatchSize"/>).
+    /// </summary>
+    public LossCurve? LongerFitCurve { get; init; }
+
     public ValidationInputs(SweepResults sweep, CurvatureResults curvature, double targetLoss, FitOptions options,
         IReadOnlyDictionary<string, IReadOnlyList<string>> nqmCounterparts) : this(sweep, [curvature], targetLoss, options, nqmCounterparts) { }
 }
@@ -101,12 +107,12 @@ public static class Validator
         var optimizers = sweep.Studies.Select(s => s.Optimizer).Distinct().ToArray();
         var batchSizes = sweep.Studies.Select(s => (double)s.BatchSize).Distinct().Order().ToArray();
         var measured = sweep.Studies.ToDictionary(s => (s.Optimizer, (double)s.BatchSize));
-        int? fitB = sweep.Studies.Where(s => s.Optimizer == "sgd" && s.StepsToTarget is not null).Select(s => (int?)s.BatchSize).Max();
+        int? fitB = sweep.FitBatchSize;
         bool needsCurve(string floor, string s0) => floor.StartsWith("curve") || s0 == "measured";
         LossCurve? curve = null;
         string? curveProblem = null;
         if (fitB is int fb)
-            try { curve = sweep.BestTrialCurve("sgd", fb); }
+            try { curve = inputs.LongerFitCurve is { Optimizer: "sgd" } longer && longer.BatchSize == fb ? longer : sweep.BestTrialCurve("sgd", fb); }
             catch (RunFileException e) { curveProblem = e.Message; }
         else curveProblem = $"{sweep.Directory}: no SGD study reached the target, so there is no curve to fit the floor and initial condition to.";
         if (curve is null && needsCurve(options.Floor, options.InitialCondition)) throw new RunFileException(curveProblem!);

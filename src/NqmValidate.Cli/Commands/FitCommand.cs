@@ -81,13 +81,54 @@ public static class FitCommand
     public static IReadOnlyDictionary<string, IReadOnlyList<string>> NqmCounterparts =>
         Training.Optimizers.OptimizerFamilies.All.ToDictionary(f => f.Name, f => f.NqmCounterparts);
 
+    /// <summary>One row of fit-curve.csv: the fit trial's evaluated training loss; <c>recorded</c> = from its curve.csv, else from the run past the target.</summary>
+    public sealed record FitCurveRow(long Step, double TrainLoss, bool Recorded);
+
+    /// <summary>
+    /// The fit trial's curve run on past its first crossing of the target to <paramref name="multiple"/> × its steps
+    /// (TrialExtension: the same trial replayed from its record), written to <paramref name="path"/>. Null, with a
+    /// line on stderr, when there is no fit trial or it cannot be run on (the fit then reads the recorded curve, and
+    /// fit.json's fit_curve says which it read).
+    /// </summary>
+    static LossCurve? LongerFitCurve(SweepResults sweep, double multiple, string path)
+    {
+        if (sweep.FitBatchSize is not int b) return null;
+        LossCurve recorded;
+        try { recorded = sweep.BestTrialCurve("sgd", b); }
+        catch (RunFileException) { return null; } // the fit reports the missing curve itself
+        string trialJson = Path.Combine(Path.GetDirectoryName(recorded.Path)!, "trial.json");
+        try
+        {
+            var record = Training.Trials.TrialJson.Read<Training.Trials.TrialRecord>(trialJson);
+            long from = (long)recorded.Points[^1].Step, to = (long)Math.Ceiling(multiple * (record.StepsToTarget ?? from));
+            if (to <= from) return null;
+            Console.Error.WriteLine($"fit curve: running {Path.GetDirectoryName(recorded.Path)} on from step {from} to {to} ({multiple:G3} × its steps-to-target) for the floor fit ...");
+            using var data = Training.Data.FashionMnist.Load(record.Config.DataDir);
+            var extension = Training.Trials.TrialExtension.Run(record.Config, new Training.Workloads.FashionMnistWorkload(data), from, to, points: 40);
+            var rows = recorded.Points.Select(p => new FitCurveRow((long)p.Step, p.Loss, true))
+                .Concat(extension.Select(e => new FitCurveRow(e.Step, e.TrainLoss, false))).ToList();
+            CsvFiles.Write(path, rows);
+            return recorded with { Path = path, Points = rows.Select(r => new LossCurvePoint(r.Step, r.TrainLoss)).ToList() };
+        }
+        catch (Exception e) when (e is Training.Trials.TrialConfigException or Training.Data.DataSetException or JsonException or IOException)
+        {
+            Console.Error.WriteLine($"fit curve: cannot run {trialJson}'s trial on ({e.Message}); the floor is fitted to the recorded curve.");
+            return null;
+        }
+    }
+
     /// <summary>The fit → report stages; shared with `nqm validate`.</summary>
     public static void Run(string sweepDir, string curvatureDir, double targetLoss, FitOptions options, string outDir, object? provenance)
     {
         // The checkpoint given, its siblings of the same curvature run (DIR/init, DIR/warmup-200) and the checkpoints of the
         // trajectories measured with it (sgd-b16-r0/loss-1, ...): fit.checkpoint picks the primary, the sensitivity table uses all.
         var checkpoints = CurvatureResults.LoadWithSiblings(curvatureDir).Concat(TrajectoryDrift.Checkpoints(curvatureDir)).ToList();
-        var inputs = new ValidationInputs(SweepResults.Load(sweepDir), checkpoints, targetLoss, options, NqmCounterparts);
+        var sweep = SweepResults.Load(sweepDir);
+        Directory.CreateDirectory(outDir);
+        var inputs = new ValidationInputs(sweep, checkpoints, targetLoss, options, NqmCounterparts)
+        {
+            LongerFitCurve = options.FitCurveExtension > 1 ? LongerFitCurve(sweep, options.FitCurveExtension, Path.Combine(outDir, ValidationFileNames.FitCurve)) : null,
+        };
         var result = Validator.Run(inputs);
         Validator.Write(result, outDir);
         // The drift table goes into the report's folder as measured, so every number of the report is a file of the run.

@@ -156,6 +156,12 @@ public static class TrialRunner
         /// <summary>Hands the model over to the caller, who then disposes it.</summary>
         public nn.Module<Tensor, Tensor> ReleaseModel() => _session.ReleaseModel();
 
+        /// <summary>
+        /// The training loss on the trial's evaluation subset now, evaluated exactly as the trial evaluates it (same
+        /// examples, chunks and evaluation weights), so a replayed step gives the trial's recorded value.
+        /// </summary>
+        public double EvaluateTrainLoss() => _session.EvaluateTrainLoss();
+
         public void Dispose() => _session.Dispose();
     }
 
@@ -428,6 +434,9 @@ public static class TrialRunner
             observer.Evaluated(row);
             return new Metrics(trainLoss, validationLoss, validationError);
         }
+
+        /// <summary>The training loss on the evaluation subset (for a replay; not recorded in the curve).</summary>
+        public double EvaluateTrainLoss() => Evaluate(_trainEval).Loss;
 
         (double Loss, double Error) Evaluate(DataSplit split, bool restored = false)
         {

@@ -249,5 +249,8 @@ public class ValidatorTests : IDisposable
         Assert.Contains("'curve'", e.Message);
         var calOpt = System.Text.Json.JsonDocument.Parse("""{"calibration_optimizer": "sgd"}""").RootElement;
         Assert.Contains("fit.calibration =", Assert.Throws<SpecException>(() => FitOptions.Parse(calOpt, "spec.json")).Message);
+        var shortCurve = System.Text.Json.JsonDocument.Parse("""{"fit_curve_extension": 0.5}""").RootElement;
+        Assert.Contains("fit.fit_curve_extension = 0.5: must be a number ≥ 1", Assert.Throws<SpecException>(() => FitOptions.Parse(shortCurve, "spec.json")).Message);
+        Assert.Equal(4, FitOptions.Parse(null, "spec.json").FitCurveExtension);
     }
 }

@@ -89,17 +89,20 @@ public class SyntheticLinearRegressionTests
     /// Item 10 of issue #10, the part that needs no new workload: the same linear regression, but the floor
     /// (label noise σ²/2) and the initial condition (w* with |w*_i|² ∝ h_i^−0.5, not the isotropic start) are NOT
     /// handed to the fit. It must find both from the loss curve of the largest batch size's best SGD trial (the
-    /// mean excess of its replicas plus the floor, stopping at the target like a real trial).
-    /// KNOWN FAILURE of the issue's criterion, not asserted here: the zero-shot prediction of the other batch sizes
-    /// within a factor of 1.5. Measured when this test was written: floor 0.505 [0.504, 0.506] for a true 0.5,
-    /// a = 0.35 for a true 0.5, and zero-shot log2 errors +0.82 / +0.72 / +0.60 / +0.36 at B = 4 / 16 / 64 / 256:
-    /// a 1% floor error is a 25% error in the target excess (0.015 instead of 0.02), which the noise-dominated small
-    /// batch sizes amplify, and the profile interval is overconfident (it excludes the true floor). A curve that
-    /// stops at the target cannot pin the floor to the precision a target this close to it needs; the issue's
-    /// "longer run of the same trial" is the next step (docs/validation.md, notes of issue #10).
+    /// mean excess of its replicas plus the floor).
+    /// With the curve as recorded (<paramref name="extension"/> = 1: it stops at the target, like a real trial's) the
+    /// floor and exponent are recovered (0.505 [0.504, 0.506] for a true 0.5, a = 0.35 for 0.5) but the zero-shot
+    /// predictions miss the issue's 1.5× (log2 +0.82 / +0.72 / +0.60 / +0.36 at B = 4 / 16 / 64 / 256): a 1% floor error
+    /// is a 25% error in the target excess, which the noise-dominated small batch sizes amplify. That part is not
+    /// asserted. With the default recipe (fit.fit_curve_extension = 4: the fit trial run on to 4× its steps, as
+    /// `nqm fit` does by replaying it) every batch size is predicted within 1.5× (measured: floor 0.501, a = 0.40,
+    /// log2 +0.34 / +0.25 / +0.16 / +0.04 / −0.12), which is asserted. The issue's other criterion, the critical batch
+    /// size within 1.25×, is still missed (NQM B_noise 297 against 206 measured, 1.44×) and is not asserted.
     /// </summary>
-    [Fact]
-    public void FittedNqmFindsAnUnknownFloorAndAnUnalignedStartFromOneCurve()
+    [Theory]
+    [InlineData(1.0)]
+    [InlineData(4.0)]
+    public void FittedNqmFindsAnUnknownFloorAndAnUnalignedStartFromOneCurve(double extension)
     {
         TorchRuntime.Initialize(1);
         var h = tensor(Curvatures, dtype: ScalarType.Float64);
@@ -113,11 +116,12 @@ public class SyntheticLinearRegressionTests
         {
             double[] rates = Enumerable.Range(0, 32).Select(j => 0.95 * 2 / Math.Pow(2, j / 4.0)).ToArray();
             var studies = new List<MeasuredStudy>();
+            LossCurve? longer = null;
             var trials = new List<MeasuredTrial>();
             foreach (int b in BatchSizes)
             {
                 bool largest = b == BatchSizes[^1];
-                var (steps, rate, curve) = StepsToTarget(h, wStar, b, rates, 0, 20_000, seed: 7000 + b, recordCurve: largest);
+                var (steps, rate, curve) = StepsToTarget(h, wStar, b, rates, 0, 20_000, seed: 7000 + b, recordCurve: largest, extend: extension);
                 Assert.True(steps > 0, $"B={b}: no learning rate reached the target");
                 studies.Add(new MeasuredStudy("sgd", b, steps, rate, null, 32, 1, 0, null, null));
                 trials.Add(new MeasuredTrial("sgd", b, rate, null, "reached", steps, steps, floor + InitialExcess, floor + TargetExcess, $"sgd-b{b}-r0", "t000"));
@@ -125,8 +129,11 @@ public class SyntheticLinearRegressionTests
                 {
                     string trialDir = Path.Combine(dir, "trials", $"sgd-b{b}-r0", "t000");
                     Directory.CreateDirectory(trialDir);
+                    // The trial's own curve.csv stops at the target; the run past it is handed over as nqm fit would make it.
                     File.WriteAllLines(Path.Combine(trialDir, "curve.csv"),
-                        ["step,train_loss", .. curve!.Select((e, k) => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{k},{floor + e:R}"))]);
+                        ["step,train_loss", .. curve!.Take((int)steps + 1).Select((e, k) => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{k},{floor + e:R}"))]);
+                    if (extension > 1)
+                        longer = new LossCurve(Path.Combine(dir, "fit-curve.csv"), "sgd", b, rate, curve.Select((e, k) => new LossCurvePoint(k, floor + e)).ToList());
                 }
             }
 
@@ -141,8 +148,8 @@ public class SyntheticLinearRegressionTests
             var curvature = new CurvatureResults("synthetic", bins, [], [], new CurvatureSummary(floor + InitialExcess, null, null, D, null, null, null, null));
 
             var result = Validator.Run(new ValidationInputs(new SweepResults(dir, studies, trials), curvature, floor + TargetExcess,
-                new FitOptions { Checkpoint = "given", PrimaryVariant = "diagonal/measured-c", Sensitivity = false, EosMargin = 0, EdgeOfStability = false },
-                Cli.Commands.FitCommand.NqmCounterparts));
+                new FitOptions { Checkpoint = "given", PrimaryVariant = "diagonal/measured-c", Sensitivity = false, EosMargin = 0, EdgeOfStability = false, FitCurveExtension = extension },
+                Cli.Commands.FitCommand.NqmCounterparts) { LongerFitCurve = longer });
 
             var fit = result.Fit.Variants.Single(v => v.Name == "diagonal/measured-c");
             var rows = result.Comparison.Where(c => c.Variant == "diagonal/measured-c").ToArray();
@@ -154,6 +161,13 @@ public class SyntheticLinearRegressionTests
             Assert.True(Math.Abs(rows.Single(r => r.BatchSize == BatchSizes[^1]).Log2ZeroShot!.Value) <= Math.Log2(1.25), report);
             Assert.True(rows.Single(r => r.BatchSize == 4).ZeroShot > 4 * rows.Single(r => r.BatchSize == 1024).ZeroShot, report);
             Assert.Equal(Calibration.FitPoint, rows.Single(r => r.BatchSize == BatchSizes[^1]).Excluded);
+            if (extension > 1)
+            {
+                // The fit read the longer curve, and from it predicts every batch size zero-shot within 1.5×.
+                Assert.StartsWith(longer!.Path, result.Fit.FitCurve);
+                Assert.All(rows, r => Assert.True(Math.Abs(r.Log2ZeroShot!.Value) <= Math.Log2(1.5), report));
+                Assert.True(Math.Abs(fit.Floor - floor) <= 0.01 * floor, report);
+            }
         }
         finally { try { Directory.Delete(dir, true); } catch (IOException) { } }
     }
@@ -172,9 +186,13 @@ public class SyntheticLinearRegressionTests
         return (steps, rate);
     }
 
-    /// <summary>As above; with <paramref name="recordCurve"/> also the winning learning rate's mean excess loss at every step from 0.</summary>
-    static (long Steps, double Rate, double[]? Curve) StepsToTarget(Tensor h, Tensor wStar, int batchSize, double[] rates, double beta, long cap, int seed, bool recordCurve)
+    /// <summary>
+    /// As above; with <paramref name="recordCurve"/> also the winning learning rate's mean excess loss at every step from 0,
+    /// and with <paramref name="extend"/> &gt; 1 that rate trained on to <paramref name="extend"/> × its steps (the curve then runs past the target).
+    /// </summary>
+    static (long Steps, double Rate, double[]? Curve) StepsToTarget(Tensor h, Tensor wStar, int batchSize, double[] rates, double beta, long cap, int seed, bool recordCurve, double extend = 1)
     {
+        long reachedAt = -1, winnerRow = -1;
         var history = new List<double[]>();
         if (recordCurve) history.Add(Enumerable.Repeat((0.5 * (wStar.square() * h).sum()).item<double>(), rates.Length).ToArray());
         int replicas = Math.Clamp(4096 / batchSize, 4, Replicas);
@@ -210,10 +228,18 @@ public class SyntheticLinearRegressionTests
                 }
                 var perRate = excess.view(rates.Length, replicas).mean([1]);
                 if (recordCurve) history.Add(perRate.data<double>().ToArray());
+                if (reachedAt > 0)
+                {
+                    if (k >= (long)Math.Ceiling(extend * reachedAt))
+                        return (reachedAt, rates[winnerRow], history.Select(row => row[winnerRow]).ToArray());
+                    continue;
+                }
                 var reached = perRate.lt(TargetExcess).logical_and(alive.view(rates.Length, replicas).all(1));
                 if (reached.any().item<bool>())
                 {
                     long winner = reached.nonzero()[0, 0].item<long>();
+                    // With extend > 1 the winning rate trains on past its first crossing: the fit trial run on past the target.
+                    if (recordCurve && extend > 1) { (reachedAt, winnerRow) = (k, winner); continue; }
                     return (k, rates[winner], recordCurve ? history.Select(row => row[winner]).ToArray() : null);
                 }
                 if (!alive.any().item<bool>()) return (-1, double.NaN, null);
