@@ -42,7 +42,7 @@ public sealed record TrajectoryTrial(string Name, string Optimizer, int BatchSiz
 /// </summary>
 public sealed record DriftRow(
     string Trajectory, string Optimizer, int BatchSize, string Checkpoint, long Step, double Loss,
-    double? LambdaMax, double? TraceGgn, double TraceSigma, double GradientNormSquared, double BSimple,
+    double? LambdaMax, double? TraceGgn, double TraceSigma, double GradientNormSquared, double SimpleNoiseScale,
     double? OverlapPrevious, double? OverlapInitial, int TopK, double CostGradientPasses);
 
 public static class Trajectories

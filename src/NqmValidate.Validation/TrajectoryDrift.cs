@@ -9,7 +9,7 @@ namespace NqmValidate.Validation;
 /// </summary>
 public sealed record MeasuredDrift(
     string Trajectory, string Optimizer, int BatchSize, string Checkpoint, long Step, double Loss,
-    double? LambdaMax, double? TraceGgn, double TraceSigma, double GradientNormSquared, double BSimple,
+    double? LambdaMax, double? TraceGgn, double TraceSigma, double GradientNormSquared, double SimpleNoiseScale,
     double? OverlapPrevious, double? OverlapInitial, int TopK, double? CostGradientPasses = null);
 
 /// <summary>The curvature measured along a sweep's trials (`curvature.trajectory`), found beside a curvature checkpoint.</summary>
@@ -31,7 +31,19 @@ public static class TrajectoryDrift
 
     /// <summary>drift.csv's rows (none when the run measured no trajectory).</summary>
     public static IReadOnlyList<MeasuredDrift> Load(string checkpointDir) =>
-        Folder(checkpointDir) is { } folder ? CsvFiles.Read<MeasuredDrift>(Path.Combine(folder, FileName)) : [];
+        Folder(checkpointDir) is { } folder ? Read(Path.Combine(folder, FileName)) : [];
+
+    /// <summary>Reads a drift.csv; columns added later (cost_gradient_passes) may be absent in older files.</summary>
+    public static IReadOnlyList<MeasuredDrift> Read(string path) =>
+        CsvFiles.ReadRows(path, "trajectory", "optimizer", "batch_size", "checkpoint", "step", "loss", "trace_sigma", "gradient_norm_squared", "simple_noise_scale", "top_k")
+            .Select((r, i) => new MeasuredDrift(r["trajectory"], r["optimizer"], (int)CsvFiles.RequiredDouble(r, "batch_size", path, i), r["checkpoint"],
+                (long)CsvFiles.RequiredDouble(r, "step", path, i), CsvFiles.RequiredDouble(r, "loss", path, i),
+                CsvFiles.OptionalDouble(r, "lambda_max", path, i), CsvFiles.OptionalDouble(r, "trace_ggn", path, i),
+                CsvFiles.RequiredDouble(r, "trace_sigma", path, i), CsvFiles.RequiredDouble(r, "gradient_norm_squared", path, i),
+                CsvFiles.RequiredDouble(r, "simple_noise_scale", path, i), CsvFiles.OptionalDouble(r, "overlap_previous", path, i),
+                CsvFiles.OptionalDouble(r, "overlap_initial", path, i), (int)CsvFiles.RequiredDouble(r, "top_k", path, i),
+                r.ContainsKey("cost_gradient_passes") ? CsvFiles.OptionalDouble(r, "cost_gradient_passes", path, i) : null))
+            .ToList();
 
     /// <summary>
     /// Every measured checkpoint of every trajectory as a curvature checkpoint the fit can use, labelled

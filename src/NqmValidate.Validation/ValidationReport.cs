@@ -133,7 +133,7 @@ public static class ValidationReport
                 }).ToList(), ValidationFileNames.Sensitivity));
         }
 
-        if (File.Exists(F(TrajectoryDrift.FileName)) && CsvFiles.Read<MeasuredDrift>(F(TrajectoryDrift.FileName)) is { Count: > 0 } drift)
+        if (File.Exists(F(TrajectoryDrift.FileName)) && TrajectoryDrift.Read(F(TrajectoryDrift.FileName)) is { Count: > 0 } drift)
         {
             doc.Add(new Heading(1, "Curvature along the trajectory"));
             doc.Add(new Paragraph("The curvature and noise measured along real trials (the spec's curvature.trajectory): each optimizer's best trial at a batch size, " +
@@ -142,7 +142,7 @@ public static class ValidationReport
                 "with the previous checkpoint and with initialisation (1 = the same subspace). Each of these checkpoints is also a row of the sensitivity table (TRAJECTORY/CHECKPOINT)."));
             doc.Add(new Table(["trajectory", "checkpoint", "step", "loss", "λ_max", "tr GGN", "tr Σ", "B_simple", "overlap prev.", "overlap init", "2/λ_max", "cost (gradient passes)"],
                 drift.Select(d => (IReadOnlyList<string>)[d.Trajectory, d.Checkpoint, d.Step.ToString(Inv), Num(d.Loss, "F3"), Num(d.LambdaMax, "G3"), Num(d.TraceGgn, "G3"),
-                    Num(d.TraceSigma, "G3"), Num(d.BSimple, "G3"), Num(d.OverlapPrevious, "F2"), Num(d.OverlapInitial, "F2"),
+                    Num(d.TraceSigma, "G3"), Num(d.SimpleNoiseScale, "G3"), Num(d.OverlapPrevious, "F2"), Num(d.OverlapInitial, "F2"),
                     Num(d.LambdaMax is > 0 ? 2 / d.LambdaMax : null, "G3"), Num(d.CostGradientPasses, "F0")]).ToList(),
                 TrajectoryDrift.FileName));
         }

@@ -87,7 +87,7 @@ public class TrajectoryStageTests
             // The replayed model is the trial's model there: its loss over the same 256 images is the trial's evaluated loss.
             double recorded = evaluated.First(p => p.Step == r.Step).TrainLoss!.Value;
             Assert.True(Math.Abs(r.Loss - recorded) < 1e-4 * recorded, $"{r.Checkpoint}: {r.Loss} measured, {recorded} in the trial");
-            Assert.True(r.LambdaMax > 0 && r.TraceGgn > 0 && r.TraceSigma > 0 && r.BSimple > 0, r.ToString());
+            Assert.True(r.LambdaMax > 0 && r.TraceGgn > 0 && r.TraceSigma > 0 && r.SimpleNoiseScale > 0, r.ToString());
             Assert.Equal(3, r.TopK);
             Assert.True(File.Exists(Path.Combine(outDir, t0.Name, r.Checkpoint, "spectrum.csv")));
         }
