@@ -122,6 +122,58 @@ public class WorkerTests(TinyRealSweep sweep)
         Assert.Equal(1, TrialDirs(dir).Count(t => TrialJson.Read<TrialRecord>(Path.Combine(dir, t, "trial.json")).Status == TrialStatus.Crashed));
     }
 
+    /// <summary>Notes, before the sweep cleans the attempt up, how each trial ended and which process ran it.</summary>
+    sealed class WatchingRunner(ITrialRunner inner) : ITrialRunner
+    {
+        public readonly List<int> Pids = new();
+        public readonly List<(TrialStatus? Status, TrialExit Exit)> Ends = new();
+
+        public async Task<TrialExit> RunAsync(TrialRequest request, string directory, Action<int> started, CancellationToken cancel)
+        {
+            var exit = await inner.RunAsync(request, directory, pid => { started(pid); lock (Pids) Pids.Add(pid); }, cancel);
+            string json = Path.Combine(directory, "trial.json");
+            lock (Ends) Ends.Add((File.Exists(json) ? TrialJson.Read<TrialRecord>(json).Status : null, exit));
+            return exit;
+        }
+    }
+
+    [Fact]
+    public async Task CancellingTheSweepInterruptsTheWorkersTrialsAndTheWorkersExit()
+    {
+        string dir = SweepTestKit.TempDir("worker-cancel");
+        // Trials that would run for minutes: the cancellation, not the trial, ends them.
+        var spec = sweep.Spec with
+        {
+            Budget = new BudgetSpec { Steps = 5_000_000 },
+            Workload = sweep.Spec.Workload! with { Target = new TargetSpec { Metric = "train_loss", Threshold = 1e-6 } },
+        };
+        using var workers = WorkerTrialRunner.ForCurrentNqm();
+        var watch = new WatchingRunner(workers);
+        using var cancel = new CancellationTokenSource();
+        var run = new SweepRunner(watch).RunAsync(new SweepOptions(spec, dir, Shard.All), cancel: cancel.Token);
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < TimeSpan.FromMinutes(2)
+               && (!Directory.Exists(Path.Combine(dir, "trials"))
+                   || Directory.GetFiles(Path.Combine(dir, "trials"), "trial.json", SearchOption.AllDirectories).Length < spec.Jobs))
+            await Task.Delay(50);
+        await cancel.CancelAsync();
+        var summary = await run.WaitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.False(summary.Complete);
+        Assert.Equal(0, summary.TrialsRunNow);
+        Assert.Equal(spec.Jobs, watch.Ends.Count);
+        // Each trial stopped cleanly (SIGTERM: it wrote trial.json as interrupted), as a trial process does.
+        Assert.All(watch.Ends, e => Assert.True(e.Status == TrialStatus.Interrupted && e.Exit.Cancelled && e.Exit.ExitCode == 130, $"{e}"));
+        Assert.Empty(Directory.GetDirectories(Path.Combine(dir, "trials"), ".*attempt-*", SearchOption.AllDirectories));
+        // The interrupted workers exited by themselves, before the runner was disposed.
+        foreach (int pid in watch.Pids.Distinct())
+        {
+            var gone = Stopwatch.StartNew();
+            while (ResultsStore.CommandLine(pid).Count > 1 && gone.Elapsed < TimeSpan.FromSeconds(15)) await Task.Delay(50);
+            Assert.True(ResultsStore.CommandLine(pid).Count <= 1, $"worker {pid} still runs after its trial was interrupted");
+        }
+    }
+
     /// <summary>A trial that would run for minutes on the fixture's data: an unreachable target and a large budget.</summary>
     TrialConfig LongTrial(int threads = 1) => new()
     {
