@@ -90,7 +90,7 @@ public static partial class NqmApp
         var command = parse.CommandResult.Command;
         string path = CommandPath(parse);
         if (command is RootCommand)
-            return $"usage: nqm <command> [options]   (commands: {string.Join(", ", command.Subcommands.Select(c => c.Name))}; nqm --help)";
+            return $"usage: nqm <command> [options]   (commands: {string.Join(", ", command.Subcommands.Where(c => !c.Hidden).Select(c => c.Name))}; nqm --help)";
         var required = command.Options.Where(o => o.Required).Select(o => $"{o.Name} <{o.Name.TrimStart('-')}>");
         var arguments = command.Arguments.Select(a => a.Name);
         return $"usage: {string.Join(' ', new[] { path }.Concat(arguments).Concat(required))} [options]   ({path} --help lists them)";

@@ -235,14 +235,17 @@ public class WorkerTests(TinyRealSweep sweep)
             LongTrial(2) with { MaxSteps = 100, Target = new Target(TargetMetric.TrainLoss, 1.0), Model = new ModelSpec("mlp", [16, 16]) },
         };
         var attempts = configs.Select((c, i) => NewAttempt(trials, $"t{i:D3}", Environment.ProcessId, c)).ToList();
+        // A trial at another thread count needs a worker of its own: refused as bad input (2), and the worker goes on.
+        string foreign = NewAttempt(trials, "t009", Environment.ProcessId, LongTrial(1));
         using var worker = StartWorker(trials, threads: 2);
-        foreach (var attempt in attempts)
+        foreach (var (attempt, expected) in attempts.Take(1).Append(foreign).Concat(attempts.Skip(1)).Select(a => (a, a == foreign ? 2 : 0)))
         {
             await worker.StandardInput.WriteLineAsync(WorkerProtocol.FormatRequest(attempt));
             await worker.StandardInput.FlushAsync();
             string? reply = await worker.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromMinutes(3));
-            Assert.Equal(0, WorkerProtocol.ParseReply(reply ?? "(none)"));
+            Assert.Equal(expected, WorkerProtocol.ParseReply(reply ?? "(none)"));
         }
+        Assert.False(File.Exists(Path.Combine(foreign, "trial.json")), "a refused trial must not have started");
         worker.StandardInput.Close();
         Assert.True(Exits(worker, TimeSpan.FromSeconds(30)), "the worker did not exit when its stdin closed");
         Assert.Equal(0, worker.ExitCode);
@@ -330,6 +333,7 @@ public class TrialProcessesOptionTests
         // A sweep started with workers resumes with a process per trial and the other way round: same results.
         Assert.Equal(ResultsStore.ResultsKey(spec), ResultsStore.ResultsKey(perTrial));
         Assert.DoesNotContain("trial_processes", ResultsStore.ResultsKey(perTrial));
+        Assert.True(Cli.NqmApp.BuildRoot().Subcommands.Single(c => c.Name == WorkerProtocol.Command).Hidden, "`nqm worker` is internal to sweeps");
 
         var e = Assert.Throws<SpecException>(() =>
             SpecLoader.Parse(SweepTestKit.SmallSpecJson.Replace("\"jobs\": 3", "\"jobs\": 3, \"trial_processes\": \"threads\""), "spec.json"));
