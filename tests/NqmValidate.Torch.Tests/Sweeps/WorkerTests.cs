@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using NqmValidate.Training.Models;
@@ -172,6 +173,38 @@ public class WorkerTests(TinyRealSweep sweep)
             while (ResultsStore.CommandLine(pid).Count > 1 && gone.Elapsed < TimeSpan.FromSeconds(15)) await Task.Delay(50);
             Assert.True(ResultsStore.CommandLine(pid).Count <= 1, $"worker {pid} still runs after its trial was interrupted");
         }
+    }
+
+    [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    static extern int Kill(int pid, int signal);
+
+    [Fact]
+    public async Task SigkillToTheWholeProcessGroupMidSweepThenResumeGivesTheUninterruptedTablesWithWorkers()
+    {
+        string dir = SweepTestKit.TempDir("group-killed");
+        // `setsid` makes the sweep a process group leader (it execs in place: same pid), its workers in its group.
+        var info = new ProcessStartInfo("setsid") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { "dotnet", Path.Combine(AppContext.BaseDirectory, "nqm.dll"), "sweep", "--spec", sweep.SpecPath, "--out", dir,
+                     "--progress", "none", "--trial-processes", "worker" })
+            info.ArgumentList.Add(a);
+        using var p = Process.Start(info)!;
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        var clock = Stopwatch.StartNew();
+        int Finished() => Directory.Exists(Path.Combine(dir, "trials"))
+            ? Directory.GetDirectories(Path.Combine(dir, "trials")).Sum(s => Directory.GetDirectories(s, "t*").Length) : 0;
+        while (!p.HasExited && Finished() < 3 && clock.Elapsed < TimeSpan.FromMinutes(3)) await Task.Delay(50);
+        Assert.False(p.HasExited, "the sweep finished before it could be killed");
+        Assert.Equal(0, Kill(-p.Id, 9)); // SIGKILL to the sweep and its workers at once
+        await p.WaitForExitAsync();
+        Assert.InRange(Finished(), 3, 7);
+
+        var resume = sweep.StartSweep(dir, "--trial-processes", "worker");
+        await resume.WaitForExitAsync();
+        Assert.Equal(0, resume.ExitCode);
+        Assert.Equal(File.ReadAllText(Path.Combine(sweep.Reference, "steps.csv")), File.ReadAllText(Path.Combine(dir, "steps.csv")));
+        Assert.Equal(File.ReadAllText(Path.Combine(sweep.Reference, "trials.csv")), File.ReadAllText(Path.Combine(dir, "trials.csv")));
+        Assert.Empty(Directory.GetDirectories(Path.Combine(dir, "trials"), ".*attempt-*", SearchOption.AllDirectories));
     }
 
     /// <summary>A trial that would run for minutes on the fixture's data: an unreachable target and a large budget.</summary>
