@@ -18,8 +18,8 @@ public static class SweepCommand
 {
     static readonly Option<string> Spec = new("--spec") { Description = "Experiment spec (experiments/*.json).", Required = true };
     static readonly Option<string> Out = new("--out") { Description = "Sweep directory; running again resumes it." };
-    static readonly Option<int?> Jobs = new("--jobs") { Description = "Trial processes at once (overrides the spec's `jobs`)." };
-    static readonly Option<int?> Threads = new("--threads") { Description = "Threads per trial process (overrides `threads`)." };
+    static readonly Option<int?> Jobs = new("--jobs") { Description = "Trials at once, each in a worker or a process of its own (overrides the spec's `jobs`)." };
+    static readonly Option<int?> Threads = new("--threads") { Description = "Threads per trial (overrides `threads`)." };
     static readonly Option<string?> Device = new("--device") { Description = "cpu | cuda (overrides `device`)." };
     static readonly Option<string?> DataDir = new("--data-dir") { Description = "Fashion-MNIST folder (overrides workload.data.dir)." };
     static readonly Option<bool> NoPrune = new("--no-prune") { Description = "Run every trial to its budget (exhaustive search; for comparison)." };

@@ -32,7 +32,7 @@ public sealed record ExperimentSpec
     public EvaluationSpec Evaluation { get; init; } = new();
     /// <summary>Intra-op threads of each trial process.</summary>
     public int Threads { get; init; } = 1;
-    /// <summary>Trial processes run at once.</summary>
+    /// <summary>Trials run at once (each in a trial worker or a process of its own).</summary>
     public int Jobs { get; init; } = 1;
     public string Device { get; init; } = "cpu";
     /// <summary>Stop a trial once it has trained as many steps as its study's best so far.</summary>
