@@ -29,6 +29,7 @@ public static partial class NqmApp
         yield return ReportCommand.Create();
         yield return ValidateCommand.Create();
         yield return VerifyCommand.Create();
+        yield return WorkerCommand.Create();
     }
 
     /// <summary>
@@ -89,7 +90,7 @@ public static partial class NqmApp
         var command = parse.CommandResult.Command;
         string path = CommandPath(parse);
         if (command is RootCommand)
-            return $"usage: nqm <command> [options]   (commands: {string.Join(", ", command.Subcommands.Select(c => c.Name))}; nqm --help)";
+            return $"usage: nqm <command> [options]   (commands: {string.Join(", ", command.Subcommands.Where(c => !c.Hidden).Select(c => c.Name))}; nqm --help)";
         var required = command.Options.Where(o => o.Required).Select(o => $"{o.Name} <{o.Name.TrimStart('-')}>");
         var arguments = command.Arguments.Select(a => a.Name);
         return $"usage: {string.Join(' ', new[] { path }.Concat(arguments).Concat(required))} [options]   ({path} --help lists them)";
@@ -136,6 +137,12 @@ public static partial class NqmApp
         var option = parse.CommandResult.Command.Options.FirstOrDefault(o => o.Name == "--out");
         string? outDir = option is not null && parse.GetResult(option) is { Tokens.Count: > 0 } r ? Path.GetFullPath(r.Tokens[0].Value) : null;
         string folder = outDir is not null && Directory.Exists(outDir) ? outDir : Path.GetTempPath();
+        return WriteCrashLog(folder, args, e);
+    }
+
+    /// <summary>Writes the trace of an unexpected error to a log file in <paramref name="folder"/> and returns its path.</summary>
+    internal static string WriteCrashLog(string folder, IEnumerable<string> args, Exception e)
+    {
         string path = Path.Combine(folder, $"nqm-error-{DateTime.UtcNow:yyyyMMdd-HHmmss}-{Environment.ProcessId}.log");
         try
         {

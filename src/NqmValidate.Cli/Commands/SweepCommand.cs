@@ -11,19 +11,23 @@ namespace NqmValidate.Cli.Commands;
 public sealed record SweepCommandOptions(
     string SpecPath, string? OutDirectory, int? Jobs, int? Threads, string? Device, string? DataDir,
     bool NoPrune, string? Order, string? Shard, bool RetryCrashed, string? EmitSlurm, bool Gpu, int? Shards,
-    string? Partition, string? TimeLimit, string Progress);
+    string? Partition, string? TimeLimit, string Progress, string? TrialProcesses = null);
 
 /// <summary>`nqm sweep`: runs (or resumes) every study of an experiment spec.</summary>
 public static class SweepCommand
 {
     static readonly Option<string> Spec = new("--spec") { Description = "Experiment spec (experiments/*.json).", Required = true };
     static readonly Option<string> Out = new("--out") { Description = "Sweep directory; running again resumes it." };
-    static readonly Option<int?> Jobs = new("--jobs") { Description = "Trial processes at once (overrides the spec's `jobs`)." };
-    static readonly Option<int?> Threads = new("--threads") { Description = "Threads per trial process (overrides `threads`)." };
+    static readonly Option<int?> Jobs = new("--jobs") { Description = "Trials at once, each in a worker or a process of its own (overrides the spec's `jobs`)." };
+    static readonly Option<int?> Threads = new("--threads") { Description = "Threads per trial (overrides `threads`)." };
     static readonly Option<string?> Device = new("--device") { Description = "cpu | cuda (overrides `device`)." };
     static readonly Option<string?> DataDir = new("--data-dir") { Description = "Fashion-MNIST folder (overrides workload.data.dir)." };
     static readonly Option<bool> NoPrune = new("--no-prune") { Description = "Run every trial to its budget (exhaustive search; for comparison)." };
     static readonly Option<string?> Order = new("--order") { Description = "predicted | canonical trial order (overrides `order`)." };
+    static readonly Option<string?> TrialProcesses = new("--trial-processes")
+    {
+        Description = "worker (default: persistent worker processes, data loaded once) | per-trial (one `nqm train` process per trial); overrides `trial_processes`. Same results either way.",
+    };
     static readonly Option<string?> ShardOpt = new("--shard") { Description = "Run shard i/n only (default: from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT, else all)." };
     static readonly Option<bool> RetryCrashed = new("--retry-crashed") { Description = "Run crashed trials again." };
     static readonly Option<string?> EmitSlurm = new("--emit-slurm") { Description = "Write an sbatch array script for the sweep to this file and exit." };
@@ -40,7 +44,7 @@ public static class SweepCommand
     public static Command Create()
     {
         var command = new Command("sweep", "Run every study (optimizer × batch size × seed) of an experiment spec; resumable, parallel, shardable.");
-        foreach (var o in new Option[] { Spec, Out, Jobs, Threads, Device, DataDir, NoPrune, Order, ShardOpt, RetryCrashed,
+        foreach (var o in new Option[] { Spec, Out, Jobs, Threads, Device, DataDir, NoPrune, Order, TrialProcesses, ShardOpt, RetryCrashed,
                      EmitSlurm, Gpu, Shards, Partition, TimeLimit, Progress })
             command.Options.Add(o);
         // Signals are handled here, not by System.CommandLine (whose termination timeout would end
@@ -58,7 +62,8 @@ public static class SweepCommand
 
     public static SweepCommandOptions Map(ParseResult p) => new(
         p.GetValue(Spec)!, p.GetValue(Out), p.GetValue(Jobs), p.GetValue(Threads), p.GetValue(Device), p.GetValue(DataDir), p.GetValue(NoPrune), p.GetValue(Order), p.GetValue(ShardOpt), p.GetValue(RetryCrashed),
-        p.GetValue(EmitSlurm), p.GetValue(Gpu), p.GetValue(Shards), p.GetValue(Partition), p.GetValue(TimeLimit), p.GetValue(Progress)!);
+        p.GetValue(EmitSlurm), p.GetValue(Gpu), p.GetValue(Shards), p.GetValue(Partition), p.GetValue(TimeLimit), p.GetValue(Progress)!,
+        p.GetValue(TrialProcesses));
 
     /// <summary>Defaults → spec file → command-line overrides, validated again after the overrides.</summary>
     public static ExperimentSpec Resolve(SweepCommandOptions o)
@@ -71,6 +76,7 @@ public static class SweepCommand
             Device = o.Device ?? spec.Device,
             Prune = !o.NoPrune && spec.Prune,
             Order = o.Order ?? spec.Order,
+            TrialProcesses = o.TrialProcesses ?? spec.TrialProcesses,
             Workload = spec.Workload! with
             {
                 Data = spec.Workload!.Data with
@@ -121,10 +127,13 @@ public static class SweepCommand
             var chains = plan.Shard(shard.Index, shard.Count);
             Console.Error.WriteLine($"sweep {spec.Name}: shard {shard} = {chains.Count} of {plan.Chains.Count} chains, " +
                                     $"{chains.Sum(c => c.Studies.Count)} studies, {chains.Sum(c => c.Studies.Sum(s => s.Trials.Count))} trials; " +
-                                    $"{spec.Jobs} jobs × {spec.Threads} threads; pruning {(spec.Prune ? "on" : "off")}, order {spec.Order}; out {Path.GetFullPath(o.OutDirectory)}");
-            var runner = new SweepRunner(ProcessTrialRunner.ForCurrentNqm());
+                                    $"{spec.Jobs} jobs × {spec.Threads} threads, trials in {(spec.TrialProcessMode == "worker" ? "persistent workers" : "a process each")}; pruning {(spec.Prune ? "on" : "off")}, order {spec.Order}; out {Path.GetFullPath(o.OutDirectory)}");
+            var trials = TrialHosting.ForCurrentNqm(spec.TrialProcessMode);
+            using var closeWorkers = trials as IDisposable; // closing their stdin ends the workers
+            var runner = new SweepRunner(trials);
             var options = new SweepOptions(spec, o.OutDirectory, shard, o.RetryCrashed);
             var summary = await SweepProgressView.RunAsync(o.Progress, p => runner.RunAsync(options, p, cancel));
+            closeWorkers?.Dispose();
 
             Console.WriteLine($"{Outcome(summary)}: {summary.Results.Count}/{summary.StudiesTotal} studies; " +
                               $"{summary.TrialsRunNow} trials run now, {summary.TrialsReused} reused, {summary.TrialsAdopted} adopted, " +

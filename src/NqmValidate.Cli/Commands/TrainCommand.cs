@@ -139,8 +139,7 @@ public static class TrainCommand
             Console.WriteLine(Summary(result.Record, outDir));
             return result.Record.Status == TrialStatus.Interrupted ? ExitCodes.Interrupted : ExitCodes.Ok;
         }
-        catch (Exception e) when (e is TrialConfigException or DataSetException or TorchLoadException or ArgumentException
-                                       or ModelSpecException or OptimizerSpecException)
+        catch (Exception e) when (IsBadInput(e))
         {
             Console.Error.WriteLine($"nqm train: {e.Message}");
             return ExitCodes.BadInput;
@@ -148,7 +147,12 @@ public static class TrainCommand
         // Anything else is a crash: NqmApp prints one line and writes the trace to a log in --out.
     }
 
-    static string Summary(TrialRecord r, string outDir)
+    /// <summary>What a trial rejects as bad input (exit 2) rather than crashes on (shared with `nqm worker`).</summary>
+    internal static bool IsBadInput(Exception e) =>
+        e is TrialConfigException or DataSetException or TorchLoadException or ArgumentException or ModelSpecException or OptimizerSpecException;
+
+    /// <summary>The one line a finished trial prints.</summary>
+    internal static string Summary(TrialRecord r, string outDir)
     {
         string status = r.Status switch
         {

@@ -89,9 +89,19 @@ public static class ValidateCommand
             // 1. Sweep (resumes by itself: finished trials are never rerun).
             var stage = Stopwatch.StartNew();
             Stage($"1/3 sweep → {sweepOptions.OutDirectory}");
-            var runner = new SweepRunner(ProcessTrialRunner.ForCurrentNqm());
-            var summary = await SweepProgressView.RunAsync(sweepOptions.Progress,
-                p => runner.RunAsync(new SweepOptions(spec, sweepOptions.OutDirectory!, Shard.All), p, cancel));
+            SweepSummary summary;
+            // The workers end with the sweep stage (their stdin closes): the curvature stage needs the memory and the cores.
+            var trials = TrialHosting.ForCurrentNqm(spec.TrialProcessMode);
+            try
+            {
+                var runner = new SweepRunner(trials);
+                summary = await SweepProgressView.RunAsync(sweepOptions.Progress,
+                    p => runner.RunAsync(new SweepOptions(spec, sweepOptions.OutDirectory!, Shard.All), p, cancel));
+            }
+            finally
+            {
+                (trials as IDisposable)?.Dispose();
+            }
             seconds["sweep"] = stage.Elapsed.TotalSeconds;
             if (!summary.Complete)
             {

@@ -32,7 +32,7 @@ public sealed record ExperimentSpec
     public EvaluationSpec Evaluation { get; init; } = new();
     /// <summary>Intra-op threads of each trial process.</summary>
     public int Threads { get; init; } = 1;
-    /// <summary>Trial processes run at once.</summary>
+    /// <summary>Trials run at once (each in a trial worker or a process of its own).</summary>
     public int Jobs { get; init; } = 1;
     public string Device { get; init; } = "cpu";
     /// <summary>Stop a trial once it has trained as many steps as its study's best so far.</summary>
@@ -40,6 +40,13 @@ public sealed record ExperimentSpec
     /// <summary>Trial order within a study: `predicted` (nearest the optimum predicted from the
     /// previous batch size first) or `canonical` (search-space order).</summary>
     public string Order { get; init; } = "predicted";
+    /// <summary>How trials are hosted: `worker` (default: persistent worker processes that load the data once and run
+    /// trials one after another) or `per-trial` (one `nqm train` process per trial). Results are the same bit for bit,
+    /// so, like `jobs`, it is not part of the results key. Null means the default.</summary>
+    public string? TrialProcesses { get; init; }
+    /// <summary>The trial hosting in effect: <see cref="TrialProcesses"/> or its default.</summary>
+    [JsonIgnore]
+    public string TrialProcessMode => TrialProcesses ?? SpecValidation.TrialProcessModes[0];
     /// <summary>Curvature-stage settings, validated by that stage.</summary>
     public JsonElement? Curvature { get; init; }
     /// <summary>Fit/validation-stage settings, validated by that stage.</summary>
@@ -199,6 +206,8 @@ public static class SpecValidation
     public static readonly string[] Searches = ["grid", "halton"];
     public static readonly string[] Orders = ["predicted", "canonical"];
     public static readonly string[] Devices = ["cpu", "cuda"];
+    /// <summary>Values of `trial_processes`; the first is the default.</summary>
+    public static readonly string[] TrialProcessModes = ["worker", "per-trial"];
 
     public static void Validate(ExperimentSpec spec, string source)
     {
@@ -277,6 +286,8 @@ public static class SpecValidation
         if (s.Jobs < 1) f.Add($"jobs: must be >= 1 (got {s.Jobs}).");
         if (!Devices.Contains(s.Device)) f.Add($"device: must be {OneOf(Devices)} (got {Q(s.Device)}).");
         if (!Orders.Contains(s.Order)) f.Add($"order: must be {OneOf(Orders)} (got {Q(s.Order)}).");
+        if (s.TrialProcesses is { } mode && !TrialProcessModes.Contains(mode))
+            f.Add($"trial_processes: must be {OneOf(TrialProcessModes)} (got {Q(mode)}).");
         if (s.Curvature is { ValueKind: not JsonValueKind.Object }) f.Add("curvature: must be a JSON object.");
         if (s.Fit is { ValueKind: not JsonValueKind.Object }) f.Add("fit: must be a JSON object.");
         return f;

@@ -31,8 +31,9 @@ public sealed class ResultsStore
 
     public string TrialDirectory(string study, string trial) => Path.Combine(TrialsRoot, study, trial);
 
-    /// <summary>The spec as it matters for results: everything but how many processes run at once.</summary>
-    public static string ResultsKey(ExperimentSpec spec) => SpecLoader.ToJson(spec with { Jobs = 1 });
+    /// <summary>The spec as it matters for results: everything but how many processes run at once and how trials are
+    /// hosted (workers or a process per trial give the same results bit for bit).</summary>
+    public static string ResultsKey(ExperimentSpec spec) => SpecLoader.ToJson(spec with { Jobs = 1, TrialProcesses = null });
 
     /// <summary>Creates DIR and its spec.json, or checks that an existing DIR was made by the same spec.</summary>
     public void Open(ExperimentSpec spec)
@@ -196,16 +197,16 @@ public sealed class ResultsStore
     }
 
     /// <summary>
-    /// Stops the processes still running an attempt: every process whose command line names
-    /// the attempt directory (found through /proc, so it works even when the sweep was killed
-    /// before it could record the pid). A process whose parent is still the sweep that made the
+    /// Stops the processes still running an attempt (<see cref="ProcessesRunning"/>: a trial process whose command line
+    /// names the attempt directory, found through /proc so it works even when the sweep was killed before it could record
+    /// the pid, or the trial worker the attempt's sweep.pid names). A process whose parent is still the sweep that made the
     /// attempt (its pid is in the attempt's name) is not an orphan: it is left running and
     /// false is returned. (The run lock already keeps a second sweep out; this is the last line.)
     /// </summary>
     static bool StopOrphan(string attempt)
     {
         int? sweepPid = AttemptSweepPid(attempt);
-        var pids = ProcessesNaming(attempt);
+        var pids = ProcessesRunning(attempt);
         if (sweepPid is { } owner && owner != Environment.ProcessId && pids.Any(pid => ParentPid(pid) == owner)) return false;
         foreach (int pid in pids)
         {
@@ -244,6 +245,37 @@ public sealed class ResultsStore
             return rest.Length > 1 && int.TryParse(rest[1], NumberStyles.None, CultureInfo.InvariantCulture, out int ppid) ? ppid : null;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
+    }
+
+    /// <summary>
+    /// Pids of the processes running an attempt: a trial process names the attempt directory on its command line
+    /// (<see cref="ProcessesNaming"/>); a trial worker (`nqm worker`) names only its sweep's trials directory, and the sweep
+    /// records the worker's pid in the attempt's sweep.pid before it sends the trial, so the recorded pid counts when that
+    /// process is a worker of this attempt's trials directory (a recycled pid naming something else never does). A worker
+    /// whose sweep died exits by itself when its stdin closes; this finds one that has not yet.
+    /// </summary>
+    public static IReadOnlyList<int> ProcessesRunning(string attempt)
+    {
+        var pids = ProcessesNaming(attempt).ToList();
+        string trialsRoot = Path.GetDirectoryName(Path.GetDirectoryName(Path.GetFullPath(attempt)) ?? "") ?? "";
+        try
+        {
+            string recorded = Path.Combine(attempt, "sweep.pid");
+            if (File.Exists(recorded)
+                && int.TryParse(File.ReadAllText(recorded).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out int pid)
+                && pid != Environment.ProcessId && !pids.Contains(pid)
+                && WorkerProtocol.IsWorkerOf(CommandLine(pid), trialsRoot))
+                pids.Add(pid);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { /* attempt deleted meanwhile */ }
+        return pids;
+    }
+
+    /// <summary>The arguments of a running process (from /proc/PID/cmdline), or none when it is gone.</summary>
+    public static IReadOnlyList<string> CommandLine(int pid)
+    {
+        try { return File.ReadAllText($"/proc/{pid}/cmdline").Split('\0'); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return []; }
     }
 
     /// <summary>Pids of the processes whose command line contains <paramref name="path"/>.</summary>

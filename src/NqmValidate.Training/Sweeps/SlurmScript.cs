@@ -77,6 +77,7 @@ public static class SlurmScript
         s.AppendLine("mkdir -p \"$out/shards\"");
         s.Append($"exec dotnet {dll} sweep --spec {specPath} --out \"$out/shards/shard-${{SLURM_ARRAY_TASK_ID}}\"");
         s.Append($" --jobs {jobs} --threads {spec.Threads}");
+        if (spec.TrialProcesses is { } mode) s.Append($" --trial-processes {mode}");
         if (o.Gpu) s.Append(" --device cuda");
         s.AppendLine(" --progress plain");
         return s.ToString();

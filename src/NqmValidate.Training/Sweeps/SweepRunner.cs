@@ -28,7 +28,7 @@ public sealed record SweepSummary(
     int TrialsAdopted, int TrialsCrashedNow, long StepsTrained, TimeSpan Wall, int TrialsDiscarded = 0);
 
 /// <summary>
-/// Runs a sweep: every study of its shard, up to `jobs` trial processes at once (one per chain),
+/// Runs a sweep: every study of its shard, up to `jobs` trials at once (one per chain),
 /// resuming from the store. Within a study, trials run in run order, each with the step cap of
 /// the trials before it; the tables are a pure function of the logs (see <see cref="StudyResults"/>),
 /// so they do not depend on timing, parallelism, or on kills and resumes.

@@ -49,5 +49,5 @@ public static class SweepStatus
         return new SweepStatusReport(spec.Name, studies);
     }
 
-    static bool IsLive(string attempt) => ResultsStore.ProcessesNaming(attempt).Count > 0;
+    static bool IsLive(string attempt) => ResultsStore.ProcessesRunning(attempt).Count > 0;
 }

@@ -95,11 +95,18 @@ public sealed class ProcessTrialRunner : ITrialRunner
     /// from another host (tests), for the nqm.dll beside the running assemblies.</summary>
     public static ProcessTrialRunner ForCurrentNqm()
     {
+        var (executable, prefix) = CurrentNqm();
+        return new ProcessTrialRunner(executable, prefix);
+    }
+
+    /// <summary>How to start the `nqm` beside the running assemblies: `dotnet` and the path of its nqm.dll.</summary>
+    public static (string Executable, IReadOnlyList<string> Prefix) CurrentNqm()
+    {
         string dll = Path.Combine(AppContext.BaseDirectory, "nqm.dll");
         if (!File.Exists(dll))
             throw new TrialLaunchException($"cannot start trials: {dll} not found (build src/NqmValidate.Cli first: dotnet build -c Release).");
         string dotnet = Environment.ProcessPath is { } p && Path.GetFileNameWithoutExtension(p) == "dotnet" ? p : "dotnet";
-        return new ProcessTrialRunner(dotnet, [dll]);
+        return (dotnet, [dll]);
     }
 
     public async Task<TrialExit> RunAsync(TrialRequest request, string directory, Action<int> started, CancellationToken cancel)

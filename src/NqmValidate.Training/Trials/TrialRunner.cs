@@ -50,8 +50,24 @@ public static class TrialRunner
         TorchRuntime.Initialize(resolved.Threads);
         var device = TorchRuntime.ResolveDevice(resolved.Device);
         using var data = FashionMnist.Load(resolved.DataDir, new FashionMnistOptions(EvalExamples: resolved.EvalExamples, Device: device));
+        return RunToDirectory(config, data, wall.Elapsed.TotalSeconds, started, outDir, cancel, observer, commandLine, machine);
+    }
+
+    /// <summary>
+    /// the loading `RunToDirectory` on data
+    /// already loaded (a trial worker loads the data set once for many trials). <paramref name="data"/> must be the config's
+    /// data directory on the config's device; <paramref name="loadSeconds"/> is what this trial spent loading it (0 when reused).
+    /// The training itself is the same code, so the trial's numbers are those of a trial that loaded the data itself.
+    /// </summary>
+    public static TrialResult RunToDirectory(TrialConfig config, FashionMnistData data, double loadSeconds, DateTime started, string outDir,
+        CancellationToken cancel = default, ITrialObserver? observer = null, string[]? commandLine = null, MachineProvenance? machine = null)
+    {
+        var wall = Stopwatch.StartNew();
+        var resolved = config.Resolve();
+        TorchRuntime.Initialize(resolved.Threads);
+        if (Path.GetFullPath(data.Directory) != resolved.DataDir)
+            throw new ArgumentException($"the trial trains on {resolved.DataDir}, but the data given was loaded from {data.Directory}.", nameof(data));
         var workload = new FashionMnistWorkload(data);
-        double loadSeconds = wall.Elapsed.TotalSeconds;
         // Checked against the loaded data before trial.json says `running`; the record holds the evaluation subset actually used.
         if (resolved.BatchSize > data.Train.Count)
             throw new TrialConfigException($"batch_size {resolved.BatchSize} exceeds the {data.Train.Count} training examples.");
@@ -72,12 +88,12 @@ public static class TrialRunner
         }
         catch (Exception e) when (e is not TrialConfigException)
         {
-            TrialJson.Write(trialJson, running with { Status = TrialStatus.Crashed, Error = $"{e.GetType().Name}: {e.Message}", WallSeconds = wall.Elapsed.TotalSeconds });
+            TrialJson.Write(trialJson, running with { Status = TrialStatus.Crashed, Error = $"{e.GetType().Name}: {e.Message}", WallSeconds = loadSeconds + wall.Elapsed.TotalSeconds });
             throw;
         }
         var record = result.Record with
         {
-            StartedUtc = started, LoadSeconds = loadSeconds, WallSeconds = wall.Elapsed.TotalSeconds,
+            StartedUtc = started, LoadSeconds = loadSeconds, WallSeconds = loadSeconds + wall.Elapsed.TotalSeconds,
             GitCommit = commit, GitDirty = dirty, CommandLine = commandLine, Machine = running.Machine,
         };
         CurveFile.Write(Path.Combine(outDir, CurveFile.FileName), result.Curve);

@@ -158,7 +158,7 @@ public class SweepProcessTests(TinyRealSweep sweep)
         while (!first.HasExited && clock.Elapsed < TimeSpan.FromMinutes(3)
                && !(Directory.Exists(Path.Combine(dir, "trials"))
                     && Directory.GetDirectories(Path.Combine(dir, "trials"), ".*attempt-*", SearchOption.AllDirectories)
-                        .Any(a => ResultsStore.ProcessesNaming(a).Count > 0)))
+                        .Any(a => ResultsStore.ProcessesRunning(a).Count > 0)))
             await Task.Delay(50);
         Assert.False(first.HasExited, "the first sweep finished before the second could start");
 
