@@ -4,6 +4,7 @@ using System.Runtime.InteropServices;
 using NqmValidate.Training.Sweeps;
 using NqmValidate.Common;
 using NqmValidate.Training.Data;
+using NqmValidate.Training.Models;
 
 namespace NqmValidate.Cli.Commands;
 
@@ -104,9 +105,12 @@ public static class SweepCommand
                                     $"{FashionMnist.ResolveDirectory(spec.Workload!.Data.Dir)} (a batch is drawn without replacement from one epoch).");
     }
 
-    /// <summary>Said once the checks passed and the work starts: oversubscribed cores make every trial slower.</summary>
-    public static void WarnOversubscribed(ExperimentSpec spec)
+    /// <summary>Said once the checks passed and the work starts: convolution widths LibTorch was seen to get wrong, and oversubscribed cores (every trial slower).</summary>
+    public static void WarnBeforeWork(ExperimentSpec spec)
     {
+        if (spec.Workload?.Model is { } model && ModelRegistry.ChannelCountsOffTheGrid(SpecValidation.ToModelSpec(model)) is { Count: > 0 } off)
+            Console.Error.WriteLine($"note: convolution channel counts off the 16-grid ({string.Join(", ", off.Take(4))}{(off.Count > 4 ? ", …" : "")}): LibTorch's CPU " +
+                                    "convolution was seen to return NaN at such widths (docs/design/torchsharp.md), and a NaN ends a trial as diverged; prefer widths giving multiples of 16.");
         if (spec.Jobs * spec.Threads > Environment.ProcessorCount)
             Console.Error.WriteLine($"note: {spec.Jobs} jobs × {spec.Threads} threads = {spec.Jobs * spec.Threads} threads on {Environment.ProcessorCount} cores: " +
                                     "oversubscribed trials run much slower; lower --jobs or --threads.");
@@ -122,7 +126,7 @@ public static class SweepCommand
             var shard = o.Shard is not null ? Training.Sweeps.Shard.Parse(o.Shard)
                 : Training.Sweeps.Shard.FromEnvironment(Environment.GetEnvironmentVariable) ?? Training.Sweeps.Shard.All;
             CheckBeforeWork(spec);
-            WarnOversubscribed(spec);
+            WarnBeforeWork(spec);
             var plan = SweepPlan.Create(spec);
             var chains = plan.Shard(shard.Index, shard.Count);
             Console.Error.WriteLine($"sweep {spec.Name}: shard {shard} = {chains.Count} of {plan.Chains.Count} chains, " +

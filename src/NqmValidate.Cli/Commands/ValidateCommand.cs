@@ -81,7 +81,7 @@ public static class ValidateCommand
             };
             try { request.Settings.Validate(); }
             catch (CurvatureInputException e) { throw new CurvatureInputException($"{specPath}: curvature: {e.Message}"); }
-            SweepCommand.WarnOversubscribed(spec);
+            SweepCommand.WarnBeforeWork(spec);
             // The whole study (sweep, curvature, fit) is one run: a second `validate` on OUT is refused, not interleaved.
             using var owner = RunLock.Acquire(outDir);
             Directory.CreateDirectory(outDir);

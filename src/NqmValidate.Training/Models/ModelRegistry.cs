@@ -72,6 +72,18 @@ public static class ModelRegistry
         return model;
     }
 
+    /// <summary>
+    /// The convolutions whose output channel count is not a multiple of 16, as "name: channels" (none for the MLP and
+    /// the registered widths). LibTorch 2.10's CPU convolution was seen to return NaN from finite inputs at 4, 12 and
+    /// 24 channels on AVX-512 machines (docs/design/torchsharp.md §2), which a trial reads as divergence.
+    /// </summary>
+    public static IReadOnlyList<string> ChannelCountsOffTheGrid(ModelSpec spec)
+    {
+        using var model = Create(spec, seed: 0);
+        return model.named_modules().Where(m => m.module is TorchSharp.Modules.Conv2d).Select(m => (m.name, Channels: ((TorchSharp.Modules.Conv2d)m.module).weight!.shape[0]))
+            .Where(c => c.Channels % 16 != 0).Select(c => $"{c.name}: {c.Channels}").ToList();
+    }
+
     /// <summary>Number of trainable scalars.</summary>
     public static long ParameterCount(nn.Module<Tensor, Tensor> model) => model.parameters().Sum(p => p.numel());
 }

@@ -121,4 +121,18 @@ public class ModelTests
         using var model = ModelRegistry.Create(spec, 0);
         return ModelRegistry.ParameterCount(model);
     }
+
+    [Fact]
+    public void ConvolutionChannelCountsOffTheSixteenGridAreNamed()
+    {
+        // Oracle: the registered widths (16/32/64 channels and up) are on the grid; width 0.375 gives 6, 12 and 24.
+        Assert.Empty(ModelRegistry.ChannelCountsOffTheGrid(new ModelSpec("mlp")));
+        Assert.Empty(ModelRegistry.ChannelCountsOffTheGrid(new ModelSpec("cnn-narrow")));
+        Assert.Empty(ModelRegistry.ChannelCountsOffTheGrid(new ModelSpec("resnet")));
+        var off = ModelRegistry.ChannelCountsOffTheGrid(new ModelSpec("resnet-nonorm", WidthMultiplier: 0.375));
+        Assert.Contains("stem.conv: 6", off);
+        Assert.Contains(off, o => o.EndsWith(": 12"));
+        Assert.Contains(off, o => o.EndsWith(": 24"));
+        Assert.DoesNotContain(off, o => o.EndsWith(": 16") || o.EndsWith(": 32"));
+    }
 }
