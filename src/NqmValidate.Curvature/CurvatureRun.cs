@@ -77,34 +77,34 @@ public static class CurvatureRun
         Tensor? first = null, previous = null;
         try
         {
-        foreach (var checkpoint in request.Checkpoints.OrderBy(c => c.Steps))
-        {
-            if (checkpoint.Steps > trainer.Step)
+            foreach (var checkpoint in request.Checkpoints.OrderBy(c => c.Steps))
             {
-                log($"warm-up: training to step {checkpoint.Steps} ({trial.Optimizer.Name}, B = {trial.BatchSize}, lr = {trial.Optimizer.LearningRate}) ...");
-                trainer.TrainTo(checkpoint.Steps, (step, loss) =>
+                if (checkpoint.Steps > trainer.Step)
                 {
-                    if (!double.IsFinite(loss))
-                        throw new CurvatureInputException($"warm-up diverged: mini-batch loss {loss} at step {step}; lower the learning rate.");
-                    if (step % 50 == 0) log($"  step {step}: mini-batch loss {loss:F4}");
-                });
+                    log($"warm-up: training to step {checkpoint.Steps} ({trial.Optimizer.Name}, B = {trial.BatchSize}, lr = {trial.Optimizer.LearningRate}) ...");
+                    trainer.TrainTo(checkpoint.Steps, (step, loss) =>
+                    {
+                        if (!double.IsFinite(loss))
+                            throw new CurvatureInputException($"warm-up diverged: mini-batch loss {loss} at step {step}; lower the learning rate.");
+                        if (step % 50 == 0) log($"  step {step}: mini-batch loss {loss:F4}");
+                    });
+                }
+                trainer.Model.eval();
+                Tensor? top = null;
+                var report = CurvatureStudy.Measure(trainer.Model, inputs, targets, lossKind, checkpoint.ToString(), request.Settings, log,
+                    (op, vectors) =>
+                    {
+                        if (vectors.Count == 0 || (top is not null && op != "ggn")) return; // the GGN's if measured, else the first operator's
+                        top?.Dispose();
+                        top = stack(vectors.ToArray()).detach().DetachFromDisposeScope();
+                    });
+                string dir = request.Checkpoints.Count == 1 ? request.OutDir : Path.Combine(request.OutDir, checkpoint.Label);
+                CurvatureFiles.WriteAll(report, dir, request.ParametersBin, request.Plots, log);
+                results.Add(new CheckpointResult(checkpoint, dir, report, Overlap(previous, top), Overlap(first, top)));
+                if (previous is not null && !ReferenceEquals(previous, first)) previous.Dispose();
+                first ??= top;
+                previous = top;
             }
-            trainer.Model.eval();
-            Tensor? top = null;
-            var report = CurvatureStudy.Measure(trainer.Model, inputs, targets, lossKind, checkpoint.ToString(), request.Settings, log,
-                (op, vectors) =>
-                {
-                    if (vectors.Count == 0 || (top is not null && op != "ggn")) return; // the GGN's if measured, else the first operator's
-                    top?.Dispose();
-                    top = stack(vectors.ToArray()).detach().DetachFromDisposeScope();
-                });
-            string dir = request.Checkpoints.Count == 1 ? request.OutDir : Path.Combine(request.OutDir, checkpoint.Label);
-            CurvatureFiles.WriteAll(report, dir, request.ParametersBin, request.Plots, log);
-            results.Add(new CheckpointResult(checkpoint, dir, report, Overlap(previous, top), Overlap(first, top)));
-            if (previous is not null && !ReferenceEquals(previous, first)) previous.Dispose();
-            first ??= top;
-            previous = top;
-        }
         }
         finally
         {
@@ -114,7 +114,7 @@ public static class CurvatureRun
         return results;
     }
 
-    /// <summary>‖AᵀB‖²_F / k for two k × P matrices of orthonormal rows (1: the same subspace); null if either is missing.</summary>
+    /// <summary>‖ABᵀ‖²_F / k for two k × P matrices of orthonormal rows (1: the same subspace); null if either is missing.</summary>
     public static double? Overlap(Tensor? a, Tensor? b)
     {
         if (a is null || b is null || a.shape[0] != b.shape[0]) return null;
