@@ -83,7 +83,11 @@ public static class ValidationReport
             optimizers.Select(o => Measured(o, comparison.Where(c => IsPrimary(c.Variant)).ToList())).ToList(), LogX: true, LogY: true)),
             "All optimizers, measured"));
 
+        var coverage = SearchCoverage.SamePointAtLargeBatchSizes(measured,
+            scaling.Where(s => s.Source == "measured").ToDictionary(s => s.Optimizer, s => s.Status == "in range" ? s.BNoise : null));
         doc.Add(new Heading(1, "Optimal learning rate against batch size"));
+        if (coverage.Count > 0)
+            doc.Add(new BulletList(coverage.Select(c => $"Search coverage — {c} ({ValidationFileNames.Measured})").ToList()));
         doc.Add(new Figure("learning-rate.png", Charts.Png(LearningRateChart(primary, predictions, measured)),
             $"Effective learning rate α/(1−β) (= α for SGD) of the best measured trial ({ValidationFileNames.Measured}) and of the NQM optimum ({ValidationFileNames.Predictions}). " +
             "Adam is left out of the chart: its learning rate acts on normalised gradients, so it has another unit; the table has it."));

@@ -131,6 +131,25 @@ public class ValidatorTests : IDisposable
     }
 
     [Fact]
+    public void AnOptimumStuckOnOneSearchPointAboveTheCriticalBatchSizeIsNamed()
+    {
+        static MeasuredRow Row(string o, double b, double lr, double? mu = null) => new(o, b, 100 / b + 10, null, null, lr, mu, 5, 3, 1);
+        MeasuredRow[] rows =
+        [
+            Row("sgd", 16, 0.1), Row("sgd", 64, 0.3), Row("sgd", 256, 1.0), Row("sgd", 1024, 1.0), Row("sgd", 4096, 1.0),
+            Row("momentum", 16, 0.01, 0.9), Row("momentum", 256, 0.03, 0.9), Row("momentum", 1024, 0.03, 0.99), Row("momentum", 4096, 0.03, 0.99),
+            Row("adam", 16, 1e-3), Row("adam", 256, 1e-3), Row("adam", 1024, 3e-3), Row("adam", 4096, 3e-3),
+        ];
+        var notes = SearchCoverage.SamePointAtLargeBatchSizes(rows, new Dictionary<string, double?> { ["sgd"] = 200, ["momentum"] = 200, ["adam"] = null });
+        // sgd: lr 1.0 at 256, 1024 and 4096 (all ≥ 200). momentum: the momentum moves between 256 and 1024, so the point does.
+        // adam: no critical batch size, so the upper half (1024, 4096): 3e-3 at both.
+        Assert.Equal(2, notes.Count);
+        Assert.Contains(notes, n => n.StartsWith("sgd: the best trial sits on the same search point (learning rate 1) at every batch size from 256 to 4096 (≥ its critical batch size 200)"));
+        Assert.Contains(notes, n => n.StartsWith("adam: the best trial sits on the same search point (learning rate 0.003) at every batch size from 1024 to 4096:"));
+        Assert.Empty(SearchCoverage.SamePointAtLargeBatchSizes(rows.Where(r => r.BatchSize < 1024).ToList(), new Dictionary<string, double?> { ["sgd"] = 200 }));
+    }
+
+    [Fact]
     public void FitRecoversFloorAndInitialConditionFromOneCurveAndPredictsTheRestZeroShot()
     {
         var (sweep, curvature) = WriteRun();
