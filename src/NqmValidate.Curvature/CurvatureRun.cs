@@ -90,6 +90,9 @@ public static class CurvatureRun
                     });
                 }
                 trainer.Model.eval();
+                // The replay trains at the trial's own thread count (its path depends on it); the measurement uses the
+                // request's, and the next stretch of training goes back to the trial's.
+                TorchRuntime.Initialize(request.Threads);
                 Tensor? top = null;
                 var report = CurvatureStudy.Measure(trainer.Model, inputs, targets, lossKind, checkpoint.ToString(), request.Settings, log,
                     (op, vectors) =>
@@ -99,6 +102,7 @@ public static class CurvatureRun
                         top = stack(vectors.ToArray()).detach().DetachFromDisposeScope();
                     });
                 string dir = request.Checkpoints.Count == 1 ? request.OutDir : Path.Combine(request.OutDir, checkpoint.Label);
+                TorchRuntime.Initialize(trial.Threads);
                 CurvatureFiles.WriteAll(report, dir, request.ParametersBin, request.Plots, log);
                 results.Add(new CheckpointResult(checkpoint, dir, report, Overlap(previous, top), Overlap(first, top)));
                 if (previous is not null && !ReferenceEquals(previous, first)) previous.Dispose();
