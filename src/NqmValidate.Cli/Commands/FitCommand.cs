@@ -125,10 +125,10 @@ public static class FitCommand
         var checkpoints = CurvatureResults.LoadWithSiblings(curvatureDir).Concat(TrajectoryDrift.Checkpoints(curvatureDir)).ToList();
         var sweep = SweepResults.Load(sweepDir);
         Directory.CreateDirectory(outDir);
-        var inputs = new ValidationInputs(sweep, checkpoints, targetLoss, options, NqmCounterparts)
-        {
-            LongerFitCurve = options.FitCurveExtension > 1 ? LongerFitCurve(sweep, options.FitCurveExtension, Path.Combine(outDir, ValidationFileNames.FitCurve)) : null,
-        };
+        string fitCurvePath = Path.Combine(outDir, ValidationFileNames.FitCurve);
+        var longer = options.FitCurveExtension > 1 ? LongerFitCurve(sweep, options.FitCurveExtension, fitCurvePath) : null;
+        if (longer is null && File.Exists(fitCurvePath)) File.Delete(fitCurvePath); // an earlier fit's: not what this one read
+        var inputs = new ValidationInputs(sweep, checkpoints, targetLoss, options, NqmCounterparts) { LongerFitCurve = longer };
         var result = Validator.Run(inputs);
         Validator.Write(result, outDir);
         // The drift table goes into the report's folder as measured, so every number of the report is a file of the run.
