@@ -63,4 +63,47 @@ public static class TrajectoryCheckpoints
         }
         return (record.Config, checkpoints.OrderBy(c => c.Steps).ToList(), notes);
     }
+
+    /// <summary>
+    /// The same checkpoints located by replaying the trial and evaluating its training loss at every point of the trial's
+    /// own evaluation grid (<see cref="Training.Trials.EvaluationSchedule.GridPoints"/>, steps apart by at most 5%) up to
+    /// its last step, instead of at the evaluations its curve.csv happens to hold: a trial with a training-loss target
+    /// evaluates sparsely until it nears the target, so a level far above the target is found late there. Evaluated as
+    /// the trial evaluates (its subset, chunks and evaluation weights), so the target's checkpoint is the trial's own
+    /// steps-to-target. Costs one replay of the trial plus one evaluation per grid point.
+    /// </summary>
+    public static (Training.Trials.TrialConfig Trial, IReadOnlyList<Checkpoint> Checkpoints, IReadOnlyList<string> Notes) FromReplay(
+        string trialDir, IReadOnlyList<double> levels, Training.Workloads.IWorkload workload)
+    {
+        var (config, _, _) = FromTrial(trialDir, []); // validates the directory and reads the recorded configuration
+        var record = Training.Trials.TrialJson.Read<Training.Trials.TrialRecord>(Path.Combine(trialDir, "trial.json"));
+        long last = record.StepsToTarget ?? record.StepsRun;
+        var pending = new Queue<double>(levels.Distinct().OrderByDescending(l => l));
+        foreach (double level in pending)
+            if (!(level > 0) || !double.IsFinite(level)) throw new CurvatureInputException($"--loss-levels: {level} is not a positive training loss.");
+        var checkpoints = new List<Checkpoint> { new(0) };
+        var notes = new List<string>();
+        using var replay = new Training.Trials.TrialRunner.TrialReplay(config, workload);
+        void Take(long step, double loss)
+        {
+            while (pending.Count > 0 && loss < pending.Peek())
+            {
+                double level = pending.Dequeue();
+                string name = FormattableString.Invariant($"loss-{level:R}");
+                if (checkpoints.FirstOrDefault(c => c.Steps == step) is { } same)
+                    notes.Add($"{name}: first below {level:R} at step {step}, which is already a checkpoint ({same.Label}).");
+                else checkpoints.Add(new Checkpoint(step, name));
+            }
+        }
+        Take(0, replay.EvaluateTrainLoss());
+        foreach (long g in Training.Trials.EvaluationSchedule.GridPoints(0, last))
+        {
+            if (pending.Count == 0) break;
+            replay.TrainTo(g);
+            Take(g, replay.EvaluateTrainLoss());
+        }
+        foreach (double level in pending)
+            notes.Add(FormattableString.Invariant($"loss-{level:R}: the trial's training loss never fell below {level:R} on its evaluation grid up to step {last}; no checkpoint."));
+        return (config, checkpoints, notes);
+    }
 }

@@ -7,8 +7,8 @@ namespace NqmValidate.Curvature;
 /// <summary>
 /// The spec's `curvature.trajectory` section: measure the curvature along real trials of the sweep, not only at a
 /// separate warm-up. Each trajectory is the best measured trial (the one that set steps-to-target) of one optimizer at
-/// one batch size; it is measured at initialisation and where its evaluated training loss first fell below each level
-/// (and the sweep's target, which that trial reached by construction).
+/// one batch size; it is measured at initialisation and where its training loss first fell below each level (and the
+/// sweep's target, which that trial reached by construction), located by replaying it on its evaluation grid.
 /// </summary>
 /// <param name="Levels">Training-loss levels (above the target; any order).</param>
 /// <param name="Optimizers">Optimizers whose best trials are measured; null = every optimizer of the sweep.</param>
@@ -81,7 +81,9 @@ public static class Trajectories
     public static IReadOnlyList<DriftRow> Measure(TrajectoryTrial trial, IReadOnlyList<double> levels, double target,
         CurvatureRunRequest template, string outDir, Action<string>? log = null)
     {
-        var (config, checkpoints, notes) = TrajectoryCheckpoints.FromTrial(trial.TrialDirectory, [.. levels.Where(l => l > target), target]);
+        IReadOnlyList<double> all = [.. levels.Where(l => l > target), target];
+        var recorded = TrajectoryCheckpoints.FromTrial(trial.TrialDirectory, all).Trial;
+        var (config, checkpoints, notes) = LocateByReplay(trial.TrialDirectory, all, template.DataDir ?? recorded.DataDir);
         foreach (var note in notes) log?.Invoke($"{trial.Name}: {note}");
         // Several checkpoints go to OUT/<trial>/<label> (CurvatureRun's layout); a lone one (a trial that met the target
         // at step 0) is given that folder itself, so that every trajectory has the same layout.
@@ -92,6 +94,12 @@ public static class Trajectories
             OutDir = checkpoints.Count == 1 ? Path.Combine(dir, checkpoints[0].Label) : dir,
         };
         return CurvatureRun.Execute(request, log).Select(r => Row(trial, r)).ToList();
+    }
+
+    static (TrialConfig, IReadOnlyList<Checkpoint>, IReadOnlyList<string>) LocateByReplay(string trialDir, IReadOnlyList<double> levels, string? dataDir)
+    {
+        using var data = Training.Data.FashionMnist.Load(dataDir);
+        return TrajectoryCheckpoints.FromReplay(trialDir, levels, new Training.Workloads.FashionMnistWorkload(data));
     }
 
     static DriftRow Row(TrajectoryTrial trial, CheckpointResult r)

@@ -77,16 +77,29 @@ public class TrajectoryStageTests
         var rows = Trajectories.Measure(t0, trajectory.Levels, 1.0, template, outDir);
         var record = TrialJson.Read<TrialRecord>(Path.Combine(t0.TrialDirectory, "trial.json"));
         var evaluated = CurveFile.Read(Path.Combine(t0.TrialDirectory, CurveFile.FileName)).Where(p => p.TrainLoss is not null).ToList();
-        // Oracle for the steps: the first evaluated step below each level, the target's being the trial's steps-to-target.
-        var expected = new[] { 1.8, 1.3, 1.0 }.Select(l => evaluated.First(p => p.TrainLoss < l).Step).Prepend(0L).Distinct().ToList();
-        Assert.Equal(expected, rows.Select(r => r.Step));
+        // The target's checkpoint is the trial's own steps-to-target: the trial's crossing search and the replay evaluate
+        // the same grid the same way.
         Assert.Equal(record.StepsToTarget, rows[^1].Step);
         Assert.Equal("loss-1", rows[^1].Checkpoint);
+        Assert.Equal(0, rows[0].Step);
+        // Every level's checkpoint is a grid point where the loss is below it while at the grid point before it was not
+        // (oracle: a separate replay evaluating every grid point), and never later than the curve's sparse evaluations.
+        var grid = EvaluationSchedule.GridPoints(0, record.StepsToTarget!.Value).Prepend(0L).ToList();
+        var lossAt = new Dictionary<long, double>();
+        using (var data = NqmValidate.Training.Data.FashionMnist.Load())
+        using (var replay = new TrialRunner.TrialReplay(record.Config, new NqmValidate.Training.Workloads.FashionMnistWorkload(data)))
+            foreach (long g in grid) { replay.TrainTo(g); lossAt[g] = replay.EvaluateTrainLoss(); }
+        foreach (double level in new[] { 1.8, 1.3, 1.0 })
+        {
+            long first = grid.First(g => lossAt[g] < level);
+            Assert.Contains(first, rows.Select(r => r.Step));
+            Assert.True(first <= evaluated.First(p => p.TrainLoss < level).Step);
+        }
         foreach (var r in rows)
         {
-            // The replayed model is the trial's model there: its loss over the same 256 images is the trial's evaluated loss.
-            double recorded = evaluated.First(p => p.Step == r.Step).TrainLoss!.Value;
-            Assert.True(Math.Abs(r.Loss - recorded) < 1e-4 * recorded, $"{r.Checkpoint}: {r.Loss} measured, {recorded} in the trial");
+            // The replayed model is the trial's model there: its loss over the same 256 images is the grid evaluation's.
+            double recorded = lossAt[r.Step];
+            Assert.True(Math.Abs(r.Loss - recorded) < 1e-4 * recorded, $"{r.Checkpoint}: {r.Loss} measured, {recorded} on the replay's grid");
             Assert.True(r.LambdaMax > 0 && r.TraceGgn > 0 && r.TraceSigma > 0 && r.SimpleNoiseScale > 0, r.ToString());
             Assert.Equal(3, r.TopK);
             Assert.True(File.Exists(Path.Combine(outDir, t0.Name, r.Checkpoint, "spectrum.csv")));
