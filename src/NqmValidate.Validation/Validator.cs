@@ -73,7 +73,6 @@ public sealed record VariantRecord(string Name, string Source, string Noise, str
 /// </summary>
 public static class Validator
 {
-    /// <summary>NQM optimizers each measured optimizer maps to (Adam: p = 0.5 and, for diagonal sources, the measured preconditioner).</summary>
     /// <summary>The NQM optimizers that model <paramref name="optimizer"/> in <paramref name="variant"/>: Adam's measured preconditioner exists only for diagonal spectra.</summary>
     static IEnumerable<string> NqmOptimizersFor(string optimizer, NqmVariant variant, IReadOnlyDictionary<string, IReadOnlyList<string>> counterparts) =>
         counterparts.TryGetValue(optimizer, out var names) ? names.Where(n => n != "precond-measured" || variant.Source == "diagonal") : [];

@@ -139,7 +139,9 @@ public class SweepProcessTests(TinyRealSweep sweep)
             p.Kill(entireProcessTree: false); // SIGKILL to the sweep only: its trial processes are orphaned
             await p.WaitForExitAsync();
         }
-        Assert.InRange(FinishedTrials(dir), 3, 7); // killed mid-way, with work left
+        // Killed mid-way, with work left: fewer finished trials than the uninterrupted run has (with trial workers the trials in
+        // flight at the kill may still finish, so a fixed upper bound would race).
+        Assert.InRange(FinishedTrials(dir), 3, FinishedTrials(sweep.Reference) - 1);
         var resume = sweep.StartSweep(dir);
         await resume.WaitForExitAsync();
         Assert.Equal(0, resume.ExitCode);
