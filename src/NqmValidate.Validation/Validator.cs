@@ -108,10 +108,14 @@ public static class Validator
         var measured = sweep.Studies.ToDictionary(s => (s.Optimizer, (double)s.BatchSize));
         int? fitB = sweep.FitBatchSize;
         bool needsCurve(string floor, string s0) => floor.StartsWith("curve") || s0 == "measured";
-        LossCurve? curve = null;
+        LossCurve? curve = null, recordedCurve = null;
         string? curveProblem = null;
         if (fitB is int fb)
-            try { curve = inputs.LongerFitCurve is { Optimizer: "sgd" } longer && longer.BatchSize == fb ? longer : sweep.BestTrialCurve("sgd", fb); }
+            try
+            {
+                recordedCurve = sweep.BestTrialCurve("sgd", fb);
+                curve = inputs.LongerFitCurve is { Optimizer: "sgd" } longer && longer.BatchSize == fb ? longer : recordedCurve;
+            }
             catch (RunFileException e) { curveProblem = e.Message; }
         else curveProblem = $"{sweep.Directory}: no SGD study reached the target, so there is no curve to fit the floor and initial condition to.";
         if (curve is null && needsCurve(options.Floor, options.InitialCondition)) throw new RunFileException(curveProblem!);
@@ -159,6 +163,12 @@ public static class Validator
             {
                 switch (floorPolicy)
                 {
+                    case "curve-recorded":
+                        // The earlier choice, kept beside the longer curve: floor and s0 fitted to the curve as recorded (it stops at the target).
+                        fit = InitialCondition.FitCurve(variant.Bins, recordedCurve!, null, isotropic, capMargin);
+                        floor = fit.Floor;
+                        floorSource = "fitted to the curve as recorded (stopping at the target)";
+                        break;
                     case "curve" or "curve-low" or "curve-high":
                         var full = InitialCondition.FitCurve(variant.Bins, curve!, null, isotropic, capMargin);
                         floor = floorPolicy == "curve" ? full.Floor : floorPolicy == "curve-low" ? full.FloorLow : full.FloorHigh;
@@ -276,6 +286,7 @@ public static class Validator
         {
             var floorPolicies = new List<string> { "zero" };
             if (curve is not null) floorPolicies.InsertRange(0, ["curve", "curve-low", "curve-high"]);
+            if (curve is not null && !ReferenceEquals(curve, recordedCurve)) floorPolicies.Insert(3, "curve-recorded");
             if (!floorPolicies.Contains(options.Floor)) floorPolicies.Add(options.Floor);
             var s0Policies = curve is not null ? new[] { "measured", "isotropic" } : ["isotropic"];
             foreach (var checkpoint in inputs.Checkpoints.OrderBy(c => c.Label, StringComparer.Ordinal))

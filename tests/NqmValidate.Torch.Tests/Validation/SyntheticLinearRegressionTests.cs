@@ -148,7 +148,7 @@ public class SyntheticLinearRegressionTests
             var curvature = new CurvatureResults("synthetic", bins, [], [], new CurvatureSummary(floor + InitialExcess, null, null, D, null, null, null, null));
 
             var result = Validator.Run(new ValidationInputs(new SweepResults(dir, studies, trials), curvature, floor + TargetExcess,
-                new FitOptions { Checkpoint = "given", PrimaryVariant = "diagonal/measured-c", Sensitivity = false, EosMargin = 0, EdgeOfStability = false, FitCurveExtension = extension },
+                new FitOptions { Checkpoint = "given", PrimaryVariant = "diagonal/measured-c", Sensitivity = extension > 1, EosMargin = 0, EdgeOfStability = false, FitCurveExtension = extension },
                 Cli.Commands.FitCommand.NqmCounterparts) { LongerFitCurve = longer });
 
             var fit = result.Fit.Variants.Single(v => v.Name == "diagonal/measured-c");
@@ -167,6 +167,11 @@ public class SyntheticLinearRegressionTests
                 Assert.StartsWith(longer!.Path, result.Fit.FitCurve);
                 Assert.All(rows, r => Assert.True(Math.Abs(r.Log2ZeroShot!.Value) <= Math.Log2(1.5), report));
                 Assert.True(Math.Abs(fit.Floor - floor) <= 0.01 * floor, report);
+                // The earlier choice stays in the sensitivity table: floor and s0 fitted to the curve as recorded.
+                var recorded = result.Sensitivity.Where(r => r.FloorPolicy == "curve-recorded" && r.Variant == "diagonal/measured-c").ToList();
+                Assert.NotEmpty(recorded);
+                Assert.All(recorded, r => Assert.True(r.Floor is double f && Math.Abs(f - floor) <= 0.05 * floor && Math.Abs(f - fit.Floor) > 1e-4,
+                    $"curve-recorded floor {r.Floor}, primary {fit.Floor}"));
             }
         }
         finally { try { Directory.Delete(dir, true); } catch (IOException) { } }
