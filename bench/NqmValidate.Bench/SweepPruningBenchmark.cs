@@ -17,12 +17,12 @@ public sealed class SweepPruningBenchmark : IBenchmark
 
     public int Run(string[] args)
     {
-        string spec = Arg(args, "--spec") ?? Path.Combine(RepoRoot(), "experiments", "fmnist-mlp-quick.json");
-        string outRoot = Arg(args, "--out") ?? Path.Combine(Path.GetTempPath(), $"nqm-bench-sweep-{DateTime.UtcNow:yyyyMMdd-HHmmss}");
-        int repeats = int.Parse(Arg(args, "--repeats") ?? "1");
+        string spec = BenchSupport.Arg(args, "--spec") ?? Path.Combine(BenchSupport.RepoRoot(), "experiments", "fmnist-mlp-quick.json");
+        string outRoot = BenchSupport.Arg(args, "--out") ?? Path.Combine(Path.GetTempPath(), $"nqm-bench-sweep-{DateTime.UtcNow:yyyyMMdd-HHmmss}");
+        int repeats = int.Parse(BenchSupport.Arg(args, "--repeats") ?? "1");
         // --nqm-dll: a copy of the CLI's output, so that rebuilding the repository during a long
         // benchmark cannot swap the native libraries under a starting trial.
-        string dll = Arg(args, "--nqm-dll") ?? Path.Combine(RepoRoot(), "src", "NqmValidate.Cli", "bin", "Release", "net10.0", "nqm.dll");
+        string dll = BenchSupport.Arg(args, "--nqm-dll") ?? Path.Combine(BenchSupport.RepoRoot(), "src", "NqmValidate.Cli", "bin", "Release", "net10.0", "nqm.dll");
         if (!File.Exists(dll)) { Console.Error.WriteLine($"{dll} missing: build the CLI first (scripts/nqm --help)."); return 2; }
         var baseSpec = SpecLoader.Load(spec);
         var runner = new SweepRunner(new ProcessTrialRunner("dotnet", [dll]));
@@ -57,17 +57,4 @@ public sealed class SweepPruningBenchmark : IBenchmark
     /// <summary>The result columns of steps.csv (counts of pruned trials legitimately differ).</summary>
     static string Key(string dir) =>
         string.Join("\n", File.ReadAllLines(Path.Combine(dir, "steps.csv")).Select(l => string.Join(",", l.Split(',').Take(5))));
-
-    static string? Arg(string[] args, string name)
-    {
-        int i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
-    }
-
-    static string RepoRoot()
-    {
-        string? dir = AppContext.BaseDirectory;
-        while (dir is not null && !File.Exists(Path.Combine(dir, "NqmValidate.sln"))) dir = Path.GetDirectoryName(dir);
-        return dir ?? throw new InvalidOperationException("run from inside the repository (NqmValidate.sln not found above the benchmark).");
-    }
 }

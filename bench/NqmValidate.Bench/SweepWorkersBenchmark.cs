@@ -38,18 +38,18 @@ public sealed class SweepWorkersBenchmark : IBenchmark
 
     public int Run(string[] args)
     {
-        string outRoot = Arg(args, "--out") ?? Path.Combine(Path.GetTempPath(), $"nqm-bench-workers-{DateTime.UtcNow:yyyyMMdd-HHmmss}");
-        int repeats = int.Parse(Arg(args, "--repeats") ?? "3", CultureInfo.InvariantCulture);
+        string outRoot = BenchSupport.Arg(args, "--out") ?? Path.Combine(Path.GetTempPath(), $"nqm-bench-workers-{DateTime.UtcNow:yyyyMMdd-HHmmss}");
+        int repeats = int.Parse(BenchSupport.Arg(args, "--repeats") ?? "3", CultureInfo.InvariantCulture);
         // --nqm-dll: a copy of the CLI's output, so that rebuilding the repository during the benchmark cannot swap the
         // native libraries under a starting trial.
-        string dll = Arg(args, "--nqm-dll") ?? Path.Combine(RepoRoot(), "src", "NqmValidate.Cli", "bin", "Release", "net10.0", "nqm.dll");
+        string dll = BenchSupport.Arg(args, "--nqm-dll") ?? Path.Combine(BenchSupport.RepoRoot(), "src", "NqmValidate.Cli", "bin", "Release", "net10.0", "nqm.dll");
         if (!File.Exists(dll)) { Console.Error.WriteLine($"{dll} missing: build the CLI first (scripts/nqm --help)."); return 2; }
         Directory.CreateDirectory(outRoot);
-        string specPath = Arg(args, "--spec") ?? Path.Combine(outRoot, "bench-workers.json");
-        if (Arg(args, "--spec") is null) File.WriteAllText(specPath, DefaultSpec);
+        string specPath = BenchSupport.Arg(args, "--spec") ?? Path.Combine(outRoot, "bench-workers.json");
+        if (BenchSupport.Arg(args, "--spec") is null) File.WriteAllText(specPath, DefaultSpec);
         var spec = SpecLoader.Load(specPath);
         int trials = SweepPlan.Create(spec).Chains.Sum(c => c.Studies.Sum(s => s.Trials.Count));
-        string loadBefore = LoadAverage();
+        string loadBefore = BenchSupport.LoadAverage();
         Console.WriteLine($"sweep-workers: {spec.Name}, {trials} trials, {spec.Jobs} jobs × {spec.Threads} threads, {repeats} repeat(s); " +
                           $"{Environment.ProcessorCount} cores, load average {loadBefore}");
 
@@ -71,34 +71,14 @@ public sealed class SweepWorkersBenchmark : IBenchmark
                 walls[mode].Add(wall);
                 tables.Add(File.ReadAllText(Path.Combine(dir, "steps.csv")) + File.ReadAllText(Path.Combine(dir, "trials.csv")));
                 Console.WriteLine($"  {mode,-9} run {r}: {wall,7:F1} s wall, {summary.StepsTrained,7} steps trained, {summary.TrialsRunNow} trials " +
-                                  $"(load {LoadAverage()}) -> {dir}");
+                                  $"(load {BenchSupport.LoadAverage()}) -> {dir}");
             }
         }
         bool same = tables.Distinct().Count() == 1;
         double perTrial = Measure.Median(walls["per-trial"]), worker = Measure.Median(walls["worker"]);
         Console.WriteLine($"sweep-workers ({spec.Name}, {trials} trials, {repeats} repeat(s), medians): per-trial {perTrial:F1} s, worker {worker:F1} s; " +
-                          $"worker/per-trial = {worker / perTrial:F2} ({perTrial / worker:F2}x faster); load average {loadBefore} before, {LoadAverage()} after; " +
+                          $"worker/per-trial = {worker / perTrial:F2} ({perTrial / worker:F2}x faster); load average {loadBefore} before, {BenchSupport.LoadAverage()} after; " +
                           $"steps.csv and trials.csv identical: {(same ? "yes" : "NO")}");
         return same ? 0 : 1;
-    }
-
-    /// <summary>The 1, 5 and 15 minute load averages (/proc/loadavg), or "unknown".</summary>
-    static string LoadAverage()
-    {
-        try { return string.Join(" ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3)); }
-        catch (IOException) { return "unknown"; }
-    }
-
-    static string? Arg(string[] args, string name)
-    {
-        int i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
-    }
-
-    static string RepoRoot()
-    {
-        string? dir = AppContext.BaseDirectory;
-        while (dir is not null && !File.Exists(Path.Combine(dir, "NqmValidate.sln"))) dir = Path.GetDirectoryName(dir);
-        return dir ?? throw new InvalidOperationException("run from inside the repository (NqmValidate.sln not found above the benchmark).");
     }
 }

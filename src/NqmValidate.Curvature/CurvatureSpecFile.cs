@@ -121,10 +121,7 @@ public static class CurvatureSpecFile
     {
         string Where(string field) => $"{path}: {field}";
         if (section is not { } c || c.ValueKind is JsonValueKind.Null or JsonValueKind.Undefined) return values;
-        if (c.ValueKind != JsonValueKind.Object) throw new CurvatureInputException(Where("curvature: must be a JSON object."));
-        foreach (var property in c.EnumerateObject())
-            if (!CurvatureKeys.Contains(property.Name))
-                throw new CurvatureInputException(Where($"curvature.{property.Name}: unknown key; valid: {string.Join(", ", CurvatureKeys)}."));
+        RequireObject(c, CurvatureKeys, path, "curvature");
 
         int? Int(string key) => c.TryGetProperty(key, out var e) ? (int)Long(e, Where($"curvature.{key}")) : null;
         bool? Bool(string key) => c.TryGetProperty(key, out var e)
@@ -161,10 +158,7 @@ public static class CurvatureSpecFile
         int? batch = null;
         if (c.TryGetProperty("warmup", out var warm))
         {
-            if (warm.ValueKind != JsonValueKind.Object) throw new CurvatureInputException(Where("curvature.warmup: must be a JSON object."));
-            foreach (var property in warm.EnumerateObject())
-                if (!WarmupKeys.Contains(property.Name))
-                    throw new CurvatureInputException(Where($"curvature.warmup.{property.Name}: unknown key; valid: {string.Join(", ", WarmupKeys)}."));
+            RequireObject(warm, WarmupKeys, path, "curvature.warmup");
             var o = new OptimizerSpec();
             optimizer = o with
             {
@@ -177,10 +171,7 @@ public static class CurvatureSpecFile
         TrajectorySpec? trajectory = null;
         if (c.TryGetProperty("trajectory", out var tr))
         {
-            if (tr.ValueKind != JsonValueKind.Object) throw new CurvatureInputException(Where("curvature.trajectory: must be a JSON object."));
-            foreach (var property in tr.EnumerateObject())
-                if (!TrajectoryKeys.Contains(property.Name))
-                    throw new CurvatureInputException(Where($"curvature.trajectory.{property.Name}: unknown key; valid: {string.Join(", ", TrajectoryKeys)}."));
+            RequireObject(tr, TrajectoryKeys, path, "curvature.trajectory");
             IReadOnlyList<T>? List<T>(string key, Func<JsonElement, string, T> item) =>
                 !tr.TryGetProperty(key, out var e) ? null
                 : e.ValueKind == JsonValueKind.Array ? e.EnumerateArray().Select(x => item(x, Where($"curvature.trajectory.{key}"))).ToList()
@@ -200,6 +191,15 @@ public static class CurvatureSpecFile
             Seed = c.TryGetProperty("seed", out var cs) ? Long(cs, Where("curvature.seed")) : rootSeed,
             ParametersBin = Bool("parameters_bin") ?? false,
         };
+    }
+
+    /// <summary>The section at <paramref name="field"/> is a JSON object holding only <paramref name="keys"/>; else an error naming the field and the keys allowed.</summary>
+    static void RequireObject(JsonElement section, string[] keys, string path, string field)
+    {
+        if (section.ValueKind != JsonValueKind.Object) throw new CurvatureInputException($"{path}: {field}: must be a JSON object.");
+        foreach (var property in section.EnumerateObject())
+            if (!keys.Contains(property.Name))
+                throw new CurvatureInputException($"{path}: {field}.{property.Name}: unknown key; valid: {string.Join(", ", keys)}.");
     }
 
     static long Long(JsonElement e, string where) =>
