@@ -124,3 +124,57 @@ public class PreconditionedCurvatureTests
         Assert.Null(sgd.DiagonalPreconditioner());
     }
 }
+
+/// <summary>A replayed Adam trial is measured under its own preconditioner at every checkpoint after its first step.</summary>
+public class AdamCheckpointTests
+{
+    [Fact]
+    public void AnAdamCheckpointIsAlsoMeasuredUnderTheTrialsOwnPreconditionerAndItsTracesAreThoseOfThatP()
+    {
+        string root = Path.Combine(Path.GetTempPath(), "nqm-adam-p-" + Guid.NewGuid().ToString("N"));
+        var config = new NqmValidate.Training.Trials.TrialConfig
+        {
+            Model = new NqmValidate.Training.Models.ModelSpec("mlp", HiddenWidths: [16]), Optimizer = new OptimizerSpec("adam", 0.003),
+            BatchSize = 32, MaxSteps = 400, Seed = 3, EvalExamples = 256, LogEvery = 0, Threads = 1,
+        };
+        var request = new CurvatureRunRequest
+        {
+            Trial = config, Checkpoints = [new Checkpoint(0), new Checkpoint(40)], OutDir = root, Plots = false, ParametersBin = true,
+            Settings = new CurvatureSettings
+            {
+                Examples = 256, ChunkSize = 64, TopK = 2, LanczosSteps = 6, HutchinsonProbes = 2, SlqProbes = 1, SlqSteps = 5, SmallBatch = 8,
+                Operators = ["ggn"],
+            },
+        };
+        var results = CurvatureRun.Execute(request);
+        // At initialisation Adam has no state: nothing preconditioned.
+        Assert.Null(results[0].Report.Preconditioned);
+        Assert.DoesNotContain(results[0].Report.Eigen, e => e.Operator == PreconditionedTraces.GgnOperatorName);
+        var after = results[1].Report;
+        var traces = Assert.IsType<PreconditionedTraces>(after.Preconditioned);
+        Assert.Equal(2, after.Eigen.Count(e => e.Operator == PreconditionedTraces.GgnOperatorName && e.NoiseVariance > 0));
+        Assert.True(after.Density.ContainsKey(PreconditionedTraces.GgnOperatorName));
+        Assert.True(after.Hutchinson.ContainsKey(PreconditionedTraces.GgnOperatorName));
+
+        // Oracle: a separate replay of the same trial to step 40 gives P; with parameters.bin's per-parameter noise
+        // variance and GGN diagonal, tr(PΣ) and tr(PG) must be the reported ones.
+        double[] p;
+        using (var data = NqmValidate.Training.Data.FashionMnist.Load())
+        using (var replay = new NqmValidate.Training.Trials.TrialRunner.TrialReplay(config, new NqmValidate.Training.Workloads.FashionMnistWorkload(data)))
+        {
+            replay.TrainTo(40);
+            var parts = replay.DiagonalPreconditioner()!;
+            p = parts.SelectMany(t => t.flatten().data<double>().ToArray()).ToArray();
+        }
+        var (_, arrays) = NqmValidate.Curvature.Output.CurvatureFiles.ReadParameters(Path.Combine(root, "warmup-40", "parameters.bin"));
+        double traceNoise = arrays["c"].Select((c, i) => c * p[i]).Sum();
+        double traceGgn = arrays["h_ggn"].Select((h, i) => h * p[i]).Sum();
+        Assert.Equal(traceNoise, traces.TraceNoise, 1e-9 * traceNoise);
+        Assert.Equal(traceGgn, traces.TraceGgn!.Value, 1e-9 * traceGgn);
+        // Adam's P spreads over orders of magnitude (it is why Adam is not SGD): the measured one is not flat.
+        Assert.True(traces.MaxP > 10 * traces.MinP, $"P in [{traces.MinP:g3}, {traces.MaxP:g3}]");
+        using var summary = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(root, "warmup-40", "summary.json")));
+        Assert.Equal(traces.BSimple, summary.RootElement.GetProperty("preconditioned").GetProperty("b_simple").GetDouble(), 1e-12 * traces.BSimple);
+        Directory.Delete(root, true);
+    }
+}
