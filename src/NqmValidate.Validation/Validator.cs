@@ -75,7 +75,10 @@ public static class Validator
 {
     /// <summary>The NQM optimizers that model <paramref name="optimizer"/> in <paramref name="variant"/>: Adam's measured preconditioner exists only for diagonal spectra.</summary>
     static IEnumerable<string> NqmOptimizersFor(string optimizer, NqmVariant variant, IReadOnlyDictionary<string, IReadOnlyList<string>> counterparts) =>
-        counterparts.TryGetValue(optimizer, out var names) ? names.Where(n => n != "precond-measured" || variant.Source == "diagonal") : [];
+        !counterparts.TryGetValue(optimizer, out var names) ? []
+        // A spectrum measured under the optimizer's own P is modelled only as plain heavy ball on it, and only there.
+        : variant.Source == "eigen-preconditioned" ? names.Where(n => n == "precond-own")
+        : names.Where(n => n != "precond-own" && (n != "precond-measured" || variant.Source == "diagonal"));
 
     /// <summary>A variant fitted for one (checkpoint, floor policy, initial condition): its spectrum with s0, and its floor.</summary>
     sealed record VariantFit(NqmVariant Variant, double Floor, string FloorSource, CurveFitResult? CurveFit, double InitialExcess, double TargetExcess, string? Problem);
@@ -132,11 +135,16 @@ public static class Validator
             };
             foreach (bool tied in new[] { false, true })
                 if (NqmVariantBuilder.Eigen(checkpoint, options.EigenOperator, tied) is { } eigen) variants.Add(eigen);
+            foreach (bool tied in new[] { false, true })
+                if (NqmVariantBuilder.EigenPreconditioned(checkpoint, tied) is { } eigenP) variants.Add(eigenP);
             if (options.EdgeOfStability && divergingEta is double eta)
                 variants.Add(NqmVariantBuilder.EdgeOfStability(variants[0], eta));
             if (options.EosMargin > 0 && variants.FirstOrDefault(v => v.Name == "eigen/measured-c") is { } em)
                 variants.Add(NqmVariantBuilder.EosAware(em, options.EosMargin));
-            var fits = variants.Select(v => FitVariant(v, floorPolicy, s0Policy)).ToArray();
+            var fits = new List<VariantFit>();
+            foreach (var v in variants)
+                fits.Add(v.Source == "eigen-preconditioned" && fits.FirstOrDefault(f => f.Variant.Name == v.Name.Replace("eigen-P/", "eigen/")) is { } plain
+                    ? BorrowFit(v, plain, s0Policy) : FitVariant(v, floorPolicy, s0Policy));
 
             var tasks = fits.Where(f => f.Problem is null)
                 .SelectMany(f => optimizers.SelectMany(o => NqmOptimizersFor(o, f.Variant, counterparts).SelectMany(n => batchSizes.Select(b => (f, o, n, b)))))
@@ -192,6 +200,18 @@ public static class Validator
                     $"with floor {floor:G4} the target excess {targetExcess:G4} must be positive and below the initial excess {initialExcess:G4}");
             var bins = isotropic ? NqmVariantBuilder.WithIsotropicStart(variant.Bins, initialExcess) : InitialCondition.WithMeasuredStart(variant.Bins, initialExcess, fit!.BulkExponent);
             return new VariantFit(variant with { Bins = bins }, floor, floorSource, fit, initialExcess, targetExcess, null);
+        }
+
+        // A spectrum measured under the optimizer's own P takes the floor and the initial condition's shape of the same
+        // checkpoint's plain eigen fit: the floor is the loss's, and the only fit curve is SGD's, whose dynamics are not
+        // those of z = P^-½θ. The exponent a of s0 ∝ h^−a is carried over to the preconditioned spectrum (stated in its notes).
+        VariantFit BorrowFit(NqmVariant variant, VariantFit plain, string s0Policy)
+        {
+            if (plain.Problem is not null) return plain with { Variant = variant };
+            var bins = s0Policy == "isotropic" || plain.CurveFit is null
+                ? NqmVariantBuilder.WithIsotropicStart(variant.Bins, plain.InitialExcess)
+                : InitialCondition.WithMeasuredStart(variant.Bins, plain.InitialExcess, plain.CurveFit.BulkExponent);
+            return plain with { Variant = variant with { Bins = bins } };
         }
 
         // --- Score one combo under one calibration scheme: per (variant label, optimizer) and for the baseline.
