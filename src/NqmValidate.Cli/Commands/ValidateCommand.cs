@@ -10,8 +10,6 @@ using NqmValidate.Training.Runtime;
 using NqmValidate.Training.Sweeps;
 using NqmValidate.Training.Trials;
 using NqmValidate.Validation;
-using FitSpecException = NqmValidate.Validation.SpecException;
-using SweepSpecException = NqmValidate.Training.Sweeps.SpecException;
 using NqmValidate.Common;
 
 namespace NqmValidate.Cli.Commands;
@@ -66,9 +64,9 @@ public static class ValidateCommand
             var sweepOptions = new SweepCommandOptions(specPath, Path.Combine(outDir, "sweep"), parse.GetValue(Jobs), parse.GetValue(Threads), null,
                 parse.GetValue(DataDir), false, null, null, false, null, false, null, null, null, parse.GetValue(Progress)!);
             var spec = SweepCommand.Resolve(sweepOptions);
-            var target = spec.Workload?.Target ?? throw new SweepSpecException($"{specPath}: workload.target is required.");
+            var target = spec.Workload?.Target ?? throw new SpecException($"{specPath}: workload.target is required.");
             if (target.Metric != "train_loss")
-                throw new FitSpecException($"{specPath}: workload.target.metric = '{target.Metric}': the NQM fit needs a train_loss target (the NQM models optimisation).");
+                throw new SpecException($"{specPath}: workload.target.metric = '{target.Metric}': the NQM fit needs a train_loss target (the NQM models optimisation).");
             var fitOptions = FitOptions.Parse(spec.Fit, specPath);
             SweepCommand.CheckBeforeWork(spec);
             // The curvature stage runs from the same spec object (its workload, seed and curvature section), read
@@ -163,7 +161,7 @@ public static class ValidateCommand
             Stage($"done in {wall.Elapsed.TotalMinutes:F1} min");
             return ExitCodes.Ok;
         }
-        catch (Exception e) when (e is SweepSpecException or FitSpecException or SweepStoreException or RunFileException or CurvatureInputException
+        catch (Exception e) when (e is SpecException or SweepStoreException or RunFileException or CurvatureInputException
                                        or NqmValidate.Training.Data.DataSetException or JsonException or RunLockedException)
         {
             Console.Error.WriteLine($"nqm validate: {e.Message}");
