@@ -35,6 +35,7 @@ public sealed record SweepSummary(
 /// </summary>
 public sealed class SweepRunner(ITrialRunner runner)
 {
+    /// <summary>Runs (or resumes) the shard's trials, then writes the tables; the run's state lives in a <see cref="SweepSession"/>.</summary>
     public async Task<SweepSummary> RunAsync(SweepOptions options, IProgress<SweepProgress>? progress = null, CancellationToken cancel = default)
     {
         var clock = Stopwatch.StartNew();
