@@ -119,79 +119,100 @@ public static class CurvatureSpecFile
     /// <summary>Reads the `curvature` section (null or absent: none) over <paramref name="values"/>.</summary>
     static Values ReadSection(string path, Values values, JsonElement? section, long? rootSeed)
     {
-        string Where(string field) => $"{path}: {field}";
         if (section is not { } c || c.ValueKind is JsonValueKind.Null or JsonValueKind.Undefined) return values;
         RequireObject(c, CurvatureKeys, path, "curvature");
-
-        int? Int(string key) => c.TryGetProperty(key, out var e) ? (int)Long(e, Where($"curvature.{key}")) : null;
-        bool? Bool(string key) => c.TryGetProperty(key, out var e)
-            ? e.ValueKind switch { JsonValueKind.True => true, JsonValueKind.False => false, _ => throw new CurvatureInputException(Where($"curvature.{key}: must be true or false.")) }
-            : null;
-        var s = new CurvatureSettings();
-        s = s with
-        {
-            Examples = Int("examples") ?? s.Examples,
-            ChunkSize = Int("chunk_size") ?? s.ChunkSize,
-            McSamples = Int("mc_samples") ?? s.McSamples,
-            ExactGgn = Bool("exact_ggn") ?? s.ExactGgn,
-            TopK = Int("top_k") ?? s.TopK,
-            LanczosSteps = Int("lanczos_steps") ?? s.LanczosSteps,
-            HutchinsonProbes = Int("hutchinson_probes") ?? s.HutchinsonProbes,
-            SlqProbes = Int("slq_probes") ?? s.SlqProbes,
-            SlqSteps = Int("slq_steps") ?? s.SlqSteps,
-            SmallBatch = Int("small_batch") ?? s.SmallBatch,
-            BinsPerDecade = Int("bins_per_decade") ?? s.BinsPerDecade,
-            Seed = c.TryGetProperty("measure_seed", out var ms) ? (ulong)Long(ms, Where("curvature.measure_seed")) : s.Seed,
-            Operators = c.TryGetProperty("operators", out var ops)
-                ? ops.EnumerateArray().Select(o => o.GetString() ?? throw new CurvatureInputException(Where("curvature.operators: strings expected."))).ToArray()
-                : s.Operators,
-        };
-        string? checkpoint = null;
-        if (c.TryGetProperty("checkpoint", out var cp))
-            checkpoint = cp.ValueKind switch
-            {
-                JsonValueKind.String => cp.GetString(),
-                JsonValueKind.Array => string.Join(",", cp.EnumerateArray().Select(e => e.GetString())),
-                _ => throw new CurvatureInputException(Where("curvature.checkpoint: a string (init, warmup:STEPS) or a list of them.")),
-            };
-        OptimizerSpec? optimizer = null;
-        int? batch = null;
-        if (c.TryGetProperty("warmup", out var warm))
-        {
-            RequireObject(warm, WarmupKeys, path, "curvature.warmup");
-            var o = new OptimizerSpec();
-            optimizer = o with
-            {
-                Name = warm.TryGetProperty("optimizer", out var on) ? on.GetString() ?? o.Name : o.Name,
-                LearningRate = warm.TryGetProperty("learning_rate", out var lr) ? Double(lr, Where("curvature.warmup.learning_rate")) : o.LearningRate,
-            };
-            if (warm.TryGetProperty("momentum", out var mo)) optimizer = optimizer.With("momentum", Double(mo, Where("curvature.warmup.momentum")));
-            batch = warm.TryGetProperty("batch_size", out var bs) ? (int)Long(bs, Where("curvature.warmup.batch_size")) : null;
-        }
-        TrajectorySpec? trajectory = null;
-        if (c.TryGetProperty("trajectory", out var tr))
-        {
-            RequireObject(tr, TrajectoryKeys, path, "curvature.trajectory");
-            IReadOnlyList<T>? List<T>(string key, Func<JsonElement, string, T> item) =>
-                !tr.TryGetProperty(key, out var e) ? null
-                : e.ValueKind == JsonValueKind.Array ? e.EnumerateArray().Select(x => item(x, Where($"curvature.trajectory.{key}"))).ToList()
-                : throw new CurvatureInputException(Where($"curvature.trajectory.{key}: must be a list."));
-            trajectory = new TrajectorySpec(
-                List("levels", Double) ?? throw new CurvatureInputException(Where("curvature.trajectory.levels: missing; give the training-loss levels to measure at (e.g. [1.0, 0.6]).")),
-                List("optimizers", (x, w) => x.ValueKind == JsonValueKind.String ? x.GetString()! : throw new CurvatureInputException($"{w}: optimizer names expected.")),
-                List("batch_sizes", (x, w) => (int)Long(x, w)));
-        }
+        // Read in this order (settings, checkpoint, warmup, trajectory, seed): with several faults, the first one named stays the same.
+        var settings = ReadSettings(c, path);
+        string? checkpoint = ReadCheckpoint(c, path);
+        var (optimizer, batch) = ReadWarmup(c, path);
+        var trajectory = ReadTrajectory(c, path);
         return values with
         {
             Trajectory = trajectory,
-            Settings = s,
+            Settings = settings,
             Checkpoint = checkpoint,
             Optimizer = optimizer,
             BatchSize = batch,
-            Seed = c.TryGetProperty("seed", out var cs) ? Long(cs, Where("curvature.seed")) : rootSeed,
-            ParametersBin = Bool("parameters_bin") ?? false,
+            Seed = c.TryGetProperty("seed", out var cs) ? Long(cs, $"{path}: curvature.seed") : rootSeed,
+            ParametersBin = SectionBool(c, "parameters_bin", path) ?? false,
         };
     }
+
+    /// <summary>The measurement settings of the section; a key not given keeps its default.</summary>
+    static CurvatureSettings ReadSettings(JsonElement c, string path)
+    {
+        var s = new CurvatureSettings();
+        return s with
+        {
+            Examples = SectionInt(c, "examples", path) ?? s.Examples,
+            ChunkSize = SectionInt(c, "chunk_size", path) ?? s.ChunkSize,
+            McSamples = SectionInt(c, "mc_samples", path) ?? s.McSamples,
+            ExactGgn = SectionBool(c, "exact_ggn", path) ?? s.ExactGgn,
+            TopK = SectionInt(c, "top_k", path) ?? s.TopK,
+            LanczosSteps = SectionInt(c, "lanczos_steps", path) ?? s.LanczosSteps,
+            HutchinsonProbes = SectionInt(c, "hutchinson_probes", path) ?? s.HutchinsonProbes,
+            SlqProbes = SectionInt(c, "slq_probes", path) ?? s.SlqProbes,
+            SlqSteps = SectionInt(c, "slq_steps", path) ?? s.SlqSteps,
+            SmallBatch = SectionInt(c, "small_batch", path) ?? s.SmallBatch,
+            BinsPerDecade = SectionInt(c, "bins_per_decade", path) ?? s.BinsPerDecade,
+            Seed = c.TryGetProperty("measure_seed", out var ms) ? (ulong)Long(ms, $"{path}: curvature.measure_seed") : s.Seed,
+            Operators = c.TryGetProperty("operators", out var ops)
+                ? ops.EnumerateArray().Select(o => o.GetString() ?? throw new CurvatureInputException($"{path}: curvature.operators: strings expected.")).ToArray()
+                : s.Operators,
+        };
+    }
+
+    /// <summary>`checkpoint`: a string or a list of them, joined with commas as the --checkpoint flag takes them.</summary>
+    static string? ReadCheckpoint(JsonElement c, string path) =>
+        !c.TryGetProperty("checkpoint", out var cp) ? null
+        : cp.ValueKind switch
+        {
+            JsonValueKind.String => cp.GetString(),
+            JsonValueKind.Array => string.Join(",", cp.EnumerateArray().Select(e => e.GetString())),
+            _ => throw new CurvatureInputException($"{path}: curvature.checkpoint: a string (init, warmup:STEPS) or a list of them."),
+        };
+
+    /// <summary>`warmup`: the optimizer and batch size of the steps before a warmup checkpoint (null: not given).</summary>
+    static (OptimizerSpec? Optimizer, int? BatchSize) ReadWarmup(JsonElement c, string path)
+    {
+        if (!c.TryGetProperty("warmup", out var warm)) return (null, null);
+        RequireObject(warm, WarmupKeys, path, "curvature.warmup");
+        var o = new OptimizerSpec();
+        var optimizer = o with
+        {
+            Name = warm.TryGetProperty("optimizer", out var on) ? on.GetString() ?? o.Name : o.Name,
+            LearningRate = warm.TryGetProperty("learning_rate", out var lr) ? Double(lr, $"{path}: curvature.warmup.learning_rate") : o.LearningRate,
+        };
+        if (warm.TryGetProperty("momentum", out var mo)) optimizer = optimizer.With("momentum", Double(mo, $"{path}: curvature.warmup.momentum"));
+        int? batch = warm.TryGetProperty("batch_size", out var bs) ? (int)Long(bs, $"{path}: curvature.warmup.batch_size") : null;
+        return (optimizer, batch);
+    }
+
+    /// <summary>`trajectory`: curvature along the sweep's best trials (null: not given).</summary>
+    static TrajectorySpec? ReadTrajectory(JsonElement c, string path)
+    {
+        if (!c.TryGetProperty("trajectory", out var tr)) return null;
+        RequireObject(tr, TrajectoryKeys, path, "curvature.trajectory");
+        string Where(string key) => $"{path}: curvature.trajectory.{key}";
+        IReadOnlyList<T>? List<T>(string key, Func<JsonElement, string, T> item) =>
+            !tr.TryGetProperty(key, out var e) ? null
+            : e.ValueKind == JsonValueKind.Array ? e.EnumerateArray().Select(x => item(x, Where(key))).ToList()
+            : throw new CurvatureInputException($"{Where(key)}: must be a list.");
+        return new TrajectorySpec(
+            List("levels", Double) ?? throw new CurvatureInputException($"{Where("levels")}: missing; give the training-loss levels to measure at (e.g. [1.0, 0.6])."),
+            List("optimizers", (x, w) => x.ValueKind == JsonValueKind.String ? x.GetString()! : throw new CurvatureInputException($"{w}: optimizer names expected.")),
+            List("batch_sizes", (x, w) => (int)Long(x, w)));
+    }
+
+    /// <summary>An integer key of the `curvature` section (null: not given).</summary>
+    static int? SectionInt(JsonElement c, string key, string path) =>
+        c.TryGetProperty(key, out var e) ? (int)Long(e, $"{path}: curvature.{key}") : null;
+
+    /// <summary>A true/false key of the `curvature` section (null: not given).</summary>
+    static bool? SectionBool(JsonElement c, string key, string path) =>
+        c.TryGetProperty(key, out var e)
+            ? e.ValueKind switch { JsonValueKind.True => true, JsonValueKind.False => false, _ => throw new CurvatureInputException($"{path}: curvature.{key}: must be true or false.") }
+            : null;
 
     /// <summary>The section at <paramref name="field"/> is a JSON object holding only <paramref name="keys"/>; else an error naming the field and the keys allowed.</summary>
     static void RequireObject(JsonElement section, string[] keys, string path, string field)

@@ -27,6 +27,11 @@ namespace NqmValidate.Nqm;
 /// unimodal with an interior maximum for SGD, real/repeated-root momentum and EMA with r &gt;= 0 (minimum on an
 /// interval at an end); for complex-root momentum |G_k| = ρ^k R |sin(kφ + ω)|/sin φ exactly (phase bound);
 /// for EMA with r &lt; 0, |G_k| &gt;= |A|γ^k − |B||r|^{k+1}.
+/// <para>
+/// Each optimizer's per-row coefficients, and the formulas that use them, are in <see cref="SgdRow"/>,
+/// <see cref="HeavyBallRow"/> (by <see cref="HeavyBallRegime"/>) and <see cref="EmaRow"/> (by <see cref="EmaRegime"/>);
+/// this class holds the rows, sums them with the loss weights and searches.
+/// </para>
 /// </summary>
 internal sealed class LossModel
 {
@@ -40,11 +45,11 @@ internal sealed class LossModel
     double _beta; // momentum β or EMA γ
     double _alpha, _batch, _reg;
     int _ready; // rows [0, _ready) have their coefficients computed (ConfigureRows)
-    readonly double[] _a, _b, _g, _e, _f, _u, _v, _q, _rho, _bA, _bB, _lr; // generic per-row coefficient slots
-    readonly byte[] _mode;
-    // How the deterministic part s0·G_k² is bounded below on an interval (see LowerBound).
-    readonly byte[] _bound;
-    const byte BoundEndpoints = 0, BoundPhase = 1, BoundTwoExp = 2;
+    // Per-row coefficients of the configured optimizer, one array per kind (only _kind's is current): structs
+    // in contiguous arrays, built once per configuration, so the evaluation loops allocate nothing.
+    readonly SgdRow[] _sgd;
+    readonly HeavyBallRow[] _heavyBall;
+    readonly EmaRow[] _ema;
 
     public bool Stable { get; private set; }
     public int Rows => _n;
@@ -60,9 +65,7 @@ internal sealed class LossModel
         _s0 = rows.Select(r => r.S0).ToArray();
         _p = rows.Select(preconditioner.For).ToArray();
         _initialLoss = 0; for (int i = 0; i < _n; i++) _initialLoss += _w[i] * _s0[i];
-        _a = new double[_n]; _b = new double[_n]; _g = new double[_n]; _e = new double[_n];
-        _f = new double[_n]; _u = new double[_n]; _v = new double[_n]; _q = new double[_n]; _rho = new double[_n];
-        _mode = new byte[_n]; _bound = new byte[_n]; _bA = new double[_n]; _bB = new double[_n]; _lr = new double[_n];
+        _sgd = new SgdRow[_n]; _heavyBall = new HeavyBallRow[_n]; _ema = new EmaRow[_n];
     }
 
     /// <summary>A fresh workspace over the same rows (for another thread or a schedule segment).</summary>
@@ -70,9 +73,7 @@ internal sealed class LossModel
     {
         _n = other._n; _w = other._w; _h = other._h; _c = other._c; _p = other._p;
         _s0 = (double[])other._s0.Clone(); _initialLoss = other._initialLoss;
-        _a = new double[_n]; _b = new double[_n]; _g = new double[_n]; _e = new double[_n];
-        _f = new double[_n]; _u = new double[_n]; _v = new double[_n]; _q = new double[_n]; _rho = new double[_n];
-        _mode = new byte[_n]; _bound = new byte[_n]; _bA = new double[_n]; _bB = new double[_n]; _lr = new double[_n];
+        _sgd = new SgdRow[_n]; _heavyBall = new HeavyBallRow[_n]; _ema = new EmaRow[_n];
     }
 
     public double InitialLoss => _initialLoss;
@@ -133,95 +134,12 @@ internal sealed class LossModel
             double noise = ap * ap * _c[j] / _batch;
             switch (_kind)
             {
-                case OptimizerKind.Sgd: ConfigureSgd(j, x, noise, _reg); break;
-                case OptimizerKind.Momentum: ConfigureMomentum(j, x, noise, _beta); break;
-                default: ConfigureEma(j, x, noise, _beta); break;
+                case OptimizerKind.Sgd: _sgd[j] = new SgdRow(x, noise, _reg); break;
+                case OptimizerKind.Momentum: _heavyBall[j] = new HeavyBallRow(x, noise, _beta); break;
+                default: _ema[j] = new EmaRow(x, noise, _beta); break;
             }
         }
         _ready = i + 1;
-    }
-
-    void ConfigureSgd(int i, double x, double noise, double reg)
-    {
-        _a[i] = 2 * Numerics.LogAbsOneMinus(x);          // ln r²  (−∞ when x = 1)
-        _b[i] = noise / (x * (2 - x) + reg);            // s* = n / (1 − r²)
-        _bound[i] = BoundEndpoints;                     // G² = r^{2k} is monotone
-    }
-
-    // Momentum slots: _a = a (stationary), _b = v1, _g = ln ρ, _e = angle (ψ or φ), _f = sinh ψ / sin φ,
-    // _u = cosh ψ / cos φ (direct mode: λ1), _v = σ (direct mode: λ2), _mode: 0 direct, 1 sinh, 2 sin, 3 repeated.
-    void ConfigureMomentum(int i, double x, double noise, double beta)
-    {
-        double sq = Math.Sqrt(beta);
-        double lo = (1 - sq) * (1 - sq), hi = (1 + sq) * (1 + sq);
-        double disc = (lo - x) * (hi - x);          // (1+β−x)² − 4β without cancellation
-        double m = 0.5 * (1 + beta - x);
-        double sigma = m < 0 ? -1 : 1, am = Math.Abs(m);
-        _g[i] = Math.Log(sq); _rho[i] = sq;
-        _a[i] = noise * (1 + beta) / ((1 - beta) * x * (2 + 2 * beta - x));
-        _b[i] = noise * beta * beta / ((1 - beta) * (1 + beta));
-        if (disc > 0)
-        {
-            double d = 0.5 * Math.Sqrt(disc), t = d / am;
-            if (t > 0.5)
-            {
-                double l1 = sigma * (am + d);
-                _mode[i] = 0; _u[i] = l1; _v[i] = beta / l1;
-                _e[i] = Math.Log(Math.Abs(l1)); _f[i] = Math.Log(Math.Abs(beta / l1));
-            }
-            else
-            {
-                double psi = Math.Atanh(t);
-                _mode[i] = 1; _e[i] = psi; _f[i] = Math.Sinh(psi); _u[i] = Math.Cosh(psi); _v[i] = sigma;
-            }
-            _bound[i] = BoundEndpoints;
-        }
-        else if (disc < 0)
-        {
-            double phi = Math.Atan2(0.5 * Math.Sqrt(-disc), am);
-            var (s, c) = Math.SinCos(phi);
-            _mode[i] = 2; _e[i] = phi; _f[i] = s; _u[i] = c; _v[i] = sigma;
-            // |G_k| = ρ^k R |sin(kφ + ω)| / sin φ with R cos ω = cos φ − σρ, R sin ω = sin φ.
-            _bound[i] = BoundPhase;
-            _bA[i] = Math.Atan2(s, c - sigma * sq);
-            double rr = Math.Sqrt((c - sigma * sq) * (c - sigma * sq) + s * s) / s;
-            _bB[i] = rr * rr;
-        }
-        else
-        {
-            _mode[i] = 3; _v[i] = sigma; _bound[i] = BoundEndpoints;
-        }
-    }
-
-    // EMA slots: _a = r, _b = ln γ, _e = Σ11, _f = κ = Σ12/Σ11, _u = var(θ̃ | θ), _v = Σ22.
-    void ConfigureEma(int i, double x, double noise, double gamma)
-    {
-        double r = 1 - x;
-        double s11 = noise / (x * (2 - x));
-        double gr = gamma * r;
-        _a[i] = r; _b[i] = Math.Log(gamma); _q[i] = Numerics.LogAbsOneMinus(x);
-        if (r > 0)
-        {
-            // D_k = big^k (1 − (small/big)^k)/(big − small): precompute ln big, ln(small/big), big − small.
-            bool rBig = r >= gamma;
-            double big = rBig ? r : gamma, small = rBig ? gamma : r;
-            _g[i] = rBig ? _q[i] : _b[i];
-            _rho[i] = big - small;
-            _mode[i] = (byte)(big == small ? 1 : 0);
-            _lr[i] = big == small ? 0 : Numerics.Log1p(-(big - small) / big);
-        }
-        _e[i] = s11;
-        _f[i] = (1 - gamma) / (1 - gr);
-        _u[i] = (1 - gamma) * noise * gamma * gamma / ((1 - gr) * (1 - gr) * (1 + gamma));
-        _v[i] = (1 - gamma) * s11 * (1 + gr) / ((1 - gr) * (1 + gamma));
-        if (r >= 0) _bound[i] = BoundEndpoints;
-        else
-        {
-            // G_k = A γ^k + B r^{k+1}: |G_k| >= |A| γ^b − |B| |r|^{a+1} on [a, b].
-            _bound[i] = BoundTwoExp;
-            _bA[i] = Math.Abs(1 + (1 - gamma) * r / (gamma - r));
-            _bB[i] = (1 - gamma) / (gamma - r);
-        }
     }
 
     /// <summary>E L(k) for the configured hyperparameters.</summary>
@@ -291,43 +209,21 @@ internal sealed class LossModel
             // Every term is >= 0: once the partial sum reaches stopAbove the bound is decided.
             if (sum >= stopAbove) return sum;
             Row(i, a, out double g2a, out double noiseA);
-            double det;
-            switch (_bound[i])
+            double det; // a lower bound of G² on [a, b]
+            if (_kind == OptimizerKind.Momentum && _heavyBall[i].Regime == HeavyBallRegime.ComplexRoots) det = _heavyBall[i].PhaseLowerBound(a, b);
+            else if (_kind == OptimizerKind.Ema && _ema[i].Regime == EmaRegime.Negative) det = _ema[i].TwoExponentialLowerBound(a, b);
+            else
             {
-                case BoundEndpoints:
+                // |G| is monotone or unimodal with an interior maximum on the other rows: its minimum is at an end.
+                Row(i, b, out double g2b, out double noiseB);
+                if (_kind == OptimizerKind.Sgd)
                 {
-                    // |G| is monotone or unimodal with an interior maximum on these rows: its minimum is at an end.
-                    Row(i, b, out double g2b, out double noiseB);
-                    if (_kind == OptimizerKind.Sgd)
-                    {
-                        // SGD: E θ_k² = s* + (s0 − s*) r^{2k} is monotone in k, so its minimum on [a, b] is at an end
-                        // (tighter than G² at one end plus N at the other).
-                        sum += _w[i] * Math.Min(_s0[i] * g2a + noiseA, _s0[i] * g2b + noiseB);
-                        continue;
-                    }
-                    det = Math.Min(g2a, g2b);
-                    break;
+                    // SGD: E θ_k² = s* + (s0 − s*) r^{2k} is monotone in k, so its minimum on [a, b] is at an end
+                    // (tighter than G² at one end plus N at the other).
+                    sum += _w[i] * Math.Min(_s0[i] * g2a + noiseA, _s0[i] * g2b + noiseB);
+                    continue;
                 }
-                case BoundPhase:
-                {
-                    double phi = _e[i], ta = a * phi + _bA[i], tb = b * phi + _bA[i];
-                    double minSin2;
-                    if (tb - ta >= Math.PI) minSin2 = 0;
-                    else
-                    {
-                        double next = (Math.Floor(ta / Math.PI) + 1) * Math.PI;
-                        if (next <= tb) minSin2 = 0;
-                        else { double sa = Math.Sin(ta), sb = Math.Sin(tb); minSin2 = Math.Min(sa * sa, sb * sb); }
-                    }
-                    det = minSin2 == 0 ? 0 : Math.Exp(2 * b * _g[i]) * _bB[i] * minSin2;
-                    break;
-                }
-                default:
-                {
-                    double lo = _bA[i] * Math.Exp(b * _b[i]) - _bB[i] * Math.Pow(Math.Abs(_a[i]), a + 1);
-                    det = lo > 0 ? lo * lo : 0;
-                    break;
-                }
+                det = Math.Min(g2a, g2b);
             }
             sum += _w[i] * (_s0[i] * det + noiseA);
         }
@@ -339,118 +235,9 @@ internal sealed class LossModel
         if (i >= _ready) ConfigureRows(i);
         switch (_kind)
         {
-            case OptimizerKind.Sgd:
-            {
-                double e = k * _a[i];
-                double rk = Math.Exp(e);
-                g2 = rk;
-                noise = _b[i] * (e < -0.5 ? 1 - rk : -Numerics.Expm1(e));
-                return;
-            }
-            case OptimizerKind.Momentum:
-            {
-                MomentumS(i, k, out double sm, out double s, out double sp);
-                double beta = _beta;
-                double g = sp - beta * s;
-                double hh = sp - beta * beta * sm;
-                double q = s * s * _b[i] + hh * hh * _a[i] / ((1 + beta) * (1 + beta));
-                g2 = g * g;
-                noise = _a[i] - q;
-                return;
-            }
-            default:
-            {
-                double gamma = _beta, r = _a[i];
-                double gk = Math.Exp(k * _b[i]);
-                double dk = EmaD(i, r, gamma, k);
-                double c1 = (1 - gamma) * r * dk;
-                double g = gk + c1;
-                double y = c1 + _f[i] * gk;
-                g2 = g * g;
-                noise = _v[i] - (y * y * _e[i] + gk * gk * _u[i]);
-                return;
-            }
-        }
-    }
-
-    /// <summary>D_k = (r^k − γ^k)/(r − γ), continuous through r = γ.</summary>
-    double EmaD(int i, double r, double gamma, long k)
-    {
-        if (r > 0)
-        {
-            double bk1 = Math.Exp((k - 1) * _g[i]);
-            if (_mode[i] == 1) return k * bk1;
-            double bk = bk1 * Math.Exp(_g[i]);
-            double e = k * _lr[i];
-            return bk * (e < -0.5 ? 1 - Math.Exp(e) : -Numerics.Expm1(e)) / _rho[i];
-        }
-        return (Math.Pow(r, k) - Math.Pow(gamma, k)) / (r - gamma);
-    }
-
-    /// <summary>S_{k−1}, S_k, S_{k+1} for momentum row i (k &gt;= 1).</summary>
-    void MomentumS(int i, long k, out double sm, out double s, out double sp)
-    {
-        switch (_mode[i])
-        {
-            case 0:
-            {
-                double l1 = _u[i], l2 = _v[i], den = l1 - l2;
-                // λ^{k−1} = sign^{k−1} exp((k−1) ln|λ|) (cheaper than Math.Pow, same accuracy).
-                bool odd = ((k - 1) & 1) == 1;
-                double p1 = Math.Exp((k - 1) * _e[i]), p2 = Math.Exp((k - 1) * _f[i]);
-                if (odd && l1 < 0) { p1 = -p1; p2 = -p2; }
-                sm = (p1 - p2) / den;
-                s = (p1 * l1 - p2 * l2) / den;
-                sp = (p1 * l1 * l1 - p2 * l2 * l2) / den;
-                return;
-            }
-            case 1:
-            {
-                // B = σ^{k−1} ρ^{k−1}; BU = B sinh(kψ)/sinh ψ, BC = B cosh(kψ).
-                double lnB = (k - 1) * _g[i], kpsi = k * _e[i];
-                double sign = (_v[i] < 0 && ((k - 1) & 1) == 1) ? -1 : 1;
-                double bu, bc;
-                if (kpsi < 0.5)
-                {
-                    double bb = Math.Exp(lnB);
-                    bu = bb * Math.Sinh(kpsi) / _f[i];
-                    bc = bb * Math.Cosh(kpsi);
-                }
-                else
-                {
-                    double ep = Math.Exp(lnB + kpsi), em = Math.Exp(lnB - kpsi);
-                    bu = 0.5 * (ep - em) / _f[i];
-                    bc = 0.5 * (ep + em);
-                }
-                bu *= sign; bc *= sign;
-                double sr = _v[i] * _rho[i];
-                s = bu;
-                sp = sr * (bu * _u[i] + bc);
-                sm = (bu * _u[i] - bc) / sr;
-                return;
-            }
-            case 2:
-            {
-                double bb = Math.Exp((k - 1) * _g[i]);
-                if (_v[i] < 0 && ((k - 1) & 1) == 1) bb = -bb;
-                var (sn, cs) = Math.SinCos(k * _e[i]);
-                double bu = bb * sn / _f[i], bc = bb * cs;
-                double sr = _v[i] * _rho[i];
-                s = bu;
-                sp = sr * (bu * _u[i] + bc);
-                sm = (bu * _u[i] - bc) / sr;
-                return;
-            }
-            default:
-            {
-                double bb = Math.Exp((k - 1) * _g[i]);
-                if (_v[i] < 0 && ((k - 1) & 1) == 1) bb = -bb;
-                double sr = _v[i] * _rho[i];
-                s = bb * k;
-                sp = sr * bb * (k + 1);
-                sm = bb * (k - 1) / sr;
-                return;
-            }
+            case OptimizerKind.Sgd: _sgd[i].Moments(k, out g2, out noise); return;
+            case OptimizerKind.Momentum: _heavyBall[i].Moments(k, _beta, out g2, out noise); return;
+            default: _ema[i].Moments(k, _beta, out g2, out noise); return;
         }
     }
 

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using NqmValidate.Common;
 
 namespace NqmValidate.Validation;
 
@@ -108,6 +109,3 @@ public sealed record FitOptions
         return this;
     }
 }
-
-/// <summary>An invalid spec or fit section; the message names the field and the allowed values.</summary>
-public sealed class SpecException(string message) : Exception(message);

@@ -1,4 +1,5 @@
 using NqmValidate.Training.Sweeps;
+using NqmValidate.Common;
 using Spectre.Console;
 
 namespace NqmValidate.Cli.Commands;

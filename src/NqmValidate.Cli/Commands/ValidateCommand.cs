@@ -10,8 +10,6 @@ using NqmValidate.Training.Runtime;
 using NqmValidate.Training.Sweeps;
 using NqmValidate.Training.Trials;
 using NqmValidate.Validation;
-using FitSpecException = NqmValidate.Validation.SpecException;
-using SweepSpecException = NqmValidate.Training.Sweeps.SpecException;
 using NqmValidate.Common;
 
 namespace NqmValidate.Cli.Commands;
@@ -52,118 +50,55 @@ public static class ValidateCommand
 
     static void Stage(string text) => Console.Error.WriteLine($"[{DateTime.Now:HH:mm:ss}] {text}");
 
+    /// <summary>
+    /// Everything the stages need, read and checked before any work: the resolved spec, its target, the fit
+    /// options and the curvature request, and where each stage writes.
+    /// </summary>
+    sealed record ValidateRun(
+        string SpecPath, string OutDir, SweepCommandOptions Sweep, ExperimentSpec Spec, TargetSpec Target,
+        FitOptions Fit, CurvatureSpecFile.Values Curvature, CurvatureRunRequest CurvatureRequest)
+    {
+        public string SweepDir => Sweep.OutDirectory!;
+        public string CurvatureDir => CurvatureRequest.OutDir;
+        public string ValidationDir => Path.Combine(OutDir, "validation");
+        /// <summary>The checkpoint the fit reads by default: the last one measured.</summary>
+        public Checkpoint LastCheckpoint => CurvatureRequest.Checkpoints.MaxBy(c => c.Steps)!;
+        /// <summary>The curvature folder the fit is given (one checkpoint: the curvature folder itself).</summary>
+        public string CheckpointDir => CurvatureRequest.Checkpoints.Count == 1 ? CurvatureDir : Path.Combine(CurvatureDir, LastCheckpoint.Label);
+    }
+
     static async Task<int> RunAsync(ParseResult parse, CancellationToken cancel)
     {
-        string specPath = parse.GetValue(Spec)!;
-        string outDir = Path.GetFullPath(parse.GetValue(Out)!);
         var wall = Stopwatch.StartNew();
-        var seconds = new Dictionary<string, double>();
         // The commit is probed once and cached: probe it now, at launch, so that the report's provenance names the code
         // that ran, not whatever the repository's HEAD has moved to when the report stage starts an hour later.
         _ = GitInfo.Current;
         try
         {
-            var sweepOptions = new SweepCommandOptions(specPath, Path.Combine(outDir, "sweep"), parse.GetValue(Jobs), parse.GetValue(Threads), null,
-                parse.GetValue(DataDir), false, null, null, false, null, false, null, null, null, parse.GetValue(Progress)!);
-            var spec = SweepCommand.Resolve(sweepOptions);
-            var target = spec.Workload?.Target ?? throw new SweepSpecException($"{specPath}: workload.target is required.");
-            if (target.Metric != "train_loss")
-                throw new FitSpecException($"{specPath}: workload.target.metric = '{target.Metric}': the NQM fit needs a train_loss target (the NQM models optimisation).");
-            var fitOptions = FitOptions.Parse(spec.Fit, specPath);
-            SweepCommand.CheckBeforeWork(spec);
-            // The curvature stage runs from the same spec object (its workload, seed and curvature section), read
-            // before the sweep so that a bad curvature section is reported before an hour of training, not after.
-            string curvatureDir = Path.Combine(outDir, "curvature");
-            var curvatureValues = CurvatureSpecFile.From(spec, specPath);
-            var request = curvatureValues.ToRequest(curvatureDir) with
-            {
-                Threads = parse.GetValue(Threads) ?? Math.Max(1, Environment.ProcessorCount),
-            };
-            try { request.Settings.Validate(); }
-            catch (CurvatureInputException e) { throw new CurvatureInputException($"{specPath}: curvature: {e.Message}"); }
-            SweepCommand.WarnBeforeWork(spec);
+            var run = ReadOptions(parse);
             // The whole study (sweep, curvature, fit) is one run: a second `validate` on OUT is refused, not interleaved.
-            using var owner = RunLock.Acquire(outDir);
-            Directory.CreateDirectory(outDir);
+            using var owner = RunLock.Acquire(run.OutDir);
+            Directory.CreateDirectory(run.OutDir);
 
-            // 1. Sweep (resumes by itself: finished trials are never rerun).
+            var seconds = new Dictionary<string, double>();
             var stage = Stopwatch.StartNew();
-            Stage($"1/3 sweep → {sweepOptions.OutDirectory}");
-            SweepSummary summary;
-            // The workers end with the sweep stage (their stdin closes): the curvature stage needs the memory and the cores.
-            var trials = TrialHosting.ForCurrentNqm(spec.TrialProcessMode);
-            try
-            {
-                var runner = new SweepRunner(trials);
-                summary = await SweepProgressView.RunAsync(sweepOptions.Progress,
-                    p => runner.RunAsync(new SweepOptions(spec, sweepOptions.OutDirectory!, Shard.All), p, cancel));
-            }
-            finally
-            {
-                (trials as IDisposable)?.Dispose();
-            }
+            var sweep = await SweepAsync(run, cancel);
             seconds["sweep"] = stage.Elapsed.TotalSeconds;
-            if (!summary.Complete)
+            if (!sweep.Complete)
             {
-                Console.Error.WriteLine($"interrupted during the sweep; run the same command again to resume ({outDir}).");
+                Console.Error.WriteLine($"interrupted during the sweep; run the same command again to resume ({run.OutDir}).");
                 return ExitCodes.Interrupted;
             }
-
-            // 2. Curvature: the spec's workload and curvature section (request built above).
             stage.Restart();
-            string curvatureKey = JsonSerializer.Serialize(request with { OutDir = "" });
-            var lastCheckpoint = request.Checkpoints.MaxBy(c => c.Steps)!;
-            string checkpointDir = request.Checkpoints.Count == 1 ? curvatureDir : Path.Combine(curvatureDir, lastCheckpoint.Label);
-            if (StageDone(curvatureDir, curvatureKey) && File.Exists(Path.Combine(checkpointDir, "summary.json")))
-                Stage($"2/3 curvature: up to date ({curvatureDir})");
-            else
-            {
-                Stage($"2/3 curvature at {string.Join(", ", request.Checkpoints)} → {curvatureDir}");
-                CurvatureRun.Execute(request, line => Console.Error.WriteLine("  " + line));
-                MarkDone(curvatureDir, curvatureKey);
-            }
-            if (curvatureValues.Trajectory is { } trajectory)
-                MeasureTrajectories(trajectory, sweepOptions.OutDirectory!, target.Threshold, request, Path.Combine(curvatureDir, Trajectories.FolderName));
+            MeasureCurvature(run);
             seconds["curvature"] = stage.Elapsed.TotalSeconds;
-
-            // 3. Fit, predict, compare, report.
             stage.Restart();
-            string validationDir = Path.Combine(outDir, "validation");
-            string fitKey = FitKey(spec, fitOptions, sweepOptions.OutDirectory!, checkpointDir);
-            if (StageDone(validationDir, fitKey) && File.Exists(Path.Combine(validationDir, "report.html")))
-                Stage($"3/3 fit, predict, compare, report: up to date ({validationDir})");
-            else
-            {
-                Stage($"3/3 fit, predict, compare, report → {validationDir} (curvature checkpoint {lastCheckpoint})");
-                var (commit, dirty) = GitInfo.Current;
-                var provenance = new
-                {
-                    command = Environment.GetCommandLineArgs(),
-                    spec_path = Path.GetFullPath(specPath),
-                    spec = JsonDocument.Parse(File.ReadAllText(specPath), new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip }).RootElement,
-                    resolved_jobs = spec.Jobs,
-                    resolved_threads = spec.Threads,
-                    experiment_seed = spec.Seed,
-                    curvature_checkpoint = lastCheckpoint.ToString(),
-                    curvature_seed = request.Seed,
-                    git_commit = commit,
-                    git_dirty = dirty,
-                    versions = VersionInfo.Current(),
-                    machine = MachineProvenance.Current(),
-                    started_utc = DateTime.UtcNow - wall.Elapsed,
-                    stage_seconds_this_invocation = seconds,
-                };
-                FitCommand.Run(sweepOptions.OutDirectory!, checkpointDir, target.Threshold, fitOptions, validationDir, provenance);
-                MarkDone(validationDir, fitKey);
-            }
+            Fit(run, wall, seconds);
             seconds["fit"] = stage.Elapsed.TotalSeconds;
-
-            Console.WriteLine($"report: {Path.Combine(validationDir, "report.html")}");
-            foreach (var line in ValidationReport.Summary(validationDir)) Console.WriteLine(line);
-            Stage($"done in {wall.Elapsed.TotalMinutes:F1} min");
+            PrintReport(run, wall);
             return ExitCodes.Ok;
         }
-        catch (Exception e) when (e is SweepSpecException or FitSpecException or SweepStoreException or RunFileException or CurvatureInputException
+        catch (Exception e) when (e is SpecException or SweepStoreException or RunFileException or CurvatureInputException
                                        or NqmValidate.Training.Data.DataSetException or JsonException or RunLockedException)
         {
             Console.Error.WriteLine($"nqm validate: {e.Message}");
@@ -174,6 +109,113 @@ public static class ValidateCommand
             Console.Error.WriteLine($"nqm validate: {e.Message}");
             return ExitCodes.Failure;
         }
+    }
+
+    /// <summary>
+    /// The spec with the command line's overrides, every stage's section checked: the curvature section is read
+    /// before the sweep so that a bad one is reported before an hour of training, not after.
+    /// </summary>
+    static ValidateRun ReadOptions(ParseResult parse)
+    {
+        string specPath = parse.GetValue(Spec)!;
+        string outDir = Path.GetFullPath(parse.GetValue(Out)!);
+        var sweepOptions = new SweepCommandOptions(specPath, Path.Combine(outDir, "sweep"), parse.GetValue(Jobs), parse.GetValue(Threads), null,
+            parse.GetValue(DataDir), false, null, null, false, null, false, null, null, null, parse.GetValue(Progress)!);
+        var spec = SweepCommand.Resolve(sweepOptions);
+        var target = spec.Workload?.Target ?? throw new SpecException($"{specPath}: workload.target is required.");
+        if (target.Metric != "train_loss")
+            throw new SpecException($"{specPath}: workload.target.metric = '{target.Metric}': the NQM fit needs a train_loss target (the NQM models optimisation).");
+        var fitOptions = FitOptions.Parse(spec.Fit, specPath);
+        SweepCommand.CheckBeforeWork(spec);
+        // The curvature stage runs from the same spec object (its workload, seed and curvature section).
+        var curvature = CurvatureSpecFile.From(spec, specPath);
+        var request = curvature.ToRequest(Path.Combine(outDir, "curvature")) with
+        {
+            Threads = parse.GetValue(Threads) ?? Math.Max(1, Environment.ProcessorCount),
+        };
+        try { request.Settings.Validate(); }
+        catch (CurvatureInputException e) { throw new CurvatureInputException($"{specPath}: curvature: {e.Message}"); }
+        SweepCommand.WarnBeforeWork(spec);
+        return new ValidateRun(specPath, outDir, sweepOptions, spec, target, fitOptions, curvature, request);
+    }
+
+    /// <summary>Stage 1: the sweep (resumes by itself: finished trials are never rerun).</summary>
+    static async Task<SweepSummary> SweepAsync(ValidateRun run, CancellationToken cancel)
+    {
+        Stage($"1/3 sweep → {run.SweepDir}");
+        // The workers end with the sweep stage (their stdin closes): the curvature stage needs the memory and the cores.
+        var trials = TrialHosting.ForCurrentNqm(run.Spec.TrialProcessMode);
+        try
+        {
+            var runner = new SweepRunner(trials);
+            return await SweepProgressView.RunAsync(run.Sweep.Progress,
+                p => runner.RunAsync(new SweepOptions(run.Spec, run.SweepDir, Shard.All), p, cancel));
+        }
+        finally
+        {
+            (trials as IDisposable)?.Dispose();
+        }
+    }
+
+    /// <summary>Stage 2: curvature from the spec's workload and curvature section, then along the best trials if asked.</summary>
+    static void MeasureCurvature(ValidateRun run)
+    {
+        var request = run.CurvatureRequest;
+        string key = JsonSerializer.Serialize(request with { OutDir = "" });
+        if (StageDone(run.CurvatureDir, key) && File.Exists(Path.Combine(run.CheckpointDir, "summary.json")))
+            Stage($"2/3 curvature: up to date ({run.CurvatureDir})");
+        else
+        {
+            Stage($"2/3 curvature at {string.Join(", ", request.Checkpoints)} → {run.CurvatureDir}");
+            CurvatureRun.Execute(request, line => Console.Error.WriteLine("  " + line));
+            MarkDone(run.CurvatureDir, key);
+        }
+        if (run.Curvature.Trajectory is { } trajectory)
+            MeasureTrajectories(trajectory, run.SweepDir, run.Target.Threshold, request, Path.Combine(run.CurvatureDir, Trajectories.FolderName));
+    }
+
+    /// <summary>Stage 3: fit, predict, compare and write the report, unless its inputs are those of the report present.</summary>
+    static void Fit(ValidateRun run, Stopwatch wall, Dictionary<string, double> seconds)
+    {
+        string key = FitKey(run.Spec, run.Fit, run.SweepDir, run.CheckpointDir);
+        if (StageDone(run.ValidationDir, key) && File.Exists(Path.Combine(run.ValidationDir, "report.html")))
+        {
+            Stage($"3/3 fit, predict, compare, report: up to date ({run.ValidationDir})");
+            return;
+        }
+        Stage($"3/3 fit, predict, compare, report → {run.ValidationDir} (curvature checkpoint {run.LastCheckpoint})");
+        FitCommand.Run(run.SweepDir, run.CheckpointDir, run.Target.Threshold, run.Fit, run.ValidationDir, Provenance(run, wall, seconds));
+        MarkDone(run.ValidationDir, key);
+    }
+
+    /// <summary>What the report records about how it was made: the command, the spec as written, the code and the machine.</summary>
+    static object Provenance(ValidateRun run, Stopwatch wall, Dictionary<string, double> seconds)
+    {
+        var (commit, dirty) = GitInfo.Current;
+        return new
+        {
+            command = Environment.GetCommandLineArgs(),
+            spec_path = Path.GetFullPath(run.SpecPath),
+            spec = JsonDocument.Parse(File.ReadAllText(run.SpecPath), new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip }).RootElement,
+            resolved_jobs = run.Spec.Jobs,
+            resolved_threads = run.Spec.Threads,
+            experiment_seed = run.Spec.Seed,
+            curvature_checkpoint = run.LastCheckpoint.ToString(),
+            curvature_seed = run.CurvatureRequest.Seed,
+            git_commit = commit,
+            git_dirty = dirty,
+            versions = VersionInfo.Current(),
+            machine = MachineProvenance.Current(),
+            started_utc = DateTime.UtcNow - wall.Elapsed,
+            stage_seconds_this_invocation = seconds,
+        };
+    }
+
+    static void PrintReport(ValidateRun run, Stopwatch wall)
+    {
+        Console.WriteLine($"report: {Path.Combine(run.ValidationDir, "report.html")}");
+        foreach (var line in ValidationReport.Summary(run.ValidationDir)) Console.WriteLine(line);
+        Stage($"done in {wall.Elapsed.TotalMinutes:F1} min");
     }
 
     /// <summary>

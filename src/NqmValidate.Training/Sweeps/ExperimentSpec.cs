@@ -13,9 +13,6 @@ namespace NqmValidate.Training.Sweeps;
 // The optional `curvature` and `fit` sections belong to later stages: they are kept as raw
 // JSON here and validated by the stages that read them.
 
-/// <summary>A spec that cannot be used; the message names the file, the field and the fault.</summary>
-public sealed class SpecException(string message, Exception? inner = null) : Exception(message, inner);
-
 /// <summary>A whole experiment: studies = optimizers × batch sizes × seeds.</summary>
 public sealed record ExperimentSpec
 {

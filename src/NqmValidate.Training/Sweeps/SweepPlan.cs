@@ -1,3 +1,5 @@
+using NqmValidate.Common;
+
 namespace NqmValidate.Training.Sweeps;
 
 /// <summary>One trial of a study: a search point and its derived seed. <see cref="Index"/> is its canonical index.</summary>

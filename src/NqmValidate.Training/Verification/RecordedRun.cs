@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using CsvHelper;
+using NqmValidate.Common;
 using NqmValidate.Training.Runtime;
 using NqmValidate.Training.Sweeps;
 using NqmValidate.Training.Trials;

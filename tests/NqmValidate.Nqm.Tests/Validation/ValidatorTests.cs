@@ -1,4 +1,5 @@
 using System.Globalization;
+using NqmValidate.Common;
 using NqmValidate.Nqm;
 using NqmValidate.Validation;
 

@@ -1,3 +1,4 @@
+using NqmValidate.Common;
 using NqmValidate.Training.Sweeps;
 
 namespace NqmValidate.Torch.Tests.Sweeps;

@@ -23,7 +23,7 @@ public class SweepCommandTests
         var resolved = SweepCommand.Resolve(SweepCommand.Map(parse));
         Assert.Equal((5, 2, false, "canonical"), (resolved.Jobs, resolved.Threads, resolved.Prune, resolved.Order));
         var bad = NqmApp.BuildRoot().Parse(["sweep", "--spec", spec, "--out", "x", "--order", "random"]);
-        var e = Assert.Throws<NqmValidate.Training.Sweeps.SpecException>(() => SweepCommand.Resolve(SweepCommand.Map(bad)));
+        var e = Assert.Throws<NqmValidate.Common.SpecException>(() => SweepCommand.Resolve(SweepCommand.Map(bad)));
         Assert.Contains("order: must be one of `predicted`, `canonical`", e.Message);
         Assert.Contains("with command-line overrides", e.Message);
     }

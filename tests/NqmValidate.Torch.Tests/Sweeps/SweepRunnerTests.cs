@@ -1,3 +1,4 @@
+using NqmValidate.Common;
 using NqmValidate.Training.Data;
 using NqmValidate.Training.Sweeps;
 using NqmValidate.Training.Trials;

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using NqmValidate.Common;
 using NqmValidate.Training.Models;
 using NqmValidate.Training.Optimizers;
 using NqmValidate.Training.Sweeps;

@@ -1,3 +1,4 @@
+using NqmValidate.Common;
 using NqmValidate.Training.Models;
 using NqmValidate.Training.Optimizers;
 using NqmValidate.Training.Runtime;
