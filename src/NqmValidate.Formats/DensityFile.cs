@@ -15,10 +15,10 @@ public static class DensityFile
     /// <summary>density.csv has CRLF line ends (CsvHelper's default, which the curvature stage's writer has always used).</summary>
     public const string NewLine = "\r\n";
 
-    public static readonly Column<DensityRow, string> Operator = Columns<DensityRow>.Text("operator", r => r.Operator);
-    public static readonly Column<DensityRow, double> Eigenvalue = Columns<DensityRow>.Real("eigenvalue", r => r.Eigenvalue);
-    public static readonly Column<DensityRow, double> Weight = Columns<DensityRow>.Real("weight", r => r.Weight);
-    public static readonly Column<DensityRow, int?> Probe = Columns<DensityRow>.OptionalInt("probe", r => r.Probe);
+    public static readonly Column<DensityRow, string> Operator = ColumnOf<DensityRow>.Text("operator", r => r.Operator);
+    public static readonly Column<DensityRow, double> Eigenvalue = ColumnOf<DensityRow>.Real("eigenvalue", r => r.Eigenvalue);
+    public static readonly Column<DensityRow, double> Weight = ColumnOf<DensityRow>.Real("weight", r => r.Weight);
+    public static readonly Column<DensityRow, int?> Probe = ColumnOf<DensityRow>.OptionalInt("probe", r => r.Probe);
 
     public static IReadOnlyList<Column<DensityRow>> Columns { get; } = [Operator, Eigenvalue, Weight, Probe];
 

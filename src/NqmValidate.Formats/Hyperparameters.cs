@@ -19,8 +19,8 @@ public static class HyperparameterColumns
         names.Where(n => !Placed.Contains(n) && !NotColumns.Contains(n)).Distinct().ToList();
 
     /// <summary>The column of one hyperparameter: the row's value by name, empty where the row has none.</summary>
-    internal static Column<TRow, double?> Column<TRow>(string name, Func<TRow, IReadOnlyDictionary<string, double>> hyperparameters) =>
-        Columns<TRow>.OptionalReal(name, r => hyperparameters(r).TryGetValue(name, out double v) ? v : null);
+    internal static Column<TRow, double?> Of<TRow>(string name, Func<TRow, IReadOnlyDictionary<string, double>> hyperparameters) =>
+        ColumnOf<TRow>.OptionalReal(name, r => hyperparameters(r).TryGetValue(name, out double v) ? v : null);
 
     /// <summary>
     /// The header's further hyperparameter columns: every column after none of the table's own. A column a newer
@@ -38,7 +38,7 @@ public static class HyperparameterColumns
     {
         var values = new Dictionary<string, double>();
         foreach (var n in names)
-            if (record.Get(Columns<TableRecord>.OptionalReal(n, _ => null)) is { } v) values[n] = v;
+            if (record.Get(ColumnOf<TableRecord>.OptionalReal(n, _ => null)) is { } v) values[n] = v;
         return values;
     }
 }

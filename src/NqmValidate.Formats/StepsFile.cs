@@ -19,26 +19,26 @@ public static class StepsFile
 {
     public const string FileName = "steps.csv";
 
-    static Column<StepsRow, double?> H(string name) => HyperparameterColumns.Column<StepsRow>(name, r => r.Hyperparameters);
+    static Column<StepsRow, double?> H(string name) => HyperparameterColumns.Of<StepsRow>(name, r => r.Hyperparameters);
 
-    public static readonly Column<StepsRow, string> Optimizer = Columns<StepsRow>.Text("optimizer", r => r.Optimizer);
-    public static readonly Column<StepsRow, int> BatchSize = Columns<StepsRow>.Int("batch_size", r => r.BatchSize);
-    public static readonly Column<StepsRow, long?> StepsToTarget = Columns<StepsRow>.OptionalLong("steps_to_target", r => r.StepsToTarget, required: true);
-    public static readonly Column<StepsRow, double?> LearningRate = Columns<StepsRow>.OptionalReal("learning_rate", r => r.LearningRate);
-    public static readonly Column<StepsRow, int> TrialsRun = Columns<StepsRow>.Int("trials_run", r => r.TrialsRun, required: false, whenEmpty: 0);
-    public static readonly Column<StepsRow, int> TrialsReached = Columns<StepsRow>.Int("trials_reached", r => r.TrialsReached, required: false, whenEmpty: 0);
-    public static readonly Column<StepsRow, int> TrialsDiverged = Columns<StepsRow>.Int("trials_diverged", r => r.TrialsDiverged, required: false, whenEmpty: 0);
-    public static readonly Column<StepsRow, int> Seeds = Columns<StepsRow>.Int("seeds", r => r.Seeds, required: false, whenEmpty: 1);
-    public static readonly Column<StepsRow, long?> StepsMin = Columns<StepsRow>.OptionalLong("steps_min", r => r.StepsMin);
-    public static readonly Column<StepsRow, double?> StepsMedian = Columns<StepsRow>.OptionalReal("steps_median", r => r.StepsMedian);
-    public static readonly Column<StepsRow, long?> StepsMax = Columns<StepsRow>.OptionalLong("steps_max", r => r.StepsMax);
-    public static readonly Column<StepsRow, int> TrialsPruned = Columns<StepsRow>.Int("trials_pruned", r => r.TrialsPruned, required: false, whenEmpty: 0);
-    public static readonly Column<StepsRow, int> TrialsCrashed = Columns<StepsRow>.Int("trials_crashed", r => r.TrialsCrashed, required: false, whenEmpty: 0);
-    public static readonly Column<StepsRow, long?> BudgetSteps = Columns<StepsRow>.OptionalLong("budget_steps", r => r.BudgetSteps);
-    public static readonly Column<StepsRow, double?> LearningRateMin = Columns<StepsRow>.OptionalReal("learning_rate_min", r => r.LearningRateMin);
-    public static readonly Column<StepsRow, double?> LearningRateMax = Columns<StepsRow>.OptionalReal("learning_rate_max", r => r.LearningRateMax);
-    public static readonly Column<StepsRow, double?> LearningRatePosition = Columns<StepsRow>.OptionalReal("learning_rate_position", r => r.LearningRatePosition);
-    public static readonly Column<StepsRow, long?> StepsTrained = Columns<StepsRow>.OptionalLong("steps_trained", r => r.StepsTrained);
+    public static readonly Column<StepsRow, string> Optimizer = ColumnOf<StepsRow>.Text("optimizer", r => r.Optimizer);
+    public static readonly Column<StepsRow, int> BatchSize = ColumnOf<StepsRow>.Int("batch_size", r => r.BatchSize);
+    public static readonly Column<StepsRow, long?> StepsToTarget = ColumnOf<StepsRow>.OptionalLong("steps_to_target", r => r.StepsToTarget, required: true);
+    public static readonly Column<StepsRow, double?> LearningRate = ColumnOf<StepsRow>.OptionalReal("learning_rate", r => r.LearningRate);
+    public static readonly Column<StepsRow, int> TrialsRun = ColumnOf<StepsRow>.Int("trials_run", r => r.TrialsRun, required: false, whenEmpty: 0);
+    public static readonly Column<StepsRow, int> TrialsReached = ColumnOf<StepsRow>.Int("trials_reached", r => r.TrialsReached, required: false, whenEmpty: 0);
+    public static readonly Column<StepsRow, int> TrialsDiverged = ColumnOf<StepsRow>.Int("trials_diverged", r => r.TrialsDiverged, required: false, whenEmpty: 0);
+    public static readonly Column<StepsRow, int> Seeds = ColumnOf<StepsRow>.Int("seeds", r => r.Seeds, required: false, whenEmpty: 1);
+    public static readonly Column<StepsRow, long?> StepsMin = ColumnOf<StepsRow>.OptionalLong("steps_min", r => r.StepsMin);
+    public static readonly Column<StepsRow, double?> StepsMedian = ColumnOf<StepsRow>.OptionalReal("steps_median", r => r.StepsMedian);
+    public static readonly Column<StepsRow, long?> StepsMax = ColumnOf<StepsRow>.OptionalLong("steps_max", r => r.StepsMax);
+    public static readonly Column<StepsRow, int> TrialsPruned = ColumnOf<StepsRow>.Int("trials_pruned", r => r.TrialsPruned, required: false, whenEmpty: 0);
+    public static readonly Column<StepsRow, int> TrialsCrashed = ColumnOf<StepsRow>.Int("trials_crashed", r => r.TrialsCrashed, required: false, whenEmpty: 0);
+    public static readonly Column<StepsRow, long?> BudgetSteps = ColumnOf<StepsRow>.OptionalLong("budget_steps", r => r.BudgetSteps);
+    public static readonly Column<StepsRow, double?> LearningRateMin = ColumnOf<StepsRow>.OptionalReal("learning_rate_min", r => r.LearningRateMin);
+    public static readonly Column<StepsRow, double?> LearningRateMax = ColumnOf<StepsRow>.OptionalReal("learning_rate_max", r => r.LearningRateMax);
+    public static readonly Column<StepsRow, double?> LearningRatePosition = ColumnOf<StepsRow>.OptionalReal("learning_rate_position", r => r.LearningRatePosition);
+    public static readonly Column<StepsRow, long?> StepsTrained = ColumnOf<StepsRow>.OptionalLong("steps_trained", r => r.StepsTrained);
 
     /// <summary>
     /// The columns in file order: the original ones, then those added over time (each at the end when it was added),

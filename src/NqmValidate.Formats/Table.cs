@@ -40,7 +40,7 @@ sealed class CellException(string message) : Exception(message);
 /// The column kinds of the project's tables: numbers in the invariant culture, doubles in their shortest
 /// round-trip form ("R"), an empty cell for no value.
 /// </summary>
-public static class Columns<TRow>
+public static class ColumnOf<TRow>
 {
     public static Column<TRow, string> Text(string name, Func<TRow, string> get) =>
         new(name, true, get, v => v, t => t ?? "");

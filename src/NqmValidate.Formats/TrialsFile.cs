@@ -18,22 +18,22 @@ public static class TrialsFile
 {
     public const string FileName = "trials.csv";
 
-    static Column<TrialsRow, double?> H(string name) => HyperparameterColumns.Column<TrialsRow>(name, r => r.Hyperparameters);
+    static Column<TrialsRow, double?> H(string name) => HyperparameterColumns.Of<TrialsRow>(name, r => r.Hyperparameters);
 
-    public static readonly Column<TrialsRow, string> Study = Columns<TrialsRow>.Text("study", r => r.Study);
-    public static readonly Column<TrialsRow, string> Optimizer = Columns<TrialsRow>.Text("optimizer", r => r.Optimizer);
-    public static readonly Column<TrialsRow, int> BatchSize = Columns<TrialsRow>.Int("batch_size", r => r.BatchSize);
-    public static readonly Column<TrialsRow, string> Trial = Columns<TrialsRow>.Text("trial", r => r.Trial);
-    public static readonly Column<TrialsRow, long> Seed = Columns<TrialsRow>.Long("seed", r => r.Seed);
-    public static readonly Column<TrialsRow, double> LearningRate = Columns<TrialsRow>.Real("learning_rate", r => r.LearningRate);
-    public static readonly Column<TrialsRow, string> Status = Columns<TrialsRow>.Text("status", r => r.Status);
-    public static readonly Column<TrialsRow, long?> StepsToTarget = Columns<TrialsRow>.OptionalLong("steps_to_target", r => r.StepsToTarget);
-    public static readonly Column<TrialsRow, long> StepsRun = Columns<TrialsRow>.Long("steps_run", r => r.StepsRun, whenEmpty: 0);
-    public static readonly Column<TrialsRow, double?> InitialLoss = Columns<TrialsRow>.OptionalReal("initial_loss", r => r.InitialLoss);
-    public static readonly Column<TrialsRow, double?> FinalLoss = Columns<TrialsRow>.OptionalReal("final_loss", r => r.FinalLoss);
-    public static readonly Column<TrialsRow, int?> Rank = Columns<TrialsRow>.OptionalInt("rank", r => r.Rank);
-    public static readonly Column<TrialsRow, long?> StepCap = Columns<TrialsRow>.OptionalLong("step_cap", r => r.StepCap);
-    public static readonly Column<TrialsRow, int> Replicate = Columns<TrialsRow>.Int("replicate", r => r.Replicate, required: false, whenEmpty: 0);
+    public static readonly Column<TrialsRow, string> Study = ColumnOf<TrialsRow>.Text("study", r => r.Study);
+    public static readonly Column<TrialsRow, string> Optimizer = ColumnOf<TrialsRow>.Text("optimizer", r => r.Optimizer);
+    public static readonly Column<TrialsRow, int> BatchSize = ColumnOf<TrialsRow>.Int("batch_size", r => r.BatchSize);
+    public static readonly Column<TrialsRow, string> Trial = ColumnOf<TrialsRow>.Text("trial", r => r.Trial);
+    public static readonly Column<TrialsRow, long> Seed = ColumnOf<TrialsRow>.Long("seed", r => r.Seed);
+    public static readonly Column<TrialsRow, double> LearningRate = ColumnOf<TrialsRow>.Real("learning_rate", r => r.LearningRate);
+    public static readonly Column<TrialsRow, string> Status = ColumnOf<TrialsRow>.Text("status", r => r.Status);
+    public static readonly Column<TrialsRow, long?> StepsToTarget = ColumnOf<TrialsRow>.OptionalLong("steps_to_target", r => r.StepsToTarget);
+    public static readonly Column<TrialsRow, long> StepsRun = ColumnOf<TrialsRow>.Long("steps_run", r => r.StepsRun, whenEmpty: 0);
+    public static readonly Column<TrialsRow, double?> InitialLoss = ColumnOf<TrialsRow>.OptionalReal("initial_loss", r => r.InitialLoss);
+    public static readonly Column<TrialsRow, double?> FinalLoss = ColumnOf<TrialsRow>.OptionalReal("final_loss", r => r.FinalLoss);
+    public static readonly Column<TrialsRow, int?> Rank = ColumnOf<TrialsRow>.OptionalInt("rank", r => r.Rank);
+    public static readonly Column<TrialsRow, long?> StepCap = ColumnOf<TrialsRow>.OptionalLong("step_cap", r => r.StepCap);
+    public static readonly Column<TrialsRow, int> Replicate = ColumnOf<TrialsRow>.Int("replicate", r => r.Replicate, required: false, whenEmpty: 0);
 
     /// <summary>The columns in file order: the original ones, the added ones, then one per further hyperparameter (<see cref="HyperparameterColumns.Further"/>).</summary>
     public static IReadOnlyList<Column<TrialsRow>> Columns(IReadOnlyList<string> furtherHyperparameters) =>
