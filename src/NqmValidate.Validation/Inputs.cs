@@ -1,9 +1,11 @@
 using System.Text.Json;
+using NqmValidate.Formats;
 using NqmValidate.Reports;
 
 namespace NqmValidate.Validation;
 
-/// <summary>One study of a sweep (optimizer × batch size): measured steps-to-target and the best trial's hyperparameters.</summary>
+/// <summary>One study of a sweep (optimizer × batch size): measured steps-to-target and the best trial's hyperparameters
+/// (the validation's view of a steps.csv row: steps as numbers the NQM's predictions are compared with).</summary>
 public sealed record MeasuredStudy(
     string Optimizer,
     int BatchSize,
@@ -15,9 +17,14 @@ public sealed record MeasuredStudy(
     int TrialsDiverged,
     double? StepsMin,
     double? StepsMax,
-    double? Beta1 = null);
+    double? Beta1 = null)
+{
+    public static MeasuredStudy From(StepsRow row) => new(
+        row.Optimizer, row.BatchSize, row.StepsToTarget, row.LearningRate, row.Hyperparameter(HyperparameterColumns.Momentum),
+        row.TrialsRun, row.TrialsReached, row.TrialsDiverged, row.StepsMin, row.StepsMax, row.Hyperparameter(HyperparameterColumns.Beta1));
+}
 
-/// <summary>One trial of a sweep, as listed in trials.csv.</summary>
+/// <summary>One trial of a sweep, as listed in trials.csv (the validation's view of a trials.csv row).</summary>
 public sealed record MeasuredTrial(
     string Optimizer,
     int BatchSize,
@@ -29,44 +36,26 @@ public sealed record MeasuredTrial(
     double? InitialLoss,
     double? FinalLoss,
     string? Study = null,
-    string? Trial = null);
+    string? Trial = null)
+{
+    public static MeasuredTrial From(TrialsRow row) => new(
+        row.Optimizer, row.BatchSize, row.LearningRate, row.Hyperparameter(HyperparameterColumns.Momentum), row.Status,
+        row.StepsToTarget, row.StepsRun, row.InitialLoss, row.FinalLoss, row.Study, row.Trial);
+}
 
 /// <summary>What a sweep measured: steps.csv and trials.csv of its directory (docs/formats.md).</summary>
 public sealed record SweepResults(string Directory, IReadOnlyList<MeasuredStudy> Studies, IReadOnlyList<MeasuredTrial> Trials)
 {
     public static SweepResults Load(string directory)
     {
-        string stepsPath = Path.Combine(directory, "steps.csv");
-        var studies = CsvFiles.ReadRows(stepsPath, "optimizer", "batch_size", "steps_to_target")
-            .Select((r, i) => new MeasuredStudy(
-                r["optimizer"],
-                (int)CsvFiles.RequiredDouble(r, "batch_size", stepsPath, i),
-                CsvFiles.OptionalDouble(r, "steps_to_target", stepsPath, i),
-                CsvFiles.OptionalDouble(r, "learning_rate", stepsPath, i),
-                CsvFiles.OptionalDouble(r, "momentum", stepsPath, i),
-                (int)(CsvFiles.OptionalDouble(r, "trials_run", stepsPath, i) ?? 0),
-                (int)(CsvFiles.OptionalDouble(r, "trials_reached", stepsPath, i) ?? 0),
-                (int)(CsvFiles.OptionalDouble(r, "trials_diverged", stepsPath, i) ?? 0),
-                CsvFiles.OptionalDouble(r, "steps_min", stepsPath, i),
-                CsvFiles.OptionalDouble(r, "steps_max", stepsPath, i),
-                CsvFiles.OptionalDouble(r, "beta1", stepsPath, i)))
-            .ToList();
-        string trialsPath = Path.Combine(directory, "trials.csv");
-        var trials = !File.Exists(trialsPath) ? [] : CsvFiles.ReadRows(trialsPath, "optimizer", "batch_size", "learning_rate", "status")
-            .Select((r, i) => new MeasuredTrial(
-                r["optimizer"],
-                (int)CsvFiles.RequiredDouble(r, "batch_size", trialsPath, i),
-                CsvFiles.RequiredDouble(r, "learning_rate", trialsPath, i),
-                CsvFiles.OptionalDouble(r, "momentum", trialsPath, i),
-                r["status"],
-                CsvFiles.OptionalDouble(r, "steps_to_target", trialsPath, i),
-                CsvFiles.OptionalDouble(r, "steps_run", trialsPath, i),
-                CsvFiles.OptionalDouble(r, "initial_loss", trialsPath, i),
-                CsvFiles.OptionalDouble(r, "final_loss", trialsPath, i),
-                r.GetValueOrDefault("study"),
-                r.GetValueOrDefault("trial")))
-            .ToList();
-        return new SweepResults(directory, studies, trials);
+        try
+        {
+            var studies = StepsFile.Read(Path.Combine(directory, StepsFile.FileName)).Rows.Select(MeasuredStudy.From).ToList();
+            string trialsPath = Path.Combine(directory, TrialsFile.FileName);
+            var trials = !File.Exists(trialsPath) ? [] : TrialsFile.Read(trialsPath).Rows.Select(MeasuredTrial.From).ToList();
+            return new SweepResults(directory, studies, trials);
+        }
+        catch (TableFileException e) { throw new RunFileException(e.Message, e); }
     }
 
     /// <summary>The fit point: the largest batch size at which an SGD study reached the target (its best trial's curve is fitted).</summary>
@@ -118,9 +107,6 @@ public sealed record MeasuredBin(double H, double C, double Count, double? GradM
 /// <summary>A top eigenpair summary from eigen.csv: eigenvalue, and where measured the noise variance vᵀΣv and (gᵀv)² along it.</summary>
 public sealed record MeasuredEigen(string Operator, int Index, double Eigenvalue, double? NoiseVariance, double? MeanGradProjectionSq);
 
-/// <summary>A node of the stochastic-Lanczos spectral density (density.csv); weights sum to 1 per operator.</summary>
-public sealed record DensityNode(string Operator, double Eigenvalue, double Weight);
-
 /// <summary>The scalars of summary.json the fit needs.</summary>
 public sealed record CurvatureSummary(
     double? InitialLoss,
@@ -147,7 +133,7 @@ public sealed record CurvatureResults(
     string Directory,
     IReadOnlyList<MeasuredBin> Bins,
     IReadOnlyList<MeasuredEigen> Eigen,
-    IReadOnlyList<DensityNode> Density,
+    IReadOnlyList<DensityRow> Density,
     CurvatureSummary Summary,
     string? Name = null)
 {
@@ -197,11 +183,10 @@ public sealed record CurvatureResults(
                 CsvFiles.OptionalDouble(r, "noise_variance", eigenPath, i),
                 CsvFiles.OptionalDouble(r, "mean_grad_projection_sq", eigenPath, i)))
             .ToList();
-        string densityPath = Path.Combine(directory, "density.csv");
-        var density = !File.Exists(densityPath) ? [] : CsvFiles.ReadRows(densityPath, "operator", "eigenvalue", "weight")
-            .Select((r, i) => new DensityNode(r["operator"], CsvFiles.RequiredDouble(r, "eigenvalue", densityPath, i),
-                CsvFiles.RequiredDouble(r, "weight", densityPath, i)))
-            .ToList();
+        string densityPath = Path.Combine(directory, DensityFile.FileName);
+        IReadOnlyList<DensityRow> density;
+        try { density = !File.Exists(densityPath) ? [] : DensityFile.Read(densityPath); }
+        catch (TableFileException e) { throw new RunFileException(e.Message, e); }
         return new CurvatureResults(directory, bins, eigen, density, LoadSummary(Path.Combine(directory, "summary.json")));
     }
 

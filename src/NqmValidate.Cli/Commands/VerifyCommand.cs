@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Runtime.InteropServices;
+using NqmValidate.Formats;
 using NqmValidate.Training.Runtime;
 using NqmValidate.Training.Sweeps;
 using NqmValidate.Training.Verification;
@@ -39,7 +40,7 @@ public static class VerifyCommand
             {
                 if (parse.GetValue(Sample) is < 1) throw new VerifyInputException("--sample: must be at least 1.");
                 bool started = false;
-                void Starting(TrialsCsvRow _)
+                void Starting(TrialsRow _)
                 {
                     if (!started) Console.WriteLine($"re-running into {scratch}");
                     started = true;

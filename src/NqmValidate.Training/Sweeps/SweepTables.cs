@@ -1,21 +1,8 @@
-using NqmValidate.Training.Trials;
-using System.Globalization;
-using CsvHelper;
-using CsvHelper.Configuration;
 using NqmValidate.Common;
+using NqmValidate.Formats;
 using NqmValidate.Training.Optimizers;
 
 namespace NqmValidate.Training.Sweeps;
-
-/// <summary>One row of steps.csv: a study (optimizer × batch size), over its seeds. The hyperparameters are the best trial's, as its record ran them.</summary>
-public sealed record StepsRow(
-    string Optimizer, int BatchSize, long? StepsToTarget, double? LearningRate, IReadOnlyDictionary<string, double> Hyperparameters,
-    int TrialsRun, int TrialsReached, int TrialsDiverged, int TrialsPruned, int TrialsCrashed,
-    int Seeds, long? StepsMin, double? StepsMedian, long? StepsMax,
-    long BudgetSteps, double LearningRateMin, double LearningRateMax, double? LearningRatePosition, long StepsTrained)
-{
-    public double? Hyperparameter(string name) => Hyperparameters.TryGetValue(name, out double v) ? v : null;
-}
 
 /// <summary>
 /// steps.csv and trials.csv (docs/formats.md) from study results. With several seeds, each
@@ -60,73 +47,24 @@ public static class SweepTables
         return rows;
     }
 
-    /// <summary>
-    /// Hyperparameter columns: momentum, beta1 and epsilon where steps.csv has always had them, then any other
-    /// hyperparameter the spec's optimizer families have (e.g. ema_decay), in registration order, at the end.
-    /// </summary>
-    static readonly string[] LegacyHyperparameters = ["momentum", "beta1", "epsilon"];
-
+    /// <summary>The further hyperparameter columns of both tables: those of the spec's optimizer families, in registration order.</summary>
     static IReadOnlyList<string> FurtherHyperparameters(ExperimentSpec spec) =>
-        spec.Optimizers!.SelectMany(o => OptimizerFamilies.Get(o.Name).Hyperparameters.Select(h => h.Name))
-            .Where(n => !LegacyHyperparameters.Contains(n) && n != "beta2").Distinct().ToList();
+        HyperparameterColumns.Further(spec.Optimizers!.SelectMany(o => OptimizerFamilies.Get(o.Name).Hyperparameters.Select(h => h.Name)));
 
-    /// <summary>steps.csv's columns: each a name and how a row gives its field, so header and values cannot drift apart.</summary>
-    static IReadOnlyList<(string Name, Func<StepsRow, string> Value)> StepsColumns(ExperimentSpec spec) =>
-    [
-        ("optimizer", r => r.Optimizer), ("batch_size", r => I(r.BatchSize)), ("steps_to_target", r => I(r.StepsToTarget)),
-        ("learning_rate", r => D(r.LearningRate)), ("momentum", r => D(r.Hyperparameter("momentum"))),
-        ("trials_run", r => I(r.TrialsRun)), ("trials_reached", r => I(r.TrialsReached)), ("trials_diverged", r => I(r.TrialsDiverged)),
-        ("seeds", r => I(r.Seeds)), ("steps_min", r => I(r.StepsMin)), ("steps_median", r => D(r.StepsMedian)), ("steps_max", r => I(r.StepsMax)),
-        ("trials_pruned", r => I(r.TrialsPruned)), ("trials_crashed", r => I(r.TrialsCrashed)),
-        ("beta1", r => D(r.Hyperparameter("beta1"))), ("epsilon", r => D(r.Hyperparameter("epsilon"))),
-        ("budget_steps", r => I(r.BudgetSteps)), ("learning_rate_min", r => D(r.LearningRateMin)), ("learning_rate_max", r => D(r.LearningRateMax)),
-        ("learning_rate_position", r => D(r.LearningRatePosition)), ("steps_trained", r => I(r.StepsTrained)),
-        .. FurtherHyperparameters(spec).Select(n => (n, (Func<StepsRow, string>)(r => D(r.Hyperparameter(n))))),
-    ];
-
-    /// <summary>trials.csv's columns (see <see cref="TrialsCsv"/>).</summary>
-    static IReadOnlyList<(string Name, Func<(StudyResult Study, StudyTrial Trial), string> Value)> TrialsColumns(ExperimentSpec spec)
-    {
-        static double? H(StudyTrial t, string name) => t.Log.Record.Config.Optimizer[name];
-        return
-        [
-            ("study", x => x.Study.Study.Id), ("optimizer", x => x.Study.Study.Optimizer), ("batch_size", x => I(x.Study.Study.BatchSize)),
-            ("trial", x => x.Trial.Trial.Id), ("seed", x => I(x.Trial.Log.Record.Config.Seed)),
-            ("learning_rate", x => D(x.Trial.Log.Record.Config.Optimizer.LearningRate)),
-            ("momentum", x => D(H(x.Trial, "momentum"))), ("beta1", x => D(H(x.Trial, "beta1"))), ("epsilon", x => D(H(x.Trial, "epsilon"))),
-            ("status", x => Snake(x.Trial.Status.ToString())), ("steps_to_target", x => I(x.Trial.StepsToTarget)),
-            ("steps_run", x => I(x.Trial.StepsCounted)), ("initial_loss", x => D(x.Trial.InitialLoss)), ("final_loss", x => D(x.Trial.FinalLoss)),
-            ("rank", x => I(x.Trial.Rank)), ("step_cap", x => I(x.Trial.StepCap)), ("replicate", x => I(x.Study.Study.Replicate)),
-            .. FurtherHyperparameters(spec).Select(n => (n, (Func<(StudyResult, StudyTrial), string>)(x => D(H(x.Item2, n))))),
-        ];
-    }
-
-    public static string StepsCsv(ExperimentSpec spec, IReadOnlyList<StepsRow> rows) => Csv(StepsColumns(spec), rows);
-
-    /// <summary>trials.csv: `status` is how the trial counts in its study (pruning applied) and
-    /// `steps_run` the steps that count. How the trial process itself ended stays in its
+    /// <summary>trials.csv's rows: each complete study's trials in canonical order. `status` is how the trial counts in its
+    /// study (pruning applied) and `steps_run` the steps that count. How the trial process itself ended stays in its
     /// trial.json: it may depend on timing (the cap it was launched with), the table must not.</summary>
-    public static string TrialsCsv(ExperimentSpec spec, IEnumerable<StudyResult> results) => Csv(TrialsColumns(spec),
-        results.SelectMany(s => s.Trials.OrderBy(t => t.Trial.Index).Select(t => (s, t))).ToList());
+    public static IReadOnlyList<TrialsRow> TrialsRows(IEnumerable<StudyResult> results) =>
+        results.SelectMany(s => s.Trials.OrderBy(t => t.Trial.Index).Select(t => new TrialsRow(
+            s.Study.Id, s.Study.Optimizer, s.Study.BatchSize, t.Trial.Id, t.Log.Record.Config.Seed,
+            t.Log.Record.Config.Optimizer.LearningRate, t.Log.Record.Config.Optimizer.Hyperparameters,
+            Snake(t.Status.ToString()), t.StepsToTarget, t.StepsCounted, t.InitialLoss, t.FinalLoss, t.Rank, t.StepCap, s.Study.Replicate)))
+        .ToList();
 
-    static string Csv<T>(IReadOnlyList<(string Name, Func<T, string> Value)> columns, IEnumerable<T> rows)
-    {
-        using var text = new StringWriter(CultureInfo.InvariantCulture);
-        using (var csv = new CsvWriter(text, new CsvConfiguration(CultureInfo.InvariantCulture) { NewLine = "\n" }, leaveOpen: true))
-        {
-            foreach (var c in columns) csv.WriteField(c.Name);
-            csv.NextRecord();
-            foreach (var r in rows)
-            {
-                foreach (var c in columns) csv.WriteField(c.Value(r));
-                csv.NextRecord();
-            }
-        }
-        return text.ToString();
-    }
+    public static string StepsCsv(ExperimentSpec spec, IReadOnlyList<StepsRow> rows) => StepsFile.Text(rows, FurtherHyperparameters(spec));
 
-    static string I(long? x) => x?.ToString(CultureInfo.InvariantCulture) ?? "";
-    static string D(double? x) => x?.ToString("R", CultureInfo.InvariantCulture) ?? "";
+    /// <summary>trials.csv of the studies' trials (see <see cref="TrialsRows"/>).</summary>
+    public static string TrialsCsv(ExperimentSpec spec, IEnumerable<StudyResult> results) => TrialsFile.Text(TrialsRows(results), FurtherHyperparameters(spec));
 
     static string Snake(string pascal) =>
         string.Concat(pascal.Select((c, i) => char.IsUpper(c) && i > 0 ? "_" + char.ToLowerInvariant(c) : char.ToLowerInvariant(c).ToString()));
@@ -135,7 +73,7 @@ public static class SweepTables
     public static void Write(ResultsStore store, SweepPlan plan, IReadOnlyList<StudyResult> results)
     {
         var ordered = plan.Studies.Select(s => results.FirstOrDefault(r => r.Study.Id == s.Id)).Where(r => r is not null).Select(r => r!).ToList();
-        AtomicFile.WriteAllText(Path.Combine(store.Root, "steps.csv"), StepsCsv(plan.Spec, StepsRows(plan, ordered)));
-        AtomicFile.WriteAllText(Path.Combine(store.Root, "trials.csv"), TrialsCsv(plan.Spec, ordered));
+        AtomicFile.WriteAllText(Path.Combine(store.Root, StepsFile.FileName), StepsCsv(plan.Spec, StepsRows(plan, ordered)));
+        AtomicFile.WriteAllText(Path.Combine(store.Root, TrialsFile.FileName), TrialsCsv(plan.Spec, ordered));
     }
 }

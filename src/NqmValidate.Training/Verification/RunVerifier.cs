@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using NqmValidate.Formats;
 using NqmValidate.Training.Runtime;
 using NqmValidate.Training.Sweeps;
 using NqmValidate.Training.Trials;
@@ -33,7 +34,7 @@ public sealed record TrialOutcome(string Status, long? StepsToTarget, double? In
 /// even that did not reach it (the difference is then at least the one given).
 /// </summary>
 public sealed record TrialVerification(
-    TrialsCsvRow Row, string Evidence, long MaxSteps, bool Identical, long? SameThrough, long? PartedBy,
+    TrialsRow Row, string Evidence, long MaxSteps, bool Identical, long? SameThrough, long? PartedBy,
     TrialOutcome Recorded, TrialOutcome Replayed, long? UncappedSteps, double? RelativeDifference, bool LowerBound,
     IReadOnlyList<string> MachineDifferences, string ReplayDirectory)
 {
@@ -119,7 +120,7 @@ public sealed class RunVerifier
     /// <param name="cancel">Stops the current re-run (its process is killed) and throws.</param>
     /// <param name="trialStarting">Called before each re-run (after the run and the sample were checked).</param>
     public async Task<VerifyReport> RunAsync(VerifyOptions options, Action<TrialVerification>? trialDone = null, CancellationToken cancel = default,
-        Action<TrialsCsvRow>? trialStarting = null)
+        Action<TrialsRow>? trialStarting = null)
     {
         var run = RecordedRun.Open(options.RunDirectory);
         string scratch = Path.GetFullPath(options.ScratchDirectory);
@@ -145,7 +146,7 @@ public sealed class RunVerifier
 
     // ---- runs that keep their trial directories: the recorded config and curve ----
 
-    async Task<TrialVerification> FromTrialRecord(RecordedRun run, TrialsCsvRow row, string scratch, CancellationToken cancel)
+    async Task<TrialVerification> FromTrialRecord(RecordedRun run, TrialsRow row, string scratch, CancellationToken cancel)
     {
         string trialDir = run.TrialDirectory(row);
         string trialJson = Path.Combine(trialDir, "trial.json");
@@ -201,7 +202,7 @@ public sealed class RunVerifier
 
     // ---- runs that keep only their tables: the sweep's own launch of the trial, compared with trials.csv ----
 
-    async Task<TrialVerification> FromTables(RecordedRun run, TrialsCsvRow row, string scratch, CancellationToken cancel)
+    async Task<TrialVerification> FromTables(RecordedRun run, TrialsRow row, string scratch, CancellationToken cancel)
     {
         if (run.Plan is null)
             throw new VerifyInputException($"{run.Root}: the run keeps no trial directories and no spec (neither {Path.Combine(run.SweepDirectory, "spec.json")} " +
@@ -260,7 +261,7 @@ public sealed class RunVerifier
         return StudyResults.Compute(study, order, logs, prune: true).Trials[^1];
     }
 
-    static TrialVerification Verdict(TrialsCsvRow row, string evidence, long maxSteps, bool identical, CurveComparison comparison,
+    static TrialVerification Verdict(TrialsRow row, string evidence, long maxSteps, bool identical, CurveComparison comparison,
         TrialOutcome recorded, TrialOutcome replayed, long? uncapped, List<string> machine, string dir)
     {
         double? relative = null;
@@ -352,7 +353,7 @@ public sealed class RunVerifier
         return dir;
     }
 
-    static long? Budget(RecordedRun run, TrialsCsvRow row) =>
+    static long? Budget(RecordedRun run, TrialsRow row) =>
         run.Plan?.Studies.FirstOrDefault(s => s.Id == row.Study)?.BudgetSteps;
 
     // ---- JSON helpers (trial.json files of older versions may lack fields) ----

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
+using NqmValidate.Formats;
 
 namespace NqmValidate.Training.Verification;
 
@@ -15,10 +16,10 @@ public static class VerifySample
     static readonly string[] Unusable = ["crashed", "interrupted", "running"];
 
     /// <summary>The covering trials: per optimizer (in the run's order), its study at the smallest and at the largest batch size.</summary>
-    public static IReadOnlyList<TrialsCsvRow> Covering(IReadOnlyList<TrialsCsvRow> rows)
+    public static IReadOnlyList<TrialsRow> Covering(IReadOnlyList<TrialsRow> rows)
     {
         var candidates = StudyCandidates(rows);
-        var chosen = new List<TrialsCsvRow>();
+        var chosen = new List<TrialsRow>();
         foreach (var optimizer in candidates.Select(r => r.Optimizer).Distinct())
         {
             var ofOptimizer = candidates.Where(r => r.Optimizer == optimizer).ToList();
@@ -33,7 +34,7 @@ public static class VerifySample
     /// <paramref name="count"/> trials (null: just the covering ones), in trials.csv order. Throws when
     /// <paramref name="count"/> is below the covering size or above the number of usable trials.
     /// </summary>
-    public static IReadOnlyList<TrialsCsvRow> Choose(IReadOnlyList<TrialsCsvRow> rows, int? count)
+    public static IReadOnlyList<TrialsRow> Choose(IReadOnlyList<TrialsRow> rows, int? count)
     {
         var covering = Covering(rows);
         if (covering.Count == 0) throw new VerifyInputException("the run has no finished trial to re-run (all crashed or interrupted).");
@@ -43,14 +44,14 @@ public static class VerifySample
         var usable = rows.Where(r => !Unusable.Contains(r.Status)).ToList();
         if (n > usable.Count)
             throw new VerifyInputException($"--sample {n}: the run has only {usable.Count} finished trials.");
-        var chosen = new List<TrialsCsvRow>(covering);
+        var chosen = new List<TrialsRow>(covering);
         chosen.AddRange(StudyCandidates(rows).Except(covering).OrderBy(Hash).Take(n - chosen.Count));
         chosen.AddRange(usable.Except(chosen).OrderBy(Hash).Take(n - chosen.Count));
         return rows.Where(chosen.Contains).ToList();
     }
 
     /// <summary>Per study the trial its steps-to-target comes from (fewest steps, ties to the first trial), or its longest run.</summary>
-    static List<TrialsCsvRow> StudyCandidates(IReadOnlyList<TrialsCsvRow> rows) => rows
+    static List<TrialsRow> StudyCandidates(IReadOnlyList<TrialsRow> rows) => rows
         .Where(r => !Unusable.Contains(r.Status))
         .GroupBy(r => r.Study)
         .Select(g => g.Where(r => r.Status == "reached" && r.StepsToTarget is not null)
@@ -58,5 +59,5 @@ public static class VerifySample
                      ?? g.OrderByDescending(r => r.StepsRun).ThenBy(r => r.Trial, StringComparer.Ordinal).First())
         .ToList();
 
-    static string Hash(TrialsCsvRow r) => Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes($"{r.Study}/{r.Trial}")));
+    static string Hash(TrialsRow r) => Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes($"{r.Study}/{r.Trial}")));
 }

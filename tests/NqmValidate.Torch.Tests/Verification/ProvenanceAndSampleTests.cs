@@ -1,3 +1,4 @@
+using NqmValidate.Formats;
 using NqmValidate.Training.Runtime;
 using NqmValidate.Training.Trials;
 using NqmValidate.Training.Verification;
@@ -69,10 +70,10 @@ public class ProvenanceAndSampleTests
         Assert.Empty(MachineProvenance.Differences(a, a with { }));
     }
 
-    static TrialsCsvRow Row(string optimizer, int b, string trial, string status, long? steps, long run = 100) =>
-        new($"{optimizer}-b{b}-r0", optimizer, b, trial, 1, 0.1, status, steps, run, 2.3, 0.5, 1000, 0);
+    static TrialsRow Row(string optimizer, int b, string trial, string status, long? steps, long run = 100) =>
+        new($"{optimizer}-b{b}-r0", optimizer, b, trial, 1, 0.1, new Dictionary<string, double>(), status, steps, run, 2.3, 0.5, null, 1000, 0);
 
-    static readonly TrialsCsvRow[] Rows =
+    static readonly TrialsRow[] Rows =
     [
         .. new[] { 16, 64, 256, 1024 }.SelectMany(b => new[]
         {
