@@ -26,6 +26,5 @@ public sealed class AdamFamily : IOptimizerFamily
     public IReadOnlyList<string> NqmCounterparts => ["precond-p0.5", "precond-measured"];
 
     public IUpdateRule Create(OptimizerSpec resolved, nn.Module model) =>
-        new TorchOptimizerRule(optim.Adam(model.parameters(), resolved.LearningRate,
-            beta1: resolved["beta1"]!.Value, beta2: resolved["beta2"]!.Value, eps: resolved["epsilon"]!.Value));
+        new AdamRule(model.parameters(), resolved["beta1"]!.Value, resolved["beta2"]!.Value, resolved["epsilon"]!.Value);
 }
