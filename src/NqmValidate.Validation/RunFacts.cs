@@ -1,3 +1,4 @@
+using NqmValidate.Common;
 using NqmValidate.Reports;
 
 namespace NqmValidate.Validation;
