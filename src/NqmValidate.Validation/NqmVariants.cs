@@ -67,6 +67,12 @@ public static class NqmVariantBuilder
     /// <summary>The operator name of the GGN measured under the optimizer's own preconditioner (Curvature's PreconditionedTraces).</summary>
     public const string PreconditionedOperator = "ggn-preconditioned";
 
+    /// <summary>The <see cref="NqmVariant.Source"/> of a spectrum measured under the optimizer's own preconditioner.</summary>
+    public const string EigenPreconditionedSource = "eigen-preconditioned";
+
+    /// <summary>The plain eigen variant a preconditioned one ("eigen-P/…") borrows its floor and initial condition from ("eigen/…").</summary>
+    public static string PlainCounterpart(string preconditionedName) => "eigen/" + preconditionedName["eigen-P/".Length..];
+
     /// <summary>
     /// The eigen-spectrum of P^½GP^½, the GGN under the checkpoint's optimizer's own diagonal preconditioner P (a
     /// replayed Adam trial's 1/(√v̂ + ε)), with the noise measured along P^½u and the bulk scaled to tr(PΣ): in
@@ -77,7 +83,7 @@ public static class NqmVariantBuilder
     public static NqmVariant? EigenPreconditioned(CurvatureResults curvature, bool tiedNoise)
     {
         if (curvature.Summary.PreconditionedTraceNoise is not double traceNoise) return null;
-        var variant = EigenOf(curvature, PreconditionedOperator, tiedNoise, traceNoise, "eigen-P", "eigen-preconditioned");
+        var variant = EigenOf(curvature, PreconditionedOperator, tiedNoise, traceNoise, "eigen-P", EigenPreconditionedSource);
         return variant is null ? null : variant with
         {
             Notes = $"under the optimizer's own preconditioner ({curvature.Summary.PreconditionerSource}): " + variant.Notes +

@@ -28,40 +28,6 @@ public sealed class AdamFamily : IOptimizerFamily
     // measured under the trial's own P (where the curvature stage replayed an Adam trial).
     public IReadOnlyList<string> NqmCounterparts => ["precond-p0.5", "precond-measured", "precond-own"];
 
-    public IUpdateRule Create(OptimizerSpec resolved, nn.Module model)
-    {
-        double beta2 = resolved["beta2"]!.Value, epsilon = resolved["epsilon"]!.Value;
-        var parameters = model.parameters().ToList();
-        var adam = optim.Adam(parameters, resolved.LearningRate, beta1: resolved["beta1"]!.Value, beta2: beta2, eps: epsilon);
-        return new Rule(adam, parameters.Count, beta2, epsilon);
-    }
-
-    /// <summary>TorchSharp's Adam, plus the preconditioner its second-moment state applies.</summary>
-    sealed class Rule(TorchSharp.Modules.Adam adam, int parameterCount, double beta2, double epsilon) : IUpdateRule
-    {
-        readonly TorchOptimizerRule _torch = new(adam);
-
-        public Tensor Step(Func<Tensor> loss, double learningRate) => _torch.Step(loss, learningRate);
-
-        /// <summary>
-        /// P = 1/(√(v/(1−β2^t)) + ε) per coordinate, exactly the denominator TorchSharp's step divides by (its state keeps
-        /// v = exp_avg_sq and the step count t per parameter, in the order the parameters were given).
-        /// </summary>
-        public IReadOnlyList<Tensor>? DiagonalPreconditioner()
-        {
-            var states = adam.state_dict().State;
-            if (states.Count != parameterCount) return null;
-            var result = new List<Tensor>(parameterCount);
-            using var noGrad = no_grad();
-            foreach (var state in states.Cast<TorchSharp.Modules.Adam.State>())
-            {
-                if (state.step == 0 || state.exp_avg_sq is null) { foreach (var t in result) t.Dispose(); return null; }
-                double correction = 1 - Math.Pow(beta2, state.step);
-                result.Add(state.exp_avg_sq.to_type(ScalarType.Float64).div(correction).sqrt_().add_(epsilon).reciprocal_().DetachFromDisposeScope());
-            }
-            return result;
-        }
-
-        public void Dispose() => _torch.Dispose();
-    }
+    public IUpdateRule Create(OptimizerSpec resolved, nn.Module model) =>
+        new AdamRule(model.parameters(), resolved["beta1"]!.Value, resolved["beta2"]!.Value, resolved["epsilon"]!.Value);
 }

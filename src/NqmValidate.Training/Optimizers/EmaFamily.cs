@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace NqmValidate.Training.Optimizers;
@@ -16,19 +17,20 @@ public sealed class EmaFamily : IOptimizerFamily
     public double ScalingExponent => 1.0;
     public IReadOnlyList<string> NqmCounterparts => ["ema"];
 
-    public IUpdateRule Create(OptimizerSpec resolved, nn.Module model) => new Rule(model, resolved.LearningRate, resolved["ema_decay"]!.Value);
+    public IUpdateRule Create(OptimizerSpec resolved, nn.Module model) => new Rule(model, resolved["ema_decay"]!.Value);
 
     sealed class Rule : IUpdateRule
     {
-        readonly TorchOptimizerRule _sgd;
+        readonly SgdRule _sgd;
         readonly IReadOnlyList<Tensor> _parameters, _average, _live;
-        readonly double _decay;
+        // Held for the rule's life: a temporary Scalar can be freed during the native call (docs/design/torchsharp.md §2).
+        readonly Scalar _decay, _oneMinusDecay;
 
-        public Rule(nn.Module model, double learningRate, double decay)
+        public Rule(nn.Module model, double decay)
         {
-            _decay = decay;
+            (_decay, _oneMinusDecay) = (decay.ToScalar(), (1 - decay).ToScalar());
             _parameters = model.parameters().Select(p => (Tensor)p).ToList();
-            _sgd = new TorchOptimizerRule(optim.SGD(model.parameters(), learningRate));
+            _sgd = new SgdRule(model.parameters());
             using var noGrad = no_grad();
             _average = _parameters.Select(p => p.detach().clone().DetachFromDisposeScope()).ToList();
             _live = _parameters.Select(p => empty_like(p).DetachFromDisposeScope()).ToList();
@@ -39,7 +41,8 @@ public sealed class EmaFamily : IOptimizerFamily
             var value = _sgd.Step(loss, learningRate);
             using var noGrad = no_grad();
             for (int i = 0; i < _parameters.Count; i++)
-                _average[i].mul_(_decay).add_(_parameters[i], alpha: 1 - _decay);
+                _average[i].mul_(_decay).add_(_parameters[i], _oneMinusDecay);
+            GC.KeepAlive(this);
             return value;
         }
 
@@ -66,6 +69,8 @@ public sealed class EmaFamily : IOptimizerFamily
         public void Dispose()
         {
             _sgd.Dispose();
+            _decay.Dispose();
+            _oneMinusDecay.Dispose();
             foreach (var t in _average.Concat(_live)) t.Dispose();
         }
     }

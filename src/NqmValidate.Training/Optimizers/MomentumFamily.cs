@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 namespace NqmValidate.Training.Optimizers;
 
 /// <summary>
-/// Heavy-ball momentum v ← μv + g, θ ← θ − ηv (TorchSharp's SGD with momentum and zero dampening), or with
+/// Heavy-ball momentum v ← μv + g, θ ← θ − ηv (<see cref="SgdRule"/>: TorchSharp's SGD arithmetic with momentum and zero dampening), or with
 /// <c>nesterov</c> the look-ahead form θ ← θ − η(g + μv). Both are modelled by the NQM's heavy ball.
 /// </summary>
 public sealed class MomentumFamily(bool nesterov) : IOptimizerFamily
@@ -16,5 +16,5 @@ public sealed class MomentumFamily(bool nesterov) : IOptimizerFamily
     public IReadOnlyList<string> NqmCounterparts => ["momentum"];
 
     public IUpdateRule Create(OptimizerSpec resolved, nn.Module model) =>
-        new TorchOptimizerRule(optim.SGD(model.parameters(), resolved.LearningRate, momentum: resolved["momentum"]!.Value, nesterov: nesterov));
+        new SgdRule(model.parameters(), momentum: resolved["momentum"]!.Value, nesterov: nesterov);
 }

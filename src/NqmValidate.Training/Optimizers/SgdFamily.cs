@@ -13,5 +13,5 @@ public sealed class SgdFamily : IOptimizerFamily
     public IReadOnlyList<string> NqmCounterparts => ["sgd"];
 
     public IUpdateRule Create(OptimizerSpec resolved, nn.Module model) =>
-        new TorchOptimizerRule(optim.SGD(model.parameters(), resolved.LearningRate));
+        new SgdRule(model.parameters());
 }

@@ -1,5 +1,6 @@
 using NqmValidate.Curvature;
 using NqmValidate.Nqm;
+using NqmValidate.Training.Optimizers;
 using NqmValidate.Training.Runtime;
 using NqmValidate.Validation;
 using TorchSharp;
@@ -178,7 +179,7 @@ public class SyntheticLinearRegressionTests
     }
 
     /// <summary>
-    /// Trains linear models with torch.optim.SGD (heavy-ball momentum β) on fresh samples every step: for each
+    /// Trains linear models with SGD (heavy-ball momentum β, the project's SgdRule) on fresh samples every step: for each
     /// learning rate of <paramref name="rates"/>, <see cref="Replicas"/> independent rows of one weight matrix.
     /// SGD and heavy-ball momentum are linear in the gradient, so a row whose loss is weighted by α_r under an
     /// optimizer with learning rate 1 follows exactly the updates of learning rate α_r. Returns the first step
@@ -205,7 +206,8 @@ public class SyntheticLinearRegressionTests
         var gen = new Generator((ulong)seed);
         // Float32 for speed; the excess loss that decides the outcome is computed in float64.
         var w = nn.Parameter(zeros([rows, D], dtype: ScalarType.Float32));
-        var optimizer = optim.SGD([w], 1.0, momentum: beta);
+        // The project's heavy-ball rule (TorchSharp's SGD arithmetic with its Scalars kept alive: docs/design/torchsharp.md §2).
+        using var rule = new SgdRule([w], momentum: beta);
         var weight = tensor(rates.SelectMany(r => Enumerable.Repeat(r, replicas)).ToArray(), dtype: ScalarType.Float32);
         var alive = ones([rows], dtype: ScalarType.Float32);
         var sd = h.sqrt().to(ScalarType.Float32);
@@ -218,9 +220,7 @@ public class SyntheticLinearRegressionTests
             var prediction = x.matmul(w.unsqueeze(2)).squeeze(2);
             var perRow = (0.5f * (prediction - y).square()).mean([1]);
             var loss = (perRow * weight * alive).sum();
-            optimizer.zero_grad();
-            loss.backward();
-            optimizer.step();
+            rule.Step(() => loss, 1.0);
             using (no_grad())
             {
                 var excess = (0.5 * ((w.to(ScalarType.Float64) - wStar).square() * h).sum(1)).nan_to_num(1e9, 1e9, 1e9);
