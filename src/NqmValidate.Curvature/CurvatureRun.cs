@@ -94,13 +94,16 @@ public static class CurvatureRun
                 // request's, and the next stretch of training goes back to the trial's.
                 TorchRuntime.Initialize(request.Threads);
                 Tensor? top = null;
+                using var preconditioner = OwnPreconditioner(trainer, trial, checkpoint);
                 var report = CurvatureStudy.Measure(trainer.Model, inputs, targets, lossKind, checkpoint.ToString(), request.Settings, log,
                     (op, vectors) =>
                     {
                         if (vectors.Count == 0 || (top is not null && op != "ggn")) return; // the GGN's if measured, else the first operator's
                         top?.Dispose();
                         top = stack(vectors.ToArray()).detach().DetachFromDisposeScope();
-                    });
+                    },
+                    preconditioner is null ? null : new MeasuredPreconditioner(
+                        $"{trial.Optimizer.Name} trial's own state at step {checkpoint.Steps} (B = {trial.BatchSize})", preconditioner));
                 string dir = request.Checkpoints.Count == 1 ? request.OutDir : Path.Combine(request.OutDir, checkpoint.Label);
                 TorchRuntime.Initialize(trial.Threads);
                 CurvatureFiles.WriteAll(report, dir, request.ParametersBin, request.Plots, log);
@@ -116,6 +119,18 @@ public static class CurvatureRun
             first?.Dispose();
         }
         return results;
+    }
+
+    /// <summary>
+    /// The diagonal preconditioner the replayed trial's update rule applies at this checkpoint (Adam's 1/(√v̂ + ε)), flat
+    /// float64 in parameter order; null for rules without one and at step 0, where the rule has no state yet.
+    /// </summary>
+    static Tensor? OwnPreconditioner(TrialRunner.TrialReplay trainer, TrialConfig trial, Checkpoint checkpoint)
+    {
+        var parts = trainer.DiagonalPreconditioner();
+        if (parts is null) return null;
+        try { return CurvatureProblem.Flatten(parts).DetachFromDisposeScope(); }
+        finally { foreach (var t in parts) t.Dispose(); }
     }
 
     /// <summary>‖ABᵀ‖²_F / k for two k × P matrices of orthonormal rows (1: the same subspace); null if either is missing.</summary>

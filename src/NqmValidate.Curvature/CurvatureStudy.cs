@@ -56,6 +56,38 @@ public sealed record EigenRow(string Operator, int Index, double Eigenvalue, dou
 /// <summary>Traces of the diagonal quantities (sums over parameters).</summary>
 public sealed record DiagonalTraces(double? Ggn, double? McFisher, double EmpiricalFisher, double NoiseVariance, double GradientNormSquared, double MaxH);
 
+/// <summary>
+/// A diagonal preconditioner to measure the curvature under: the one an optimizer's state applies at the checkpoint
+/// (Adam's 1/(√v̂ + ε)). <paramref name="Diagonal"/>: P as a flat float64 vector in parameter order, positive.
+/// </summary>
+public sealed record MeasuredPreconditioner(string Source, Tensor Diagonal);
+
+/// <summary>
+/// The diagonal quantities seen through P (summary.json `preconditioned`): tr(PΣ), tr(PG) from the exact GGN diagonal,
+/// gᵀPg and the preconditioned simple noise scale tr(PΣ)/gᵀPg (McCandlish's B_simple for a preconditioned optimizer),
+/// and the spread of P. <paramref name="Operator"/> names P^½GP^½'s rows in eigen.csv and density.csv.
+/// </summary>
+public sealed record PreconditionedTraces(string Source, string Operator, double TraceNoise, double? TraceGgn, double GradientNormSquared,
+    double BSimple, double MinP, double MedianP, double MaxP)
+{
+    /// <summary>The operator name of the preconditioned GGN in eigen.csv, density.csv and summary.json.</summary>
+    public const string GgnOperatorName = "ggn-preconditioned";
+
+    public static PreconditionedTraces From(MeasuredPreconditioner preconditioner, CurvatureDiagonals d)
+    {
+        var p = preconditioner.Diagonal.to_type(ScalarType.Float64).data<double>().ToArray();
+        var noise = d.Flatten(x => x.NoiseVariance);
+        var g = d.Flatten(x => x.MeanGradient);
+        double? ggn = d.Parameters.All(x => x.Ggn is not null) ? d.Flatten(x => x.Ggn).Select((h, i) => h * p[i]).Sum() : null;
+        double traceNoise = noise.Select((c, i) => c * p[i]).Sum();
+        double norm = g.Select((x, i) => x * x * p[i]).Sum();
+        var sorted = (double[])p.Clone();
+        Array.Sort(sorted);
+        return new PreconditionedTraces(preconditioner.Source, GgnOperatorName, traceNoise, ggn, norm, traceNoise / norm,
+            sorted[0], sorted[sorted.Length / 2], sorted[^1]);
+    }
+}
+
 /// <summary>The result of one curvature measurement at one checkpoint.</summary>
 public sealed record CurvatureReport(
     string Checkpoint, long Examples, long Parameters, double Loss, string HSource,
@@ -70,6 +102,9 @@ public sealed record CurvatureReport(
 
     /// <summary>The whole measurement's cost in units of one gradient pass over the same examples (NaN if not timed).</summary>
     public double CostInGradientPasses => Seconds.Values.Sum() / GradientPassSeconds;
+
+    /// <summary>The measurement under the optimizer's own preconditioner, when one was given (its spectrum's rows are in Eigen and Density).</summary>
+    public PreconditionedTraces? Preconditioned { get; init; }
 }
 
 /// <summary>Runs every estimator of this project on one model at one checkpoint.</summary>
@@ -77,11 +112,13 @@ public static class CurvatureStudy
 {
     /// <summary>
     /// Measures <paramref name="model"/> on the examples given; <paramref name="topVectors"/>, when given, is called with
-    /// each operator's Ritz vectors (unit norm, flattened) in the order measured: copy what you keep.
+    /// each operator's Ritz vectors (unit norm, flattened) in the order measured: copy what you keep. With a
+    /// <paramref name="preconditioner"/> the GGN is also measured as P^½GP^½ (Hutchinson, Lanczos with the noise along
+    /// P^½u, SLQ; operator <see cref="PreconditionedTraces.GgnOperatorName"/>) and the diagonal quantities weighted by P are reported.
     /// </summary>
     public static CurvatureReport Measure(nn.Module<Tensor, Tensor> model, Tensor inputs, Tensor targets, LossKind loss,
         string checkpoint, CurvatureSettings settings, Action<string>? log = null,
-        Action<string, IReadOnlyList<Tensor>>? topVectors = null)
+        Action<string, IReadOnlyList<Tensor>>? topVectors = null, MeasuredPreconditioner? preconditioner = null)
     {
         settings.Validate();
         if (inputs.shape[0] < settings.Examples)
@@ -119,7 +156,9 @@ public static class CurvatureStudy
             var eigen = new List<EigenRow>();
             var density = new Dictionary<string, IReadOnlyList<DensityNode>>();
             ulong stream = settings.Seed * 1000;
-            foreach (var op in operators)
+            // Hutchinson, the top eigenpairs with the gradient noise along them, and the SLQ density of one operator.
+            // toParameters maps an eigenvector to the parameter-space direction the noise is measured along.
+            void MeasureOperator(ICurvatureOperator op, Func<Tensor, Tensor>? toParameters = null)
             {
                 if (settings.HutchinsonProbes > 0)
                     hutchinson[op.Name] = Timed($"hutchinson_{op.Name}", () => Hutchinson.Trace(op, settings.HutchinsonProbes, new Generator(++stream)));
@@ -128,12 +167,22 @@ public static class CurvatureStudy
                     var pairs = Timed($"lanczos_{op.Name}", () => Lanczos.Top(op, settings.TopK, new Generator(++stream), settings.LanczosSteps));
                     topVectors?.Invoke(op.Name, pairs.Select(p => p.Vector).ToList());
                     var noise = settings.EigenNoise
-                        ? Timed($"eigen_noise_{op.Name}", () => GradientNoise.AlongDirections(problem, pairs.Select(p => p.Vector).ToList()))
+                        ? Timed($"eigen_noise_{op.Name}", () => GradientNoise.AlongDirections(problem, pairs.Select(p => toParameters is null ? p.Vector : toParameters(p.Vector)).ToList()))
                         : null;
                     eigen.AddRange(pairs.Select((p, i) => new EigenRow(op.Name, i + 1, p.Value, p.Residual, noise?[i].NoiseVariance, noise?[i].MeanProjectionSquared)));
                 }
                 if (settings.SlqProbes > 0)
                     density[op.Name] = Timed($"slq_{op.Name}", () => SpectralDensity.Estimate(op, settings.SlqProbes, settings.SlqSteps, new Generator(++stream)));
+            }
+            foreach (var op in operators) MeasureOperator(op);
+            PreconditionedTraces? preconditioned = null;
+            if (preconditioner is not null)
+            {
+                var ggn = operators.OfType<GgnOperator>().FirstOrDefault()
+                          ?? new GgnOperator(problem, settings.ExactGgn ? diagonals.Flatten(p => p.Ggn) : null);
+                using var op = new PreconditionedOperator(ggn, preconditioner.Diagonal, PreconditionedTraces.GgnOperatorName);
+                MeasureOperator(op, op.ToParameterSpace);
+                preconditioned = PreconditionedTraces.From(preconditioner, diagonals);
             }
             var noiseScale = new List<NoiseScaleEstimate> { GradientNoise.FromDiagonals(diagonals) };
             noiseScale.Add(Timed("two_batch", () => GradientNoise.TwoBatch(problem, settings.SmallBatch, new Generator(++stream))));
@@ -148,7 +197,10 @@ public static class CurvatureStudy
             return new CurvatureReport(checkpoint, settings.Examples, diagonals.Dimension, diagonals.Loss,
                 settings.ExactGgn ? "ggn_exact" : "mc_fisher", diagonals,
                 Spectrum.Bin(diagonals, settings.BinsPerDecade), Spectrum.ZeroCurvatureCount(diagonals), traces,
-                hutchinson, eigen, density, noiseScale, Spectrum.FitNoiseToCurvature(diagonals), seconds, settings, gradientPass);
+                hutchinson, eigen, density, noiseScale, Spectrum.FitNoiseToCurvature(diagonals), seconds, settings, gradientPass)
+            {
+                Preconditioned = preconditioned,
+            };
         }
         finally
         {

@@ -10,7 +10,8 @@ public sealed record BaselineNoiseScale(string Optimizer, double? BNoise, string
 /// batch size is about the end of the run), S_min from the same calibration scheme as every other predictor.
 /// SGD and momentum: the gradient noise scale B_simple = tr Σ / |g|². Adam: the preconditioned noise scale
 /// tr(PΣ)/gᵀPg with P = h^−1/2 on the GGN diagonal, the p = 0.5 preconditioner the NQM fit uses for Adam,
-/// computed per bin of spectrum.csv with |g_i|² corrected for the sampling noise of the mean gradient (c_i/N).
+/// computed per bin of spectrum.csv with |g_i|² corrected for the sampling noise of the mean gradient (c_i/N); at the
+/// optimizer's own trajectory checkpoint measured under its own P (a replayed Adam trial), tr(PΣ)/gᵀPg with that P.
 /// </summary>
 public static class McCandlishBaseline
 {
@@ -27,6 +28,10 @@ public static class McCandlishBaseline
     public static BaselineNoiseScale For(string optimizer, CurvatureResults checkpoint)
     {
         var s = checkpoint.Summary;
+        // The optimizer's own trial measured under its own preconditioner: its noise scale as that optimizer sees it.
+        if (s.PreconditionedBSimple is double own && checkpoint.Name?.StartsWith(optimizer + "-b", StringComparison.Ordinal) == true)
+            return new BaselineNoiseScale(optimizer, own, checkpoint.Label,
+                $"tr(PΣ)/gᵀPg with the trial's own P ({s.PreconditionerSource}) at checkpoint {checkpoint.Label} (loss {s.InitialLoss:G3}, summary.json preconditioned)");
         if (optimizer != "adam")
         {
             double? b = s.GradientNoiseScale ?? s.GradientNoiseScaleTwoBatch;

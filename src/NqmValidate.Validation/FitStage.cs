@@ -26,6 +26,8 @@ internal static class FitStage
         };
         foreach (bool tied in new[] { false, true })
             if (NqmVariantBuilder.Eigen(checkpoint, options.EigenOperator, tied) is { } eigen) variants.Add(eigen);
+        foreach (bool tied in new[] { false, true })
+            if (NqmVariantBuilder.EigenPreconditioned(checkpoint, tied) is { } eigenP) variants.Add(eigenP);
         if (options.EdgeOfStability && facts.DivergingLearningRate is double eta)
             variants.Add(NqmVariantBuilder.EdgeOfStability(variants[0], eta));
         if (options.EosMargin > 0 && variants.FirstOrDefault(v => v.Name == "eigen/measured-c") is { } em)
@@ -51,6 +53,33 @@ internal static class FitStage
                 $"with floor {floor:G4} the target excess {targetExcess:G4} must be positive and below the initial excess {initialExcess:G4}");
         var bins = isotropic ? NqmVariantBuilder.WithIsotropicStart(variant.Bins, initialExcess) : InitialCondition.WithMeasuredStart(variant.Bins, initialExcess, fit!.BulkExponent);
         return new VariantFit(variant with { Bins = bins }, floor, floorSource, fit, initialExcess, targetExcess, null);
+    }
+
+    /// <summary>
+    /// Fits every variant of a checkpoint. A spectrum measured under the optimizer's own P borrows the floor and the
+    /// initial condition's shape of the same checkpoint's plain eigen fit (<see cref="Borrow"/>).
+    /// </summary>
+    public static IReadOnlyList<VariantFit> FitAll(RunFacts facts, CurvatureResults checkpoint, string floorPolicy, string initialCondition)
+    {
+        var fits = new List<VariantFit>();
+        foreach (var v in Variants(facts, checkpoint))
+            fits.Add(v.Source == NqmVariantBuilder.EigenPreconditionedSource && fits.FirstOrDefault(f => f.Variant.Name == NqmVariantBuilder.PlainCounterpart(v.Name)) is { } plain
+                ? Borrow(v, plain, initialCondition) : Fit(facts, v, floorPolicy, initialCondition));
+        return fits;
+    }
+
+    /// <summary>
+    /// The fit of a preconditioned variant from its plain counterpart's: the floor is the loss's whatever the optimizer,
+    /// and the only fit curve is SGD's, whose dynamics are not those of z = P^-½θ; so the floor and the exponent a of
+    /// s0 ∝ h^−a are carried over, and s0 is spread over the preconditioned spectrum with that exponent.
+    /// </summary>
+    static VariantFit Borrow(NqmVariant variant, VariantFit plain, string initialCondition)
+    {
+        if (plain.Problem is not null) return plain with { Variant = variant };
+        var bins = initialCondition == "isotropic" || plain.CurveFit is null
+            ? NqmVariantBuilder.WithIsotropicStart(variant.Bins, plain.InitialExcess)
+            : InitialCondition.WithMeasuredStart(variant.Bins, plain.InitialExcess, plain.CurveFit.BulkExponent);
+        return plain with { Variant = variant with { Bins = bins } };
     }
 
     /// <summary>The floor a policy gives, where it came from, and the curve fit behind it (null for an isotropic start at a stated floor).</summary>

@@ -118,7 +118,15 @@ public sealed record CurvatureSummary(
     double? TopHessianEigenvalue,
     double? TopGgnEigenvalue,
     double? Examples = null,
-    string? Checkpoint = null);
+    string? Checkpoint = null)
+{
+    /// <summary>tr(PΣ) under the checkpoint's optimizer's own preconditioner (summary.json preconditioned.trace_noise); null without one.</summary>
+    public double? PreconditionedTraceNoise { get; init; }
+    /// <summary>The preconditioned simple noise scale tr(PΣ)/gᵀPg (McCandlish's B_simple for a preconditioned optimizer).</summary>
+    public double? PreconditionedBSimple { get; init; }
+    /// <summary>Where P came from (e.g. "adam trial's own state at step 139 (B = 16)").</summary>
+    public string? PreconditionerSource { get; init; }
+}
 
 /// <summary>What the curvature stage measured (docs/formats.md, Curvature).</summary>
 public sealed record CurvatureResults(
@@ -199,7 +207,13 @@ public sealed record CurvatureResults(
                 First(root, "top_eigenvalues", "hessian"),
                 First(root, "top_eigenvalues", "ggn"),
                 At(root, "examples"),
-                root.TryGetProperty("checkpoint", out var cp) && cp.ValueKind == JsonValueKind.String ? cp.GetString() : null);
+                root.TryGetProperty("checkpoint", out var cp) && cp.ValueKind == JsonValueKind.String ? cp.GetString() : null)
+            {
+                PreconditionedTraceNoise = At(root, "preconditioned", "trace_noise"),
+                PreconditionedBSimple = At(root, "preconditioned", "b_simple"),
+                PreconditionerSource = root.TryGetProperty("preconditioned", out var pc) && pc.ValueKind == JsonValueKind.Object
+                    && pc.TryGetProperty("source", out var ps) && ps.ValueKind == JsonValueKind.String ? ps.GetString() : null,
+            };
         }
         catch (JsonException e)
         {

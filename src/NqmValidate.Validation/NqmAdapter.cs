@@ -16,7 +16,8 @@ internal static class NqmAdapter
     /// exponential moving average of its iterates, p = 0),
     /// "precond-p0.5" (heavy ball with P = h^-0.5: Adam has momentum β1, so the NQM gets momentum too) and
     /// "precond-measured" (heavy ball with Adam's measured P = 1/(√v + ε) per bin, v = g² + c/B: the second
-    /// moment of a size-B mini-batch gradient, so it depends on B).
+    /// moment of a size-B mini-batch gradient, so it depends on B) and "precond-own" (heavy ball on a spectrum already
+    /// measured under the optimizer's own preconditioner, P^½GP^½: the eigen-P variants).
     /// </summary>
     public static NqmOptimum? Optimize(IReadOnlyList<NqmBin> bins, string nqmOptimizer, double batchSize, double target, bool grid, double adamEpsilon)
     {
@@ -48,6 +49,8 @@ internal static class NqmAdapter
         "ema" => (OptimizerKind.Ema, Preconditioner.None),
         "precond-p0.5" => (OptimizerKind.Momentum, Preconditioner.FromPower(0.5)),
         "precond-measured" => (OptimizerKind.Momentum, Preconditioner.FromSpectrum),
+        // The spectrum was measured under the optimizer's own P (P^½GP^½, variant eigen-P): heavy ball on it as it is.
+        "precond-own" => (OptimizerKind.Momentum, Preconditioner.None),
         _ => throw new ArgumentException($"unknown NQM optimizer mapping '{nqmOptimizer}'", nameof(nqmOptimizer)),
     };
 

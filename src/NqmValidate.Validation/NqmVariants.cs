@@ -61,7 +61,37 @@ public static class NqmVariantBuilder
     /// (E(ĝᵀv)² = (gᵀv)² + vᵀΣv/N). At a later checkpoint the gradient describes that later state, not the
     /// start, so the top directions then follow the bulk's initial-condition shape.
     /// </summary>
-    public static NqmVariant? Eigen(CurvatureResults curvature, string op, bool tiedNoise)
+    public static NqmVariant? Eigen(CurvatureResults curvature, string op, bool tiedNoise) => EigenOf(curvature, op, tiedNoise,
+        curvature.Summary.TraceNoise ?? curvature.Bins.Sum(b => b.Count * Math.Max(b.C, 0)), "eigen", "eigen");
+
+    /// <summary>The operator name of the GGN measured under the optimizer's own preconditioner (Curvature's PreconditionedTraces).</summary>
+    public const string PreconditionedOperator = "ggn-preconditioned";
+
+    /// <summary>The <see cref="NqmVariant.Source"/> of a spectrum measured under the optimizer's own preconditioner.</summary>
+    public const string EigenPreconditionedSource = "eigen-preconditioned";
+
+    /// <summary>The plain eigen variant a preconditioned one ("eigen-P/…") borrows its floor and initial condition from ("eigen/…").</summary>
+    public static string PlainCounterpart(string preconditionedName) => "eigen/" + preconditionedName["eigen-P/".Length..];
+
+    /// <summary>
+    /// The eigen-spectrum of P^½GP^½, the GGN under the checkpoint's optimizer's own diagonal preconditioner P (a
+    /// replayed Adam trial's 1/(√v̂ + ε)), with the noise measured along P^½u and the bulk scaled to tr(PΣ): in
+    /// z = P^-½θ the preconditioned optimizer is plain heavy ball on this spectrum (NQM counterpart "precond-own").
+    /// Null unless the checkpoint has that measurement. Its s0 never comes from the mean gradient (P exists only
+    /// after the first step, so the checkpoint is never the initialisation).
+    /// </summary>
+    public static NqmVariant? EigenPreconditioned(CurvatureResults curvature, bool tiedNoise)
+    {
+        if (curvature.Summary.PreconditionedTraceNoise is not double traceNoise) return null;
+        var variant = EigenOf(curvature, PreconditionedOperator, tiedNoise, traceNoise, "eigen-P", EigenPreconditionedSource);
+        return variant is null ? null : variant with
+        {
+            Notes = $"under the optimizer's own preconditioner ({curvature.Summary.PreconditionerSource}): " + variant.Notes +
+                    "; floor and initial-condition shape from the same checkpoint's unpreconditioned eigen fit (the fit curve is SGD's)",
+        };
+    }
+
+    static NqmVariant? EigenOf(CurvatureResults curvature, string op, bool tiedNoise, double traceNoise, string prefix, string source)
     {
         var top = curvature.Eigen.Where(e => e.Operator == op && e.Eigenvalue > 0).OrderByDescending(e => e.Eigenvalue).ToArray();
         var nodes = curvature.Density.Where(n => n.Operator == op && n.Eigenvalue > 0 && n.Weight > 0).ToArray();
@@ -70,7 +100,6 @@ public static class NqmVariantBuilder
 
         double cutoff = top[^1].Eigenvalue;
         var bulk = nodes.Where(n => n.Eigenvalue < cutoff).Select(n => (H: n.Eigenvalue, Count: n.Weight * d)).ToArray();
-        double traceNoise = curvature.Summary.TraceNoise ?? curvature.Bins.Sum(b => b.Count * Math.Max(b.C, 0));
         double topNoise = top.Sum(e => e.NoiseVariance ?? 0);
         double bulkCurvature = bulk.Sum(b => b.Count * b.H);
         double bulkScale = bulkCurvature > 0 ? Math.Max(traceNoise - topNoise, 0) / bulkCurvature : 0;
@@ -91,7 +120,7 @@ public static class NqmVariantBuilder
             : measuredTop ? "measured vᵀΣv along the top eigenvectors; bulk c ∝ h scaled to the measured tr Σ"
             : "c ∝ h scaled to the measured tr Σ";
         return new NqmVariant(
-            tiedNoise ? "eigen/c=h" : "eigen/measured-c", "eigen", noise, bins,
+            tiedNoise ? $"{prefix}/c=h" : $"{prefix}/measured-c", source, noise, bins,
             $"top {top.Length} {op} eigenvalues (Lanczos) plus {bulk.Length} density nodes below {cutoff:G3} (SLQ), d = {d:G}; " +
             (atInit ? "top directions' s0 from the initialisation's mean gradient, (gᵀv)²/h² (noise-corrected)" : $"checkpoint {curvature.Label} is not the initialisation: its gradient does not describe the start, so the top directions' s0 follows the initial-condition policy like the bulk"));
     }

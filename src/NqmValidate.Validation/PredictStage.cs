@@ -22,7 +22,7 @@ internal static class PredictStage
     public static Combo Predict(RunFacts facts, CurvatureResults checkpoint, string floorPolicy, string initialCondition, IProgress<string>? progress)
     {
         var options = facts.Options;
-        var fits = FitStage.Variants(facts, checkpoint).Select(v => FitStage.Fit(facts, v, floorPolicy, initialCondition)).ToArray();
+        var fits = FitStage.FitAll(facts, checkpoint, floorPolicy, initialCondition);
         var tasks = fits.Where(f => f.Problem is null)
             .SelectMany(f => facts.Optimizers.SelectMany(o => facts.NqmOptimizersFor(o, f.Variant).SelectMany(n => facts.BatchSizes.Select(b => (f, o, n, b)))))
             .ToArray();

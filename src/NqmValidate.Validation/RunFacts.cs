@@ -40,9 +40,15 @@ internal sealed record RunFacts(
     /// <summary>The batch size of the fit curve's point (SGD): never scored.</summary>
     public double? FitPointBatchSize => FitCurve?.BatchSize;
 
-    /// <summary>The NQM optimizers that model <paramref name="optimizer"/> in <paramref name="variant"/>: Adam's measured preconditioner exists only for diagonal spectra.</summary>
+    /// <summary>
+    /// The NQM optimizers that model <paramref name="optimizer"/> in <paramref name="variant"/>: Adam's measured
+    /// preconditioner exists only for diagonal spectra, and a spectrum measured under the optimizer's own P is modelled
+    /// only as plain heavy ball on it (precond-own), and precond-own only there.
+    /// </summary>
     public IEnumerable<string> NqmOptimizersFor(string optimizer, NqmVariant variant) =>
-        Inputs.NqmCounterparts.TryGetValue(optimizer, out var names) ? names.Where(n => n != "precond-measured" || variant.Source == "diagonal") : [];
+        !Inputs.NqmCounterparts.TryGetValue(optimizer, out var names) ? []
+        : variant.Source == NqmVariantBuilder.EigenPreconditionedSource ? names.Where(n => n == "precond-own")
+        : names.Where(n => n != "precond-own" && (n != "precond-measured" || variant.Source == "diagonal"));
 
     /// <summary>The label a (variant, NQM optimizer) pair has in the comparison: a variant with two NQM optimizers for one optimizer names which.</summary>
     public string Label(NqmVariant variant, string optimizer, string nqmOptimizer) =>

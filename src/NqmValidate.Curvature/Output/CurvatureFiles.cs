@@ -185,6 +185,12 @@ public static class CurvatureFiles
                 var (fraction, se, probes) = Spectral.SpectralDensity.FractionBelow(d.Value, CurvatureReport.BulkThreshold);
                 return new { threshold = CurvatureReport.BulkThreshold, fraction, standard_error = se, probes, directions = fraction * r.Parameters };
             }),
+            // The measurement under the optimizer's own diagonal preconditioner (an Adam trial's 1/(√v̂ + ε)); null without one.
+            preconditioned = r.Preconditioned is not { } p ? null : new
+            {
+                source = p.Source, @operator = p.Operator, trace_noise = p.TraceNoise, trace_ggn_diagonal = p.TraceGgn,
+                gradient_norm_sq = p.GradientNormSquared, b_simple = p.BSimple, min_p = p.MinP, median_p = p.MedianP, max_p = p.MaxP,
+            },
             settings = new
             {
                 chunk_size = s.ChunkSize, exact_ggn = s.ExactGgn, mc_samples = s.McSamples, paths = s.Paths.ToString().ToLowerInvariant(),

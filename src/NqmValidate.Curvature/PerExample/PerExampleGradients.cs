@@ -1,3 +1,4 @@
+using NqmValidate.Training.Models;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -57,16 +58,16 @@ public sealed record SeedGroup(string Key, IReadOnlyList<Tensor> Seeds, bool Kee
 public sealed class PerExampleGradients : IDisposable
 {
     readonly nn.Module<Tensor, Tensor> _model;
-    readonly List<Tap> _taps = [];
+    readonly LayerTaps? _layerTaps;
+    readonly List<LayerTap> _taps = [];
+    readonly HashSet<LayerTap> _fast = [];
     readonly List<(ParameterSlot Slot, Parameter Tensor)> _loopParameters = [];
     readonly Dictionary<string, Parameter> _parameters;
     readonly List<ParameterSlot> _slots = [];
     readonly Dictionary<(string Group, string Name), RunningSum> _sumSq = [];
     readonly Dictionary<(string Group, string Name), RunningSum> _sum = [];
-    readonly List<IDisposable> _hooks = [];
     readonly List<LayerPathReport> _reports = [];
     readonly bool _wasTraining;
-    bool _capturing;
     bool _decided;
     int _chunks;
     readonly PathPolicy _policy;
@@ -80,25 +81,12 @@ public sealed class PerExampleGradients : IDisposable
         _parameters = model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
         if (_parameters.Count == 0) throw new CurvatureInputException("the model has no parameters.");
 
-        var modules = new List<(string Name, nn.Module Module)> { ("", model) };
-        modules.AddRange(model.named_modules().Where(m => m.name.Length > 0));
-        foreach (var (name, module) in modules)
+        // The layer taps (Training's, shared with update rules that need layer statistics) capture each Linear and
+        // Conv2d layer's input and output; with ForceLoop every parameter goes through the per-example loop instead.
+        if (policy != PathPolicy.ForceLoop)
         {
-            var tap = Tap.TryCreate(name, module, _parameters);
-            if (tap is null || policy == PathPolicy.ForceLoop) continue;
-            _taps.Add(tap);
-            var hooked = (nn.Module<Tensor, Tensor>)module;
-            var remover = hooked.register_forward_hook((_, input, output) =>
-            {
-                if (_capturing)
-                {
-                    tap.Calls++;
-                    tap.Input = input.alias();
-                    tap.Output = output.alias();
-                }
-                return output;
-            });
-            _hooks.Add(new ActionDisposable(remover.remove));
+            _layerTaps = new LayerTaps(model);
+            _taps.AddRange(_layerTaps.Taps);
         }
     }
 
@@ -115,19 +103,16 @@ public sealed class PerExampleGradients : IDisposable
     public void AccumulateChunk(Tensor inputs, Func<Tensor, IReadOnlyList<SeedGroup>> seeds)
     {
         using var scope = NewDisposeScope();
-        foreach (var tap in _taps) { tap.Calls = 0; tap.Input = null; tap.Output = null; }
-        _capturing = true;
         Tensor z;
-        try { z = _model.call(inputs); }
-        finally { _capturing = false; }
+        using (_layerTaps?.Capture()) z = _model.call(inputs);
         if (z.dim() != 2)
             throw new CurvatureInputException($"the model output must have shape (batch, outputs); got ({string.Join(", ", z.shape)}).");
         if (!_decided) Decide();
-        else if (_taps.Any(t => t.Fast && t.Calls != 1))
+        else if (_taps.Any(t => _fast.Contains(t) && t.Calls != 1))
             throw new InvalidOperationException("a hooked layer fired a different number of times than in the first chunk; the model's forward is not static.");
 
         var groups = seeds(z.detach());
-        var fast = _taps.Where(t => t.Fast).ToList();
+        var fast = _taps.Where(_fast.Contains).ToList();
         if (fast.Count > 0) AccumulateFast(z, fast, groups, lastUseOfGraph: _loopParameters.Count == 0);
         if (_loopParameters.Count > 0) AccumulateLoop(inputs, groups);
         if (++_chunks % RunningSum.FlushEvery == 0)
@@ -143,9 +128,9 @@ public sealed class PerExampleGradients : IDisposable
     /// </summary>
     const long PendingBytes = 256L << 20;
 
-    void AccumulateFast(Tensor z, List<Tap> fast, IReadOnlyList<SeedGroup> groups, bool lastUseOfGraph)
+    void AccumulateFast(Tensor z, List<LayerTap> fast, IReadOnlyList<SeedGroup> groups, bool lastUseOfGraph)
     {
-        var prepared = fast.Select(t => t.Prepare()).ToList();
+        var prepared = fast.Select(PreparedLayer.Of).ToList();
         var outputs = fast.Select(t => t.Output!).ToList();
         int lastGroup = groups.Count - 1;
         while (lastGroup >= 0 && groups[lastGroup].Seeds.Count == 0) lastGroup--;
@@ -198,7 +183,7 @@ public sealed class PerExampleGradients : IDisposable
     }
 
     /// <summary>The per-example layers' statistics for the kept output gradients, layer by layer; then drops them.</summary>
-    void AccumulatePending(List<Tap> fast, List<Tap.Prepared> prepared, List<(int Tap, SeedGroup Group, Tensor Gy)> pending)
+    void AccumulatePending(List<LayerTap> fast, List<PreparedLayer> prepared, List<(int Tap, SeedGroup Group, Tensor Gy)> pending)
     {
         foreach (var layer in pending.GroupBy(p => p.Tap))
         {
@@ -272,15 +257,16 @@ public sealed class PerExampleGradients : IDisposable
         foreach (var tap in _taps)
         {
             string? problem = tap.Calls != 1 ? $"forward hook fired {tap.Calls} times (needs exactly 1)" : tap.Unsupported();
-            tap.Fast = problem is null;
-            var path = tap.Fast ? LayerPath.Fast : LayerPath.Loop;
+            bool isFast = problem is null;
+            if (isFast) _fast.Add(tap);
+            var path = isFast ? LayerPath.Fast : LayerPath.Loop;
             foreach (var name in tap.ParameterNames) owned.Add(name);
             _reports.Add(new LayerPathReport(tap.Layer, tap.Kind, path, tap.ParameterNames.Sum(n => _parameters[n].numel()), problem ?? ""));
             foreach (var name in tap.ParameterNames)
             {
                 var slot = new ParameterSlot(name, tap.Layer, _parameters[name].shape, path);
                 _slots.Add(slot);
-                if (!tap.Fast) _loopParameters.Add((slot, _parameters[name]));
+                if (!isFast) _loopParameters.Add((slot, _parameters[name]));
             }
         }
         // Everything not owned by a fast-capable layer loops, grouped by the module that owns it.
@@ -316,16 +302,11 @@ public sealed class PerExampleGradients : IDisposable
 
     public void Dispose()
     {
-        foreach (var hook in _hooks) hook.Dispose();
+        _layerTaps?.Dispose();
         foreach (var t in _sumSq.Values) t.Dispose();
         foreach (var t in _sum.Values) t.Dispose();
         _sumSq.Clear();
         _sum.Clear();
         if (_wasTraining) _model.train();
-    }
-
-    sealed class ActionDisposable(Action action) : IDisposable
-    {
-        public void Dispose() => action();
     }
 }

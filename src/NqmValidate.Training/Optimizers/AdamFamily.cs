@@ -4,7 +4,8 @@ namespace NqmValidate.Training.Optimizers;
 
 /// <summary>
 /// Adam (bias-corrected first and second moments, θ ← θ − η m̂/(√v̂ + ε)). The NQM models it as a diagonal
-/// preconditioner: of power 1/2, or measured from the gradient's second moment where the fit has it.
+/// preconditioner: of power 1/2, measured from the gradient's second moment where the fit has it, or as the
+/// trial's own P = 1/(√v̂ + ε), under which the curvature stage measures the spectrum of a replayed Adam trial.
 /// </summary>
 public sealed class AdamFamily : IOptimizerFamily
 {
@@ -23,7 +24,9 @@ public sealed class AdamFamily : IOptimizerFamily
     ];
     // Adam's best learning rate grows roughly as √B below the critical batch size.
     public double ScalingExponent => 0.5;
-    public IReadOnlyList<string> NqmCounterparts => ["precond-p0.5", "precond-measured"];
+    // p = 0.5 on the plain spectrum, P from the gradient's second moment per diagonal bin, and heavy ball on the spectrum
+    // measured under the trial's own P (where the curvature stage replayed an Adam trial).
+    public IReadOnlyList<string> NqmCounterparts => ["precond-p0.5", "precond-measured", "precond-own"];
 
     public IUpdateRule Create(OptimizerSpec resolved, nn.Module model) =>
         new AdamRule(model.parameters(), resolved["beta1"]!.Value, resolved["beta2"]!.Value, resolved["epsilon"]!.Value);

@@ -45,6 +45,23 @@ public sealed class AdamRule : ParameterUpdateRule
         }
     }
 
+    /// <summary>
+    /// P = 1/(√(v/(1−β2ᵗ)) + ε) per coordinate: the denominator <see cref="Update"/> divides the first moment by, in
+    /// float64, one tensor per parameter in the model's order; null before the first step (there is no v yet).
+    /// </summary>
+    public override IReadOnlyList<Tensor>? DiagonalPreconditioner()
+    {
+        if (_t.Any(t => t == 0)) return null;
+        using var noGrad = no_grad();
+        return _v.Select((v, i) =>
+        {
+            using var scope = NewDisposeScope();
+            // Scalars held in locals until the calls return (no temporaries from double: ParameterUpdateRule's remarks).
+            using var biasCorrection2 = (1.0 - Math.Pow(_beta2, _t[i])).ToScalar();
+            return v.to_type(ScalarType.Float64).div(biasCorrection2).sqrt_().add_(_epsilon, _one).reciprocal_().DetachFromDisposeScope();
+        }).ToList();
+    }
+
     public override void Dispose()
     {
         foreach (var t in _m.Concat(_v)) t.Dispose();

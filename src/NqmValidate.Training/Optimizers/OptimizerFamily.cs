@@ -86,4 +86,12 @@ public interface IUpdateRule : IDisposable
     /// averaged iterate); disposing it puts the training weights back. Null when they are the training weights.
     /// </summary>
     IDisposable? UseEvaluationWeights() => null;
+
+    /// <summary>
+    /// The diagonal preconditioner P the rule's own state applies now, if it has one: its update is θ ← θ − η·P⊙d for
+    /// a direction d built from gradients (Adam: P = 1/(√v̂ + ε), d = m̂). One tensor per parameter, in
+    /// <c>model.parameters()</c> order, new tensors the caller owns. Null for rules without one, and before a rule's
+    /// first step (its state does not exist yet). The curvature stage measures the preconditioned spectrum P^½GP^½ with it.
+    /// </summary>
+    IReadOnlyList<Tensor>? DiagonalPreconditioner() => null;
 }

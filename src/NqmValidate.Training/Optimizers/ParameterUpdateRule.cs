@@ -47,5 +47,8 @@ public abstract class ParameterUpdateRule : IUpdateRule
     /// <summary>The parameter update at <paramref name="learningRate"/>, from the gradients in place.</summary>
     protected abstract void Update(double learningRate);
 
+    /// <inheritdoc/>
+    public virtual IReadOnlyList<Tensor>? DiagonalPreconditioner() => null;
+
     public virtual void Dispose() { }
 }

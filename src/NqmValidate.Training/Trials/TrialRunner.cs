@@ -172,6 +172,9 @@ public static class TrialRunner
         /// <summary>Hands the model over to the caller, who then disposes it.</summary>
         public nn.Module<Tensor, Tensor> ReleaseModel() => _session.ReleaseModel();
 
+        /// <summary>The diagonal preconditioner the trial's update rule applies now (<see cref="IUpdateRule.DiagonalPreconditioner"/>); null if none.</summary>
+        public IReadOnlyList<Tensor>? DiagonalPreconditioner() => _session.Rule.DiagonalPreconditioner();
+
         /// <summary>
         /// The training loss on the trial's evaluation subset now, evaluated exactly as the trial evaluates it (same
         /// examples, chunks and evaluation weights), so a replayed step gives the trial's recorded value.
@@ -221,6 +224,7 @@ public static class TrialRunner
 
         public TrialConfig Config => _config;
         public nn.Module<Tensor, Tensor> Model => _model;
+        public IUpdateRule Rule => _rule;
 
         /// <summary>Hands the model over to the caller, who then disposes it.</summary>
         public nn.Module<Tensor, Tensor> ReleaseModel()

@@ -40,7 +40,7 @@ public class ValidatorTests : IDisposable
 
     static double[] Rates(Spectrum s) => NumpyCompat.Logspace(-5.5, 0, 100).Select(v => v * 2 / s.Rows.Max(r => r.H)).ToArray();
 
-    (string sweep, string curvature) WriteRun(Func<int, double, double>? garbleSteps = null)
+    internal (string sweep, string curvature) WriteRun(Func<int, double, double>? garbleSteps = null)
     {
         string curvature = Path.Combine(_root, "curvature", "init"), sweep = Path.Combine(_root, "sweep");
         Directory.CreateDirectory(curvature); Directory.CreateDirectory(sweep);
