@@ -123,18 +123,8 @@ public static class CurvatureStudy
         settings.Validate();
         if (inputs.shape[0] < settings.Examples)
             throw new CurvatureInputException($"{settings.Examples} examples requested but only {inputs.shape[0]} given.");
-        log ??= _ => { };
         var x = inputs.narrow(0, 0, settings.Examples);
         var y = targets.narrow(0, 0, settings.Examples);
-        var seconds = new Dictionary<string, double>();
-        T Timed<T>(string name, Func<T> f)
-        {
-            log($"{checkpoint}: {name} ...");
-            var watch = Stopwatch.StartNew();
-            var result = f();
-            seconds[name] = watch.Elapsed.TotalSeconds;
-            return result;
-        }
         bool wasTraining = model.training;
         model.eval();
         try
@@ -142,62 +132,35 @@ public static class CurvatureStudy
             // The unit every stage's cost is stated in: one gradient pass (forward and backward) over the same examples,
             // timed after one warm-up pass; not counted in the stages' seconds.
             double gradientPass = GradientPassSeconds(new CurvatureProblem(model, x, y, loss, settings.ChunkSize));
-            var diagonals = Timed("diagonals", () => Diagonals.Compute(model, x, y, new DiagonalOptions
+            var measurement = new Measurement(checkpoint, settings, log ?? (_ => { }), topVectors);
+            var diagonals = measurement.Timed("diagonals", () => Diagonals.Compute(model, x, y, new DiagonalOptions
             {
                 Loss = loss, ChunkSize = settings.ChunkSize, ExactGgn = settings.ExactGgn, McSamples = settings.McSamples,
                 Paths = settings.Paths, Seed = settings.Seed,
             }));
             var problem = new CurvatureProblem(model, x, y, loss, settings.ChunkSize);
-            var operators = settings.Operators.Distinct().Select(name => name == "hessian"
-                ? (ICurvatureOperator)new HessianOperator(problem)
-                : new GgnOperator(problem, settings.ExactGgn ? diagonals.Flatten(p => p.Ggn) : null)).ToList();
-
-            var hutchinson = new Dictionary<string, TraceEstimate>();
-            var eigen = new List<EigenRow>();
-            var density = new Dictionary<string, IReadOnlyList<DensityNode>>();
-            ulong stream = settings.Seed * 1000;
-            // Hutchinson, the top eigenpairs with the gradient noise along them, and the SLQ density of one operator.
-            // toParameters maps an eigenvector to the parameter-space direction the noise is measured along.
-            void MeasureOperator(ICurvatureOperator op, Func<Tensor, Tensor>? toParameters = null)
-            {
-                if (settings.HutchinsonProbes > 0)
-                    hutchinson[op.Name] = Timed($"hutchinson_{op.Name}", () => Hutchinson.Trace(op, settings.HutchinsonProbes, new Generator(++stream)));
-                if (settings.TopK > 0)
-                {
-                    var pairs = Timed($"lanczos_{op.Name}", () => Lanczos.Top(op, settings.TopK, new Generator(++stream), settings.LanczosSteps));
-                    topVectors?.Invoke(op.Name, pairs.Select(p => p.Vector).ToList());
-                    var noise = settings.EigenNoise
-                        ? Timed($"eigen_noise_{op.Name}", () => GradientNoise.AlongDirections(problem, pairs.Select(p => toParameters is null ? p.Vector : toParameters(p.Vector)).ToList()))
-                        : null;
-                    eigen.AddRange(pairs.Select((p, i) => new EigenRow(op.Name, i + 1, p.Value, p.Residual, noise?[i].NoiseVariance, noise?[i].MeanProjectionSquared)));
-                }
-                if (settings.SlqProbes > 0)
-                    density[op.Name] = Timed($"slq_{op.Name}", () => SpectralDensity.Estimate(op, settings.SlqProbes, settings.SlqSteps, new Generator(++stream)));
-            }
-            foreach (var op in operators) MeasureOperator(op);
+            GgnOperator NewGgn() => new(problem, settings.ExactGgn ? diagonals.Flatten(p => p.Ggn) : null);
+            var operators = settings.Operators.Distinct()
+                .Select(name => name == "hessian" ? (ICurvatureOperator)new HessianOperator(problem) : NewGgn()).ToList();
+            foreach (var op in operators) measurement.Operator(problem, op);
             PreconditionedTraces? preconditioned = null;
             if (preconditioner is not null)
             {
-                var ggn = operators.OfType<GgnOperator>().FirstOrDefault()
-                          ?? new GgnOperator(problem, settings.ExactGgn ? diagonals.Flatten(p => p.Ggn) : null);
-                using var op = new PreconditionedOperator(ggn, preconditioner.Diagonal, PreconditionedTraces.GgnOperatorName);
-                MeasureOperator(op, op.ToParameterSpace);
+                using var op = new PreconditionedOperator(operators.OfType<GgnOperator>().FirstOrDefault() ?? NewGgn(),
+                    preconditioner.Diagonal, PreconditionedTraces.GgnOperatorName);
+                measurement.Operator(problem, op, op.ToParameterSpace);
                 preconditioned = PreconditionedTraces.From(preconditioner, diagonals);
             }
-            var noiseScale = new List<NoiseScaleEstimate> { GradientNoise.FromDiagonals(diagonals) };
-            noiseScale.Add(Timed("two_batch", () => GradientNoise.TwoBatch(problem, settings.SmallBatch, new Generator(++stream))));
-
-            var traces = new DiagonalTraces(
-                settings.ExactGgn ? diagonals.Parameters.Sum(p => p.Ggn!.Sum()) : null,
-                settings.McSamples > 0 ? diagonals.Parameters.Sum(p => p.McFisher!.Sum()) : null,
-                diagonals.Parameters.Sum(p => p.SecondMoment.Sum()),
-                diagonals.Parameters.Sum(p => p.NoiseVariance.Sum()),
-                diagonals.Parameters.Sum(p => p.MeanGradient.Sum(g => g * g)),
-                diagonals.Parameters.Max(p => p.Curvature.Max()));
+            var noiseScale = new List<NoiseScaleEstimate>
+            {
+                GradientNoise.FromDiagonals(diagonals),
+                measurement.Timed("two_batch", () => GradientNoise.TwoBatch(problem, settings.SmallBatch, measurement.NextGenerator())),
+            };
             return new CurvatureReport(checkpoint, settings.Examples, diagonals.Dimension, diagonals.Loss,
                 settings.ExactGgn ? "ggn_exact" : "mc_fisher", diagonals,
-                Spectrum.Bin(diagonals, settings.BinsPerDecade), Spectrum.ZeroCurvatureCount(diagonals), traces,
-                hutchinson, eigen, density, noiseScale, Spectrum.FitNoiseToCurvature(diagonals), seconds, settings, gradientPass)
+                Spectrum.Bin(diagonals, settings.BinsPerDecade), Spectrum.ZeroCurvatureCount(diagonals), Traces(diagonals, settings),
+                measurement.Hutchinson, measurement.Eigen, measurement.Density, noiseScale, Spectrum.FitNoiseToCurvature(diagonals),
+                measurement.Seconds, settings, gradientPass)
             {
                 Preconditioned = preconditioned,
             };
@@ -205,6 +168,61 @@ public static class CurvatureStudy
         finally
         {
             if (wasTraining) model.train();
+        }
+    }
+
+    /// <summary>The basis-independent traces of the diagonal pass.</summary>
+    static DiagonalTraces Traces(CurvatureDiagonals diagonals, CurvatureSettings settings) => new(
+        settings.ExactGgn ? diagonals.Parameters.Sum(p => p.Ggn!.Sum()) : null,
+        settings.McSamples > 0 ? diagonals.Parameters.Sum(p => p.McFisher!.Sum()) : null,
+        diagonals.Parameters.Sum(p => p.SecondMoment.Sum()),
+        diagonals.Parameters.Sum(p => p.NoiseVariance.Sum()),
+        diagonals.Parameters.Sum(p => p.MeanGradient.Sum(g => g * g)),
+        diagonals.Parameters.Max(p => p.Curvature.Max()));
+
+    /// <summary>
+    /// What one checkpoint's measurement accumulates: each stage's seconds, and per operator its Hutchinson trace, top
+    /// eigenpairs (with the gradient noise along them) and SLQ density. Every estimator draws from its own generator,
+    /// numbered in the order the stages run (seed × 1000 + 1, + 2, …), so a measurement repeats exactly.
+    /// </summary>
+    sealed class Measurement(string checkpoint, CurvatureSettings settings, Action<string> log, Action<string, IReadOnlyList<Tensor>>? topVectors)
+    {
+        ulong _stream = settings.Seed * 1000;
+        public Dictionary<string, double> Seconds { get; } = [];
+        public Dictionary<string, TraceEstimate> Hutchinson { get; } = [];
+        public List<EigenRow> Eigen { get; } = [];
+        public Dictionary<string, IReadOnlyList<DensityNode>> Density { get; } = [];
+
+        public Generator NextGenerator() => new(++_stream);
+
+        public T Timed<T>(string name, Func<T> f)
+        {
+            log($"{checkpoint}: {name} ...");
+            var watch = Stopwatch.StartNew();
+            var result = f();
+            Seconds[name] = watch.Elapsed.TotalSeconds;
+            return result;
+        }
+
+        /// <summary>
+        /// Hutchinson, the top eigenpairs with the gradient noise along them, and the SLQ density of one operator;
+        /// <paramref name="toParameters"/> maps an eigenvector to the parameter-space direction the noise is measured along.
+        /// </summary>
+        public void Operator(CurvatureProblem problem, ICurvatureOperator op, Func<Tensor, Tensor>? toParameters = null)
+        {
+            if (settings.HutchinsonProbes > 0)
+                Hutchinson[op.Name] = Timed($"hutchinson_{op.Name}", () => Spectral.Hutchinson.Trace(op, settings.HutchinsonProbes, NextGenerator()));
+            if (settings.TopK > 0)
+            {
+                var pairs = Timed($"lanczos_{op.Name}", () => Lanczos.Top(op, settings.TopK, NextGenerator(), settings.LanczosSteps));
+                topVectors?.Invoke(op.Name, pairs.Select(p => p.Vector).ToList());
+                var noise = settings.EigenNoise
+                    ? Timed($"eigen_noise_{op.Name}", () => GradientNoise.AlongDirections(problem, pairs.Select(p => toParameters is null ? p.Vector : toParameters(p.Vector)).ToList()))
+                    : null;
+                Eigen.AddRange(pairs.Select((p, i) => new EigenRow(op.Name, i + 1, p.Value, p.Residual, noise?[i].NoiseVariance, noise?[i].MeanProjectionSquared)));
+            }
+            if (settings.SlqProbes > 0)
+                Density[op.Name] = Timed($"slq_{op.Name}", () => SpectralDensity.Estimate(op, settings.SlqProbes, settings.SlqSteps, NextGenerator()));
         }
     }
 
