@@ -158,8 +158,8 @@ public static class CurvatureStudy
             };
             return new CurvatureReport(checkpoint, settings.Examples, diagonals.Dimension, diagonals.Loss,
                 settings.ExactGgn ? "ggn_exact" : "mc_fisher", diagonals,
-                Spectrum.Bin(diagonals, settings.BinsPerDecade), Spectrum.ZeroCurvatureCount(diagonals), Traces(diagonals, settings),
-                measurement.Hutchinson, measurement.Eigen, measurement.Density, noiseScale, Spectrum.FitNoiseToCurvature(diagonals),
+                SpectrumBinning.Bin(diagonals, settings.BinsPerDecade), SpectrumBinning.ZeroCurvatureCount(diagonals), Traces(diagonals, settings),
+                measurement.Hutchinson, measurement.Eigen, measurement.Density, noiseScale, SpectrumBinning.FitNoiseToCurvature(diagonals),
                 measurement.Seconds, settings, gradientPass)
             {
                 Preconditioned = preconditioned,

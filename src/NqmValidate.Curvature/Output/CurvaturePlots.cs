@@ -51,7 +51,7 @@ public static class CurvaturePlots
             var bins = layer.Where(b => b.H > 0 && b.C > 0).ToArray();
             if (bins.Length == 0) continue;
             series.Add(new ChartSeries(layer.Key, bins.Select(b => b.H).ToArray(), bins.Select(b => b.C).ToArray(),
-                layer.Key == Spectrum.Total ? SeriesStyle.LineAndMarkers : SeriesStyle.Markers));
+                layer.Key == SpectrumBinning.Total ? SeriesStyle.LineAndMarkers : SeriesStyle.Markers));
         }
         var positive = r.Bins.Where(b => b.H > 0 && b.C > 0).ToArray();
         if (positive.Length > 0)

@@ -9,7 +9,8 @@ public sealed record SpectrumBin(string Layer, double H, double C, long Count, d
 /// <summary>Power law c ≈ a·h^γ fitted by least squares in log-log over parameters with h, c &gt; 0, and the log-log correlation.</summary>
 public sealed record PowerLawFit(double Exponent, double Prefactor, double LogCorrelation, long Points);
 
-public static class Spectrum
+/// <summary>The GGN/Fisher diagonal binned into spectrum.csv rows, and the noise-to-curvature power law (the NQM's spectrum type is NqmValidate.Nqm.Spectrum).</summary>
+public static class SpectrumBinning
 {
     public const string Total = "total";
 
