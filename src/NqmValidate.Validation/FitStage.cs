@@ -28,6 +28,9 @@ internal static class FitStage
             if (NqmVariantBuilder.Eigen(checkpoint, options.EigenOperator, tied) is { } eigen) variants.Add(eigen);
         foreach (bool tied in new[] { false, true })
             if (NqmVariantBuilder.EigenPreconditioned(checkpoint, tied) is { } eigenP) variants.Add(eigenP);
+        if (TrajectoryStartingAt(facts, checkpoint) is { } trajectory)
+            foreach (bool tied in new[] { false, true })
+                if (NqmVariantBuilder.Piecewise(trajectory, options.EigenOperator, tied, facts.Inputs.TargetLoss) is { } piecewise) variants.Add(piecewise);
         if (options.EdgeOfStability && facts.DivergingLearningRate is double eta)
             variants.Add(NqmVariantBuilder.EdgeOfStability(variants[0], eta));
         if (options.EosMargin > 0 && variants.FirstOrDefault(v => v.Name == "eigen/measured-c") is { } em)
@@ -56,16 +59,61 @@ internal static class FitStage
     }
 
     /// <summary>
-    /// Fits every variant of a checkpoint. A spectrum measured under the optimizer's own P borrows the floor and the
-    /// initial condition's shape of the same checkpoint's plain eigen fit (<see cref="Borrow"/>).
+    /// The checkpoints of the trajectory <paramref name="checkpoint"/> starts ("&lt;study&gt;/init": every "&lt;study&gt;/…"
+    /// checkpoint), null for any other checkpoint: the piecewise variant belongs to the combo at its trajectory's start.
+    /// </summary>
+    static IReadOnlyList<CurvatureResults>? TrajectoryStartingAt(RunFacts facts, CurvatureResults checkpoint)
+    {
+        const string start = "/init";
+        if (!checkpoint.Label.EndsWith(start, StringComparison.Ordinal)) return null;
+        string study = checkpoint.Label[..^start.Length] + "/";
+        return facts.Inputs.Checkpoints.Where(c => c.Label.StartsWith(study, StringComparison.Ordinal)).ToList();
+    }
+
+    /// <summary>
+    /// Fits every variant of a checkpoint. A spectrum measured under the optimizer's own P, and the piecewise
+    /// variant, borrow the floor and the initial condition's shape of the same checkpoint's plain eigen fit
+    /// (<see cref="Borrow"/>, <see cref="BorrowPieces"/>).
     /// </summary>
     public static IReadOnlyList<VariantFit> FitAll(RunFacts facts, CurvatureResults checkpoint, string floorPolicy, string initialCondition)
     {
         var fits = new List<VariantFit>();
         foreach (var v in Variants(facts, checkpoint))
-            fits.Add(v.Source == NqmVariantBuilder.EigenPreconditionedSource && fits.FirstOrDefault(f => f.Variant.Name == NqmVariantBuilder.PlainCounterpart(v.Name)) is { } plain
-                ? Borrow(v, plain, initialCondition) : Fit(facts, v, floorPolicy, initialCondition));
+        {
+            if (v.Source is not (NqmVariantBuilder.EigenPreconditionedSource or NqmVariantBuilder.PiecewiseSource))
+            {
+                fits.Add(Fit(facts, v, floorPolicy, initialCondition));
+                continue;
+            }
+            var plain = fits.FirstOrDefault(f => f.Variant.Name == NqmVariantBuilder.PlainCounterpart(v.Name));
+            fits.Add(plain is null ? new VariantFit(v, double.NaN, floorPolicy, null, double.NaN, double.NaN, $"no {NqmVariantBuilder.PlainCounterpart(v.Name)} fit at this checkpoint to take the floor from")
+                : v.Segments is null ? Borrow(v, plain, initialCondition) : BorrowPieces(v, plain, initialCondition));
+        }
         return fits;
+    }
+
+    /// <summary>
+    /// The piecewise variant's fit from the plain eigen fit at its trajectory's start: that floor, and that bulk
+    /// exponent for each piece's s0. Piece k starts at the excess loss measured at its checkpoint (the first at the
+    /// plain fit's initial excess) and ends where the next starts, the last at the target excess.
+    /// </summary>
+    static VariantFit BorrowPieces(NqmVariant variant, VariantFit plain, string initialCondition)
+    {
+        if (plain.Problem is not null) return plain with { Variant = variant };
+        var pieces = variant.Segments!;
+        var fitted = new List<NqmSegment>(pieces.Count);
+        for (int k = 0; k < pieces.Count; k++)
+        {
+            double start = k == 0 ? plain.InitialExcess : pieces[k].StartLoss - plain.Floor;
+            double end = k + 1 < pieces.Count ? pieces[k + 1].StartLoss - plain.Floor : plain.TargetExcess;
+            if (!(end > 0) || !(start > end))
+                return plain with { Variant = variant, Problem = $"piece {pieces[k].Checkpoint}: with floor {plain.Floor:G4} its excess loss must fall from {start:G4} to {end:G4} > 0" };
+            var bins = initialCondition == "isotropic" || plain.CurveFit is null
+                ? NqmVariantBuilder.WithIsotropicStart(pieces[k].Bins, start)
+                : InitialCondition.WithMeasuredStart(pieces[k].Bins, start, plain.CurveFit.BulkExponent);
+            fitted.Add(pieces[k] with { Bins = bins, StartExcess = start, EndExcess = end });
+        }
+        return plain with { Variant = variant with { Bins = fitted[0].Bins, Segments = fitted } };
     }
 
     /// <summary>

@@ -42,6 +42,32 @@ internal static class NqmAdapter
         return new NqmOptimum(steps, result.LearningRate, kind == OptimizerKind.Momentum ? result.Momentum : null, result.EffectiveLearningRate);
     }
 
+    /// <summary>
+    /// NQM-optimal steps through the pieces of a piecewise variant (<see cref="PiecewiseSearch"/>): one set of
+    /// hyperparameters, each piece run on its own spectrum from its own s0 to the excess where the next starts. The
+    /// learning-rate grid spans the same 100 log-spaced values as <see cref="Optimize"/>, relative to the stability edge of
+    /// the sharpest piece (a constant learning rate must be stable on every piece).
+    /// </summary>
+    public static NqmOptimum? OptimizePiecewise(IReadOnlyList<NqmSegment> pieces, string nqmOptimizer, double batchSize, bool grid)
+    {
+        var (kind, preconditioner) = Mapping(nqmOptimizer);
+        if (preconditioner.UseSpectrumRows) return null; // the measured preconditioner exists only for diagonal spectra
+        var segments = pieces.Select(p => new PiecewiseSegment(new Spectrum(p.Bins.Select(b => new SpectrumRow(b.H, b.C, b.S0, b.Count))), p.EndExcess)).ToArray();
+        double edge = 2 / segments.Max(s => s.Spectrum.Rows.Where(r => r.H > 0 && r.Count > 0).Max(r => preconditioner.For(r) * r.H));
+        var rates = kind == OptimizerKind.Sgd
+            ? NumpyCompat.Logspace(-5.5, 0, 100).Select(v => v * edge).ToArray()
+            : NumpyCompat.Logspace(-8, Math.Log10(2), 100).Select(v => v * edge).ToArray();
+        var result = PiecewiseSearch.Optimize(segments, kind, batchSize, new SearchOptions
+        {
+            Mode = grid ? SearchMode.Grid : SearchMode.Continuous,
+            Preconditioner = preconditioner,
+            LearningRates = rates,
+            MaxSteps = 100_000_000,
+        });
+        if (result.Steps is not long steps) return null;
+        return new NqmOptimum(steps, result.LearningRate, kind == OptimizerKind.Momentum ? result.Momentum : null, result.EffectiveLearningRate);
+    }
+
     static (OptimizerKind, Preconditioner) Mapping(string nqmOptimizer) => nqmOptimizer switch
     {
         "sgd" => (OptimizerKind.Sgd, Preconditioner.None),

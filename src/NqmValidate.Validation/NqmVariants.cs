@@ -14,13 +14,21 @@ public sealed record NqmBin(double H, double C, double S0, double Count, double 
 /// curvature and noise: "none" or "divergence" (the eos-calibrated diagonal: not zero-shot).
 /// <see cref="EosMargin"/> &gt; 0: the top eigen-directions are capped at that fraction of the optimizer's
 /// stability edge at its own NQM-optimal learning rate (self-consistent; see NqmAdapter.OptimizeEosAware).
+/// <see cref="Segments"/>: for the piecewise variant, the pieces of the trajectory in order (<see cref="Bins"/> is the first's).
 /// </summary>
-public sealed record NqmVariant(string Name, string Source, string Noise, IReadOnlyList<NqmBin> Bins, string Notes, string Calibration = "none", double EosMargin = 0)
+public sealed record NqmVariant(string Name, string Source, string Noise, IReadOnlyList<NqmBin> Bins, string Notes, string Calibration = "none", double EosMargin = 0,
+    IReadOnlyList<NqmSegment>? Segments = null)
 {
     public double InitialLoss => 0.5 * Bins.Sum(b => b.Count * b.H * b.S0);
     public double MaxCurvature => Bins.Where(b => b.Count > 0).Max(b => b.H);
     public double Dimensions => Bins.Sum(b => b.Count);
 }
+
+/// <summary>
+/// One piece of a piecewise NQM: the spectrum measured at a trajectory checkpoint, the loss measured there (where the
+/// piece starts; the previous piece ends), and, once fitted, the excess losses at which it starts and ends.
+/// </summary>
+public sealed record NqmSegment(string Checkpoint, IReadOnlyList<NqmBin> Bins, double StartLoss, double StartExcess = double.NaN, double EndExcess = double.NaN);
 
 /// <summary>
 /// Builds NQM spectra from measured curvature (docs/design/validation-protocol.md §3). Pure functions of the measured
@@ -70,8 +78,8 @@ public static class NqmVariantBuilder
     /// <summary>The <see cref="NqmVariant.Source"/> of a spectrum measured under the optimizer's own preconditioner.</summary>
     public const string EigenPreconditionedSource = "eigen-preconditioned";
 
-    /// <summary>The plain eigen variant a preconditioned one ("eigen-P/…") borrows its floor and initial condition from ("eigen/…").</summary>
-    public static string PlainCounterpart(string preconditionedName) => "eigen/" + preconditionedName["eigen-P/".Length..];
+    /// <summary>The plain eigen variant ("eigen/…", same noise) a preconditioned ("eigen-P/…") or piecewise one borrows its floor and initial condition from.</summary>
+    public static string PlainCounterpart(string name) => "eigen/" + name[(name.IndexOf('/') + 1)..];
 
     /// <summary>
     /// The eigen-spectrum of P^½GP^½, the GGN under the checkpoint's optimizer's own diagonal preconditioner P (a
@@ -91,7 +99,7 @@ public static class NqmVariantBuilder
         };
     }
 
-    static NqmVariant? EigenOf(CurvatureResults curvature, string op, bool tiedNoise, double traceNoise, string prefix, string source)
+    static NqmVariant? EigenOf(CurvatureResults curvature, string op, bool tiedNoise, double traceNoise, string prefix, string source, bool startsHere = false)
     {
         var top = curvature.Eigen.Where(e => e.Operator == op && e.Eigenvalue > 0).OrderByDescending(e => e.Eigenvalue).ToArray();
         var nodes = curvature.Density.Where(n => n.Operator == op && n.Eigenvalue > 0 && n.Weight > 0).ToArray();
@@ -104,7 +112,8 @@ public static class NqmVariantBuilder
         double bulkCurvature = bulk.Sum(b => b.Count * b.H);
         double bulkScale = bulkCurvature > 0 ? Math.Max(traceNoise - topNoise, 0) / bulkCurvature : 0;
         bool measuredTop = top.All(e => e.NoiseVariance is not null);
-        bool atInit = IsInitialisation(curvature);
+        // The mean gradient describes the state the NQM starts from at the initialisation, and at the start of a piece.
+        bool atInit = startsHere || IsInitialisation(curvature);
         double n = curvature.Summary.Examples ?? double.PositiveInfinity;
 
         var bins = new List<NqmBin>();
@@ -122,7 +131,34 @@ public static class NqmVariantBuilder
         return new NqmVariant(
             tiedNoise ? $"{prefix}/c=h" : $"{prefix}/measured-c", source, noise, bins,
             $"top {top.Length} {op} eigenvalues (Lanczos) plus {bulk.Length} density nodes below {cutoff:G3} (SLQ), d = {d:G}; " +
-            (atInit ? "top directions' s0 from the initialisation's mean gradient, (gᵀv)²/h² (noise-corrected)" : $"checkpoint {curvature.Label} is not the initialisation: its gradient does not describe the start, so the top directions' s0 follows the initial-condition policy like the bulk"));
+            (atInit ? $"top directions' s0 from {(startsHere ? $"the mean gradient at {curvature.Label}, where its piece starts" : "the initialisation's mean gradient")}, (gᵀv)²/h² (noise-corrected)" : $"checkpoint {curvature.Label} is not the initialisation: its gradient does not describe the start, so the top directions' s0 follows the initial-condition policy like the bulk"));
+    }
+
+    /// <summary>The <see cref="NqmVariant.Source"/> of the piecewise variant.</summary>
+    public const string PiecewiseSource = "piecewise";
+
+    /// <summary>
+    /// The piecewise variant of one trajectory (docs/validation.md, Variants): its checkpoints in the order the
+    /// trial reached them (by falling loss), each the eigen-spectrum of <paramref name="op"/> measured there with its
+    /// top directions' s0 from the mean gradient there (each piece starts from the network's state at its checkpoint).
+    /// Null unless at least two checkpoints have that spectrum and lie above <paramref name="targetLoss"/> (one
+    /// checkpoint is the eigen variant). The floor and the bulk's s0 shape are set by the fit (FitStage).
+    /// </summary>
+    public static NqmVariant? Piecewise(IReadOnlyList<CurvatureResults> trajectory, string op, bool tiedNoise, double targetLoss)
+    {
+        var pieces = new List<NqmSegment>();
+        foreach (var c in trajectory.Where(c => c.Summary.InitialLoss > targetLoss).OrderByDescending(c => c.Summary.InitialLoss!.Value))
+        {
+            var eigen = EigenOf(c, op, tiedNoise, c.Summary.TraceNoise ?? c.Bins.Sum(b => b.Count * Math.Max(b.C, 0)), "eigen", "eigen", startsHere: true);
+            if (eigen is not null) pieces.Add(new NqmSegment(c.Label, eigen.Bins, c.Summary.InitialLoss!.Value));
+        }
+        if (pieces.Count < 2) return null;
+        return new NqmVariant(tiedNoise ? "piecewise/c=h" : "piecewise/measured-c", PiecewiseSource,
+            tiedNoise ? "c = h (the paper's assumption)" : "measured vᵀΣv along the top eigenvectors; bulk c ∝ h scaled to the measured tr Σ",
+            pieces[0].Bins,
+            $"{pieces.Count} pieces cut at the losses of {string.Join(", ", pieces.Select(p => $"{p.Checkpoint} ({p.StartLoss:G3})"))}, each the {op} eigen-spectrum " +
+            "measured at its start with s0 from the mean gradient there; one set of hyperparameters for the whole run; only the loss level carries across a cut",
+            Segments: pieces);
     }
 
     /// <summary>Whether a checkpoint is the network at initialisation (the only state every trial starts from).</summary>

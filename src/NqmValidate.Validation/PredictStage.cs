@@ -29,7 +29,9 @@ internal static class PredictStage
         progress?.Report($"predict checkpoint {checkpoint.Label}, floor {floorPolicy}, s0 {initialCondition}: {tasks.Length} NQM optima");
         var predictions = tasks.AsParallel().AsOrdered().Select(t =>
         {
-            var optimum = t.f.Variant.EosMargin > 0
+            var optimum = t.f.Variant.Segments is { } pieces
+                ? NqmAdapter.OptimizePiecewise(pieces, t.n, t.b, options.Search == "grid")
+                : t.f.Variant.EosMargin > 0
                 ? NqmAdapter.OptimizeEosAware(t.f.Variant.Bins, t.n, t.b, t.f.TargetExcess, options.Search == "grid", options.AdamEpsilon, t.f.Variant.EosMargin)
                 : NqmAdapter.Optimize(t.f.Variant.Bins, t.n, t.b, t.f.TargetExcess, options.Search == "grid", options.AdamEpsilon);
             return new PredictionRow(t.f.Variant.Name, t.o, t.n, t.b, optimum?.Steps, null, optimum?.LearningRate, optimum?.Momentum, optimum?.EffectiveLearningRate, optimum?.CurvatureCap);

@@ -61,7 +61,15 @@ public sealed record FitRecord(
 /// <summary>One variant of the primary recipe's checkpoint/floor/initial condition: its spectrum, its floor and initial condition and the curve fit behind them.</summary>
 public sealed record VariantRecord(string Name, string Source, string Noise, string Notes, string Calibration, int Bins, double Dimensions, double MaxCurvature,
     double Floor, string FloorSource, double? FloorLow, double? FloorHigh, double? BulkExponent, double? CurveRmsLogResidual, int? CappedDirections,
-    double InitialExcess, double TargetExcess, double? TopShareOfInitialLoss, string? CurveFitAtSearchEdge, string? Problem);
+    double InitialExcess, double TargetExcess, double? TopShareOfInitialLoss, string? CurveFitAtSearchEdge, string? Problem)
+{
+    /// <summary>The piecewise variant's pieces as fitted (absent for every other variant).</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<PieceRecord>? Pieces { get; init; }
+}
+
+/// <summary>One piece of a fitted piecewise variant: the checkpoint whose spectrum it runs on, its excess loss from start to end, and its top curvature.</summary>
+public sealed record PieceRecord(string Checkpoint, double StartExcess, double EndExcess, double MaxCurvature);
 
 /// <summary>
 /// Fit → predict → compare (docs/design/validation-protocol.md §3–4; docs/validation.md). Zero-shot predictions use no measured steps.
@@ -124,7 +132,10 @@ public static class Validator
                 ? f.Variant.Bins.Where(b => b.Top).Sum(b => 0.5 * b.Count * b.H * b.S0) / f.Variant.InitialLoss : null;
             return new VariantRecord(f.Variant.Name, f.Variant.Source, f.Variant.Noise, f.Variant.Notes, f.Variant.Calibration, f.Variant.Bins.Count, f.Variant.Dimensions, f.Variant.MaxCurvature,
                 f.Floor, f.FloorSource, f.CurveFit?.FloorLow, f.CurveFit?.FloorHigh, f.CurveFit?.BulkExponent, f.CurveFit?.RmsLogResidual, f.CurveFit?.CappedDirections,
-                f.InitialExcess, f.TargetExcess, topShare, f.CurveFit?.AtSearchEdge, f.Problem);
+                f.InitialExcess, f.TargetExcess, topShare, f.CurveFit?.AtSearchEdge, f.Problem)
+            {
+                Pieces = f.Variant.Segments?.Select(p => new PieceRecord(p.Checkpoint, p.StartExcess, p.EndExcess, p.Bins.Max(b => b.H))).ToList(),
+            };
         }).ToList();
         return new FitRecord(options, new Recipe(facts.PrimaryCheckpoint.Label, options.Floor, options.InitialCondition, options.PrimaryVariant, options.Calibration),
             facts.Inputs.Checkpoints.Select(c => c.Label).ToList(), facts.InitialLoss, facts.InitialLossSource, facts.Inputs.TargetLoss,
