@@ -294,10 +294,12 @@ public static class ValidationReport
         string Err(Func<string, bool> variant, string calibration) => string.Join(", ", errors.Where(e => variant(e.Variant) && e.Calibration == calibration)
             .Select(e => $"{e.Optimizer} {Num(e.MedianAbsLog2, "F2")}"));
         bool IsPrimary(string v) => IsPrimaryLabel(v, primary);
+        // Claims judged per optimizer ((e), (j)) name it: "(e sgd)"; the claim text reads "(e) sgd: …".
+        static string Tag(VerdictRow v) => v.Id is "e" or "j" ? $"({v.Id} {v.Claim.Split(' ')[1].TrimEnd(':')})" : $"({v.Id})";
         return
         [
-            "claims (measured): " + string.Join("  ", verdicts.Select(v => v.Id == "e" ? $"(e {v.Claim.Split(' ')[1].TrimEnd(':')}) {v.Measured}" : $"({v.Id}) {v.Measured}")),
-            "claims (NQM predicts): " + string.Join("  ", verdicts.Where(v => v.Predicted != "—").Select(v => $"({v.Id}) {v.Predicted}")),
+            "claims (measured): " + string.Join("  ", verdicts.Select(v => $"{Tag(v)} {v.Measured}")),
+            "claims (NQM predicts): " + string.Join("  ", verdicts.Where(v => v.Predicted != "—").Select(v => $"{Tag(v)} {v.Predicted}")),
             $"median |log2 pred/meas| {primary}: zero-shot {Err(IsPrimary, "zero-shot")}; {scheme} {Err(IsPrimary, scheme)}; baseline {Err(v => v == "mccandlish", scheme)}",
         ];
     }

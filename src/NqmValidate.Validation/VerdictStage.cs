@@ -26,6 +26,7 @@ internal static class VerdictStage
             o => scaling.PredictedFits.GetValueOrDefault((primaryName, o))).ToArray();
         var verdicts = measuredVerdicts.Zip(predictedVerdicts).Select(x => new VerdictRow(x.First.Id, x.First.Claim, x.First.OutcomeText, x.First.Evidence,
             x.Second.OutcomeText, x.Second.Evidence, tally.Describe(x.First.Id, RecipesAd), x.First.Rule)).ToList();
+        verdicts.AddRange(LearningRateVerdicts(facts, primary, primaryName, scaling));
         foreach (var optimizer in facts.Optimizers)
         {
             // An optimizer no NQM optimizer models is measured, not predicted: no verdict (e) for it.
@@ -37,6 +38,28 @@ internal static class VerdictStage
                 "—", $"primary recipe, variant {primaryName}", tally.Describe("e " + optimizer, RecipesE), v.Rule));
         }
         return verdicts;
+    }
+
+    /// <summary>
+    /// (j) for SGD and heavy-ball momentum, measured (the sweep's best learning rate per batch size) and as the primary
+    /// recipe predicts (the NQM optimum's), each against its own curve's critical batch size. Not tallied over the
+    /// sensitivity table's recipes yet.
+    /// </summary>
+    static IEnumerable<VerdictRow> LearningRateVerdicts(RunFacts facts, Combo primary, string primaryName, ScalingResult scaling)
+    {
+        foreach (var optimizer in facts.Optimizers.Where(o => o is "sgd" or "momentum"))
+        {
+            var measured = VerdictRules.LearningRateGrowsThenFlattens(optimizer,
+                facts.Inputs.Sweep.Studies.Where(s => s.Optimizer == optimizer && s.StepsToTarget is not null)
+                    .Select(s => ((double)s.BatchSize, ScalingStage.EffectiveRate(s.LearningRate, s.Momentum ?? s.Beta1))),
+                scaling.MeasuredFits.GetValueOrDefault(optimizer)?.CriticalBatchSize);
+            string? nqm = facts.Inputs.NqmCounterparts.TryGetValue(optimizer, out var names) ? names[0] : null;
+            var predicted = VerdictRules.LearningRateGrowsThenFlattens(optimizer,
+                primary.Of(primaryName, optimizer, nqm ?? "").Where(p => p.StepsZeroShot is not null).Select(p => (p.BatchSize, p.EffectiveLearningRate)),
+                scaling.PredictedFits.GetValueOrDefault((primaryName, optimizer))?.CriticalBatchSize);
+            yield return new VerdictRow(measured.Id, measured.Claim, measured.OutcomeText, measured.Evidence, predicted.OutcomeText, predicted.Evidence,
+                "not tallied over recipes", measured.Rule);
+        }
     }
 
     /// <summary>Predicted verdicts (a)–(d) on one recipe's zero-shot curves and their S(B) fits.</summary>

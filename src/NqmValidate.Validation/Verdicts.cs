@@ -102,6 +102,37 @@ public static class VerdictRules
         return new Verdict(id, claim, VerdictOutcome.Inconclusive, evidence, rule);
     }
 
+    /// <summary>Least-squares slope of log2(effective learning rate) on log2 B at or below the critical batch size that counts as "about linear" growth.</summary>
+    public const double GrowingSlope = 0.5;
+
+    /// <summary>
+    /// (j) the best effective learning rate (α for SGD, α/(1−β) for heavy ball) grows about linearly with B below the
+    /// critical batch size and flattens above it: least-squares slopes of log2 η_eff on log2 B over the batch sizes at or
+    /// below B_crit and at or above it (B_crit from the same curve's S(B) fit; a grid-searched learning rate moves in
+    /// steps of the grid, so only the slope over several batch sizes means anything).
+    /// </summary>
+    public static Verdict LearningRateGrowsThenFlattens(string optimizer, IEnumerable<(double B, double? EffectiveLearningRate)> points, double? criticalBatchSize)
+    {
+        string rule = $"slope of log2 η_eff vs log2 B at B ≤ B_crit ≥ {GrowingSlope} and at B ≥ B_crit at most half of it: holds; slope below B_crit < {GrowingSlope / 2} or " +
+                      $"slope above ≥ slope below (no flattening): fails; fewer than 2 batch sizes on either side, no critical batch size, or in between: inconclusive";
+        string claim = $"(j) {optimizer}: the best effective learning rate grows about linearly with B below the critical batch size and flattens above it";
+        if (criticalBatchSize is not double bcrit || !double.IsFinite(bcrit))
+            return new Verdict("j", claim, VerdictOutcome.Inconclusive, "no critical batch size (fit missing or rejected by the guard)", rule);
+        var kept = points.Where(p => p.EffectiveLearningRate is > 0).Select(p => (p.B, Eta: p.EffectiveLearningRate!.Value)).OrderBy(p => p.B).ToArray();
+        var below = kept.Where(p => p.B <= bcrit).ToArray();
+        var above = kept.Where(p => p.B >= bcrit).ToArray();
+        if (below.Length < 2 || above.Length < 2)
+            return new Verdict("j", claim, VerdictOutcome.Inconclusive, $"B_crit = {bcrit:G3}: {below.Length} batch size(s) at or below, {above.Length} at or above", rule);
+        static double SlopeOf((double B, double Eta)[] ps) => Stats.Slope(ps.Select(p => Math.Log2(p.B)).ToArray(), ps.Select(p => Math.Log2(p.Eta)).ToArray());
+        double slopeBelow = SlopeOf(below), slopeAbove = SlopeOf(above);
+        string evidence = $"B_crit = {bcrit:G3}; slope {slopeBelow:+0.00;-0.00} over B {below[0].B:G}–{below[^1].B:G} ({below.Length} points), " +
+                          $"{slopeAbove:+0.00;-0.00} over B {above[0].B:G}–{above[^1].B:G} ({above.Length} points)";
+        var outcome = slopeBelow >= GrowingSlope && slopeAbove <= slopeBelow / 2 ? VerdictOutcome.Holds
+                    : slopeBelow < GrowingSlope / 2 || slopeAbove >= slopeBelow ? VerdictOutcome.Fails
+                    : VerdictOutcome.Inconclusive;
+        return new Verdict("j", claim, outcome, evidence, rule);
+    }
+
     /// <summary>(e) the NQM (one-point calibrated) predicts the measured curve better than McCandlish's baseline with the same calibration.</summary>
     public static Verdict NqmBeatsBaseline(string optimizer, string scheme, double? nqmMedianAbsLog2, double? baselineMedianAbsLog2, int scoredPoints)
     {

@@ -98,4 +98,38 @@ public class VerdictRulesTests
         Assert.Equal(VerdictOutcome.Inconclusive, VerdictRules.NqmBeatsBaseline("sgd", "leave-one-out", 0.3, 0.35, 5).Outcome);
         Assert.Equal(VerdictOutcome.Inconclusive, VerdictRules.NqmBeatsBaseline("sgd", "leave-one-out", 0.1, 0.9, 2).Outcome);
     }
+
+    static IEnumerable<(double, double?)> Rates(Func<double, double> eta, params double[] batchSizes) => batchSizes.Select(b => (b, (double?)eta(b)));
+
+    [Fact]
+    public void ALearningRateLinearInBThatSaturatesAtTheCriticalBatchSizeHolds()
+    {
+        // η = 0.01 B up to B = 256, then constant: slope 1 below, 0 above.
+        var v = VerdictRules.LearningRateGrowsThenFlattens("sgd", Rates(b => 0.01 * Math.Min(b, 256), Bs), 256);
+        Assert.Equal(VerdictOutcome.Holds, v.Outcome);
+        Assert.Contains("+1.00", v.Evidence);
+        Assert.Contains("+0.00", v.Evidence);
+    }
+
+    [Fact]
+    public void ALearningRateThatKeepsGrowingOrNeverGrowsFails()
+    {
+        // Linear everywhere: no flattening.
+        Assert.Equal(VerdictOutcome.Fails, VerdictRules.LearningRateGrowsThenFlattens("sgd", Rates(b => 0.001 * b, Bs), 256).Outcome);
+        // Constant everywhere: no growth below the critical batch size.
+        Assert.Equal(VerdictOutcome.Fails, VerdictRules.LearningRateGrowsThenFlattens("momentum", Rates(_ => 0.3, Bs), 256).Outcome);
+    }
+
+    [Fact]
+    public void SquareRootGrowthTooFewPointsOrNoCriticalBatchSizeIsInconclusive()
+    {
+        // B^0.4 below, flat above: growth between "none" (< 0.25) and "about linear" (≥ 0.5).
+        Assert.Equal(VerdictOutcome.Inconclusive, VerdictRules.LearningRateGrowsThenFlattens("sgd", Rates(b => Math.Pow(Math.Min(b, 256), 0.4), Bs), 256).Outcome);
+        // Only B = 256 at or above the critical batch size: no slope above.
+        Assert.Equal(VerdictOutcome.Inconclusive, VerdictRules.LearningRateGrowsThenFlattens("sgd", Rates(b => 0.01 * b, 16, 64, 256), 256).Outcome);
+        Assert.Equal(VerdictOutcome.Inconclusive, VerdictRules.LearningRateGrowsThenFlattens("sgd", Rates(b => 0.01 * b, Bs), null).Outcome);
+        // A batch size whose study never reached the target carries no learning rate and is left out.
+        var missing = Rates(b => 0.01 * Math.Min(b, 256), Bs).Select(p => p.Item1 == 1024 ? (p.Item1, (double?)null) : p);
+        Assert.Contains("(2 points)", VerdictRules.LearningRateGrowsThenFlattens("sgd", missing, 256).Evidence);
+    }
 }
