@@ -38,8 +38,14 @@ namespace NqmValidate.Training.Optimizers;
 /// </summary>
 public sealed class KfacFamily : IOptimizerFamily
 {
-    /// <summary>The default damping λ, in the Fisher's units (those of the measured curvature spectrum).</summary>
-    public const double DefaultDamping = 1e-3;
+    /// <summary>
+    /// The default damping λ, in the Fisher's units (those of the measured curvature spectrum). Eigenbasis damping adds λ
+    /// only to the product of the factors' eigenvalues, so it must be larger than a factored-Tikhonov γ: on the quick
+    /// experiment's MLP at B = 128, λ ≤ 0.01 diverged within a few steps at every learning rate tried (a new batch's
+    /// gradient has components where the last eigendecomposition's products are near 0, and they are scaled by 1/λ),
+    /// while λ = 0.1 at η = 0.02 reached a training loss of 0.42 in 100 steps (heavy ball, η = 0.03: 0.46).
+    /// </summary>
+    public const double DefaultDamping = 0.1;
 
     public string Name => "kfac";
     public string Description => "A, S ← running E[a aᵀ], E[g gᵀ] per layer; d = (A⊗S + λ)⁻¹ g (eigenbasis, refreshed every T steps); v ← μv + d, θ ← θ − ηv";
