@@ -243,7 +243,7 @@ public class KfacFamilyTests(TrialData data) : IClassFixture<TrialData>
     }
 
     [Fact]
-    public void BadHyperparametersAreRefusedByName()
+    public void BadHyperparametersAreRefusedByNameAndASweepSearchesTheDamping()
     {
         var e = Assert.Throws<OptimizerSpecException>(() => OptimizerFamilies.Resolve(new OptimizerSpec("kfac", 0.1, ("damping", 0.0)), 10));
         Assert.Contains("damping", e.Message);
@@ -258,6 +258,8 @@ public class KfacFamilyTests(TrialData data) : IClassFixture<TrialData>
             "\"name\": \"kfac\", \"learning_rate\": { \"min\": 0.005, \"max\": 5.0, \"points\": 7 }, \"damping\": { \"min\": 0.001, \"max\": 0.1, \"points\": 3 }"), "test");
         Assert.Equal([0.001, 0.01, 0.1], new SearchSpace(spec.Optimizers![0]).Points().Select(p => p.Point["damping"]!.Value).Distinct().Order()
             .Select(v => Math.Round(v, 12)));
+        // momentum has its own column already; the others follow as the family's further hyperparameters.
+        Assert.EndsWith(",steps_trained,damping,factor_decay,inverse_every", SweepTables.StepsCsv(spec, []).TrimEnd());
         var fault = Assert.Throws<SpecException>(() => SpecLoader.Parse(Sweeps.SweepTestKit.SmallSpecJson.Replace(sgd,
             "\"name\": \"kfac\", \"learning_rate\": { \"min\": 0.005, \"max\": 5.0, \"points\": 7 }, \"inverse_every\": 0"), "test"));
         Assert.Contains("inverse_every: must be in [1, ∞) (whole numbers)", fault.Message);
