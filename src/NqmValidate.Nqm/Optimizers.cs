@@ -1,25 +1,57 @@
 namespace NqmValidate.Nqm;
 
 /// <summary>
-/// Diagonal preconditioner: either P_i = h_i^(-power) (0 = plain, 1 = ideal; Adam ≈ 0.5) or the
-/// measured per-row P of the spectrum (<see cref="FromSpectrum"/>).
+/// Diagonal preconditioner: either P_i = (h_i + δ)^(-power) (0 = plain, 1 = ideal; Adam ≈ 0.5; δ = <see cref="Damping"/>,
+/// 0 unless made by <see cref="Damped"/>) or the measured per-row P of the spectrum (<see cref="FromSpectrum"/>).
 /// </summary>
 public readonly record struct Preconditioner(double Power, bool UseSpectrumRows)
 {
+    /// <summary>δ added to h before the power: K-FAC's eigenbasis damping λ, in the spectrum's units.</summary>
+    public double Damping { get; init; }
+
     public static Preconditioner None => new(0, false);
     public static Preconditioner FromPower(double power) =>
         power is >= 0 and <= 1 ? new(power, false) : throw new NqmArgumentException($"preconditioner power = {power}: must be in [0, 1]");
     public static Preconditioner FromSpectrum => new(double.NaN, true);
+
+    /// <summary>P = (h + <paramref name="damping"/>)^-power: a damped second-order method (K-FAC: power 1, δ = its λ).</summary>
+    public static Preconditioner Damped(double power, double damping) =>
+        damping > 0 && double.IsFinite(damping) ? FromPower(power) with { Damping = damping }
+        : throw new NqmArgumentException($"preconditioner damping = {damping}: must be finite and > 0");
 
     /// <summary>P for one row (rows with h &lt;= 0 never reach the dynamics).</summary>
     public double For(SpectrumRow row)
     {
         if (UseSpectrumRows)
             return row.P ?? throw new NqmArgumentException("the preconditioner comes from the spectrum, but a row has no 'precond' value");
-        return Power == 0 ? 1.0 : Math.Pow(row.H, -Power);
+        return Power == 0 ? 1.0 : Math.Pow(row.H + Damping, -Power);
     }
 
-    public override string ToString() => UseSpectrumRows ? "measured" : $"h^-{Power}";
+    /// <summary>
+    /// The curvature h at which P(h)·h reaches <paramref name="ph"/> (P·h grows with h for power ≤ 1): the cap on h that
+    /// caps P·h there. +∞ when no h reaches it (P·h = h/(h + δ) stays below 1 at power 1), 0 when every h does (power 1,
+    /// undamped: P·h ≡ 1 ≥ <paramref name="ph"/>). Not for a measured P.
+    /// </summary>
+    public double CurvatureAt(double ph)
+    {
+        if (UseSpectrumRows) throw new InvalidOperationException("a measured preconditioner has no curvature law");
+        // Undamped: h^(1−p) = ph, the closed form (at p = 1 it gives +∞ above 1 and 0 below).
+        if (Damping == 0) return Math.Pow(ph, 1 / (1 - Power));
+        if (Power == 1) return ph < 1 ? ph * Damping / (1 - ph) : double.PositiveInfinity;
+        // 0 ≤ p < 1 with damping: P·h = h (h + δ)^-p is increasing and unbounded; bisect in log h.
+        var (power, damping) = (Power, Damping);
+        double Ph(double h) => h * Math.Pow(h + damping, -power);
+        double lo = 1e-300, hi = 1;
+        while (Ph(hi) < ph) hi *= 2;
+        for (int i = 0; i < 200 && hi - lo > 1e-15 * hi; i++)
+        {
+            double mid = Math.Sqrt(lo * hi);
+            if (Ph(mid) < ph) lo = mid; else hi = mid;
+        }
+        return hi;
+    }
+
+    public override string ToString() => UseSpectrumRows ? "measured" : Damping == 0 ? $"h^-{Power}" : $"(h+{Damping})^-{Power}";
 }
 
 /// <summary>Which optimizer family; the search methods take this.</summary>

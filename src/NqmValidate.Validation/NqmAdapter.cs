@@ -1,3 +1,4 @@
+using System.Globalization;
 using NqmValidate.Nqm;
 
 namespace NqmValidate.Validation;
@@ -17,7 +18,8 @@ internal static class NqmAdapter
     /// "precond-p0.5" (heavy ball with P = h^-0.5: Adam has momentum β1, so the NQM gets momentum too) and
     /// "precond-measured" (heavy ball with Adam's measured P = 1/(√v + ε) per bin, v = g² + c/B: the second
     /// moment of a size-B mini-batch gradient, so it depends on B) and "precond-own" (heavy ball on a spectrum already
-    /// measured under the optimizer's own preconditioner, P^½GP^½: the eigen-P variants).
+    /// measured under the optimizer's own preconditioner, P^½GP^½: the eigen-P variants), "precond-p1" (heavy ball with
+    /// the ideal P = 1/h) and "precond-p1-d{λ}" (heavy ball with P = 1/(h + λ): K-FAC with eigenbasis damping λ).
     /// </summary>
     public static NqmOptimum? Optimize(IReadOnlyList<NqmBin> bins, string nqmOptimizer, double batchSize, double target, bool grid, double adamEpsilon)
     {
@@ -68,6 +70,9 @@ internal static class NqmAdapter
         return new NqmOptimum(steps, result.LearningRate, kind == OptimizerKind.Momentum ? result.Momentum : null, result.EffectiveLearningRate);
     }
 
+    /// <summary>precond-p1-d{λ}: heavy ball with P = 1/(h + λ) (K-FAC with eigenbasis damping λ).</summary>
+    const string DampedPrefix = "precond-p1-d";
+
     static (OptimizerKind, Preconditioner) Mapping(string nqmOptimizer) => nqmOptimizer switch
     {
         "sgd" => (OptimizerKind.Sgd, Preconditioner.None),
@@ -77,6 +82,12 @@ internal static class NqmAdapter
         "precond-measured" => (OptimizerKind.Momentum, Preconditioner.FromSpectrum),
         // The spectrum was measured under the optimizer's own P (P^½GP^½, variant eigen-P): heavy ball on it as it is.
         "precond-own" => (OptimizerKind.Momentum, Preconditioner.None),
+        // K-FAC: heavy ball after an ideal (power 1) preconditioner, undamped or damped by λ in the spectrum's units.
+        "precond-p1" => (OptimizerKind.Momentum, Preconditioner.FromPower(1)),
+        _ when nqmOptimizer.StartsWith(DampedPrefix, StringComparison.Ordinal)
+               && double.TryParse(nqmOptimizer.AsSpan(DampedPrefix.Length), NumberStyles.Float, CultureInfo.InvariantCulture, out double damping)
+               && damping > 0 && double.IsFinite(damping)
+            => (OptimizerKind.Momentum, Preconditioner.Damped(1, damping)),
         _ => throw new ArgumentException($"unknown NQM optimizer mapping '{nqmOptimizer}'", nameof(nqmOptimizer)),
     };
 
@@ -95,6 +106,7 @@ internal static class NqmAdapter
     {
         var (kind, preconditioner) = Mapping(nqmOptimizer);
         if (preconditioner.UseSpectrumRows) return null; // the measured preconditioner exists only for diagonal spectra, which have no top directions
+        if (preconditioner is { Power: 1, Damping: 0 }) return null; // P·h ≡ 1: capping h cannot cap P·h
         var current = Optimize(bins, nqmOptimizer, batchSize, target, grid, adamEpsilon);
         if (current is null) return null;
         for (int it = 0; it < EosIterations; it++)
@@ -102,7 +114,7 @@ internal static class NqmAdapter
             // EMA averages SGD's iterates: its iterates are SGD's, so is its edge.
             double edge = kind is OptimizerKind.Sgd or OptimizerKind.Ema ? 2 / current.LearningRate : (2 + 2 * (current.Momentum ?? 0)) / current.LearningRate;
             double capPh = margin * edge; // cap on P·h = h^(1−p)
-            double capH = Math.Pow(capPh, 1 / (1 - preconditioner.Power));
+            double capH = preconditioner.CurvatureAt(capPh);
             // A capped direction keeps its share of the initial loss (½·h·s0), so the cap changes its speed, not the start.
             var capped = bins.Select(b => b.Top && b.H > capH ? b with { H = capH, S0 = b.S0 * b.H / capH } : b).ToArray();
             var next = Optimize(capped, nqmOptimizer, batchSize, target, grid, adamEpsilon);

@@ -16,6 +16,7 @@ public static class OptimizerFamilies
         new MomentumFamily(nesterov: true),
         new AdamFamily(),
         new EmaFamily(),
+        new KfacFamily(),
     ];
 
     public static IReadOnlyList<string> Names => All.Select(f => f.Name).ToList();

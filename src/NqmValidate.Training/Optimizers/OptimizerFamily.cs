@@ -12,10 +12,14 @@ namespace NqmValidate.Training.Optimizers;
 /// <param name="Description">One line for help texts and docs.</param>
 public sealed record Hyperparameter(string Name, double Default, double Min, double Max, bool MaxExclusive, bool MinExclusive, string Description)
 {
-    public bool Allows(double v) =>
-        double.IsFinite(v) && (MinExclusive ? v > Min : v >= Min) && (MaxExclusive ? v < Max : v <= Max);
+    /// <summary>Only whole numbers are allowed (a count of steps, such as K-FAC's inverse_every).</summary>
+    public bool WholeNumber { get; init; }
 
-    public string Range => $"{(MinExclusive ? "(" : "[")}{Min:R}, {(double.IsPositiveInfinity(Max) ? "∞" : Max.ToString("R"))}{(MaxExclusive || double.IsPositiveInfinity(Max) ? ")" : "]")}";
+    public bool Allows(double v) =>
+        double.IsFinite(v) && (MinExclusive ? v > Min : v >= Min) && (MaxExclusive ? v < Max : v <= Max) && (!WholeNumber || v == Math.Floor(v));
+
+    public string Range => $"{(MinExclusive ? "(" : "[")}{Min:R}, {(double.IsPositiveInfinity(Max) ? "∞" : Max.ToString("R"))}{(MaxExclusive || double.IsPositiveInfinity(Max) ? ")" : "]")}" +
+        (WholeNumber ? " (whole numbers)" : "");
 
     /// <summary>A decay-like hyperparameter in [0, 1).</summary>
     public static Hyperparameter Decay(string name, double @default, string description) =>
@@ -24,6 +28,10 @@ public sealed record Hyperparameter(string Name, double Default, double Min, dou
     /// <summary>A positive hyperparameter.</summary>
     public static Hyperparameter Positive(string name, double @default, string description) =>
         new(name, @default, 0, double.PositiveInfinity, MaxExclusive: false, MinExclusive: true, description);
+
+    /// <summary>A count of at least 1 (steps between events).</summary>
+    public static Hyperparameter Count(string name, double @default, string description) =>
+        new(name, @default, 1, double.PositiveInfinity, MaxExclusive: false, MinExclusive: false, description) { WholeNumber = true };
 }
 
 /// <summary>

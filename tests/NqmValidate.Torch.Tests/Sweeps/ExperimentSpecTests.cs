@@ -31,7 +31,7 @@ public class ExperimentSpecTests
     }
 
     [Theory]
-    [InlineData("\"name\": \"sgd\"", "\"name\": \"rmsprop\"", "optimizers[0].name: must be one of `sgd`, `momentum`, `nesterov`, `adam`, `ema` (got \"rmsprop\")")]
+    [InlineData("\"name\": \"sgd\"", "\"name\": \"rmsprop\"", "optimizers[0].name: must be one of `sgd`, `momentum`, `nesterov`, `adam`, `ema`, `kfac` (got \"rmsprop\")")]
     [InlineData("\"metric\": \"train_loss\"", "\"metric\": \"accuracy\"", "workload.target.metric: must be one of `train_loss`, `validation_error`")]
     [InlineData("\"min\": 0.005", "\"min\": -1", "optimizers[0].learning_rate.min: must be a finite number > 0")]
     [InlineData("\"points\": 7", "\"points\": 1", "optimizers[0].learning_rate.points: a grid over a range needs `points` >= 2")]
