@@ -42,7 +42,9 @@ internal static class ScalingStage
         {
             var predicted = group.Where(p => p.StepsZeroShot is not null).ToArray();
             var points = ScalingPoints.From(predicted.Select(p => (p.BatchSize, p.StepsZeroShot)));
-            string source = $"nqm {group.Key.Variant}" + (group.Key.Optimizer == "adam" ? $" [{group.Key.NqmOptimizer}]" : "");
+            // An optimizer with several NQM counterparts (Adam, K-FAC) names which one each row is.
+            bool several = facts.Inputs.NqmCounterparts.TryGetValue(group.Key.Optimizer, out var names) && names.Count > 1;
+            string source = $"nqm {group.Key.Variant}" + (several ? $" [{group.Key.NqmOptimizer}]" : "");
             rows.Add(Row(source, group.Key.Optimizer, ScalingFitResult.Fit(points), points.Count,
                 LrSlope(predicted.Select(p => (p.BatchSize, p.LearningRate))), LrSlope(predicted.Select(p => (p.BatchSize, p.EffectiveLearningRate)))));
         }

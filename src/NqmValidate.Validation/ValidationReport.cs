@@ -309,10 +309,12 @@ public static class ValidationReport
         var series = new List<ChartSeries>();
         var primaryRows = comparison.Where(c => c.Optimizer == optimizer && (c.Variant == primary || c.Variant.StartsWith(primary + " ["))).ToList();
         series.Add(Measured(optimizer, primaryRows));
+        // An optimizer with several NQM counterparts (Adam, K-FAC) names which one each line is.
+        bool several = predictions.Where(p => p.Optimizer == optimizer).Select(p => p.NqmOptimizer).Distinct().Count() > 1;
         foreach (var group in predictions.Where(p => p.Optimizer == optimizer).GroupBy(p => (p.Variant, p.NqmOptimizer)))
         {
             var rows = group.OrderBy(p => p.BatchSize).ToArray();
-            string label = group.Key.Variant + (optimizer == "adam" ? $" [{group.Key.NqmOptimizer}]" : "");
+            string label = group.Key.Variant + (several ? $" [{group.Key.NqmOptimizer}]" : "");
             bool isPrimary = group.Key.Variant == primary;
             series.Add(new ChartSeries($"NQM zero-shot {label}", rows.Select(r => r.BatchSize).ToArray(), rows.Select(r => r.StepsZeroShot ?? double.NaN).ToArray(), SeriesStyle.Line));
             if (isPrimary)
