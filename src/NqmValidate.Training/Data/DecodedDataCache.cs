@@ -27,7 +27,12 @@ public sealed record DecodedFashionMnist(Tensor TrainImages, Tensor TrainLabels,
 }
 
 /// <summary>Where the decoded cache lives; <see cref="Folder"/> null means no cache (decode every time).</summary>
-public sealed record DataCacheLocation(string? Folder)
+/// <param name="Folder">The cache folder (created when needed), or null for none.</param>
+/// <param name="ShareMappedMemory">
+/// Whether tensors read from the cache are the mapped file's pages themselves (shared by every process that maps the
+/// file; nothing copied), or copies LibTorch owns (one copy per process). The values are the same either way.
+/// </param>
+public sealed record DataCacheLocation(string? Folder, bool ShareMappedMemory = true)
 {
     /// <summary>Decode every time; read and write no cache.</summary>
     public static DataCacheLocation Off { get; } = new((string?)null);
@@ -125,7 +130,7 @@ public static class DecodedDataCache
         string? fault = null;
         if (File.Exists(path))
         {
-            var read = TryRead(path, key, validationExamples, out fault);
+            var read = TryRead(path, key, validationExamples, location.ShareMappedMemory && MappedFile.Supported, out fault);
             if (read is not null) return new(read, DataCacheOutcome.Hit, null);
         }
 
@@ -159,7 +164,7 @@ public static class DecodedDataCache
     /// its old timestamp (<c>cp -p</c>, <c>tar x</c>, <c>rsync -t</c>), and costs one read of the ~30 MB of gzip files
     /// at several GB/s (timed by <c>scripts/bench data-cache</c>), small beside the decode it saves.
     /// </summary>
-    internal static byte[] Key(IReadOnlyList<string> sourceFiles, int validationExamples)
+    public static byte[] Key(IReadOnlyList<string> sourceFiles, int validationExamples)
     {
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         sha.AppendData(Encoding.UTF8.GetBytes($"nqm-validate decoded Fashion-MNIST v{FormatVersion}\nvalidation {validationExamples}\n"));
@@ -213,19 +218,22 @@ public static class DecodedDataCache
     }
 
     /// <summary>The cached data set, or null with the reason (<paramref name="fault"/>) when the file does not check out.</summary>
-    static DecodedFashionMnist? TryRead(string path, byte[] key, int validationExamples, out string? fault)
+    static DecodedFashionMnist? TryRead(string path, byte[] key, int validationExamples, bool share, out string? fault)
     {
+        MappedFile? mapped = null;
+        Tensor[] payload = [];
         try
         {
             using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete);
             long length = file.Length;
             if (length < HeaderBytes) { fault = $"truncated ({length} bytes)"; return null; }
-            using var map = MemoryMappedFile.CreateFromFile(file, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: true);
-            using var view = map.CreateViewAccessor(0, length, MemoryMappedFileAccess.Read);
-            var memory = view.SafeMemoryMappedViewHandle;
-            ulong origin = (ulong)view.PointerOffset;
+            // Copy-on-write (a private mapping): pages are shared with the page cache, and so with every process reading
+            // the file, until someone writes to one; a write (an in-place op on a data tensor) copies that page for its
+            // process and never reaches the file.
+            var map = MemoryMappedFile.CreateFromFile(file, null, 0, MemoryMappedFileAccess.CopyOnWrite, HandleInheritability.None, leaveOpen: true);
+            mapped = new MappedFile(map, map.CreateViewAccessor(0, length, MemoryMappedFileAccess.CopyOnWrite));
             var header = new byte[HeaderBytes];
-            memory.ReadSpan(origin, header.AsSpan());
+            mapped.Memory.ReadSpan(mapped.Origin, header.AsSpan());
 
             fault = HeaderFault(header, key, validationExamples, length);
             if (fault is not null) return null;
@@ -234,36 +242,49 @@ public static class DecodedDataCache
             var normalization = new PixelNormalization(
                 BinaryPrimitives.ReadDoubleLittleEndian(header.AsSpan(MeanAt)), BinaryPrimitives.ReadDoubleLittleEndian(header.AsSpan(StdAt)));
 
-            // One copy, from the mapped file (the page cache, shared by every process reading it) straight into tensors
-            // LibTorch owns, so their lifetime is independent of the mapping. See data/README.md for why not zero-copy.
-            Tensor[] payload =
+            (long[] Shape, ScalarType Type)[] layout =
             [
-                empty([trainCount, 1, FashionMnist.Height, FashionMnist.Width], ScalarType.Float32), empty([trainCount], ScalarType.Int64),
-                empty([testCount, 1, FashionMnist.Height, FashionMnist.Width], ScalarType.Float32), empty([testCount], ScalarType.Int64),
+                ([trainCount, 1, FashionMnist.Height, FashionMnist.Width], ScalarType.Float32), ([trainCount], ScalarType.Int64),
+                ([testCount, 1, FashionMnist.Height, FashionMnist.Width], ScalarType.Float32), ([testCount], ScalarType.Int64),
             ];
+            payload = new Tensor[layout.Length];
             var checksum = new XxHash3();
-            ulong at = origin + HeaderBytes;
-            foreach (var t in payload)
+            ulong at = HeaderBytes;
+            for (int i = 0; i < layout.Length; i++)
             {
-                t.DetachFromDisposeScope();
-                var bytes = t.bytes;
-                memory.ReadSpan(at, bytes);
-                checksum.Append(bytes);
+                var (shape, type) = layout[i];
+                payload[i] = share ? mapped.Tensor(at, shape, type) : CopyOut(mapped, at, shape, type);
+                var bytes = payload[i].bytes;
+                checksum.Append(bytes); // reads every page once: the mapped tensors' first touch happens here, not mid-training
                 at += (ulong)bytes.Length;
             }
             if (checksum.GetCurrentHashAsUInt64() != BinaryPrimitives.ReadUInt64LittleEndian(header.AsSpan(ChecksumAt)))
             {
-                foreach (var t in payload) t.Dispose();
                 fault = "corrupt (its checksum does not match)";
                 return null;
             }
-            return new DecodedFashionMnist(payload[0], payload[1], payload[2], payload[3], normalization);
+            var result = new DecodedFashionMnist(payload[0], payload[1], payload[2], payload[3], normalization);
+            payload = [];
+            return result;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             fault = $"unreadable ({e.Message.ReplaceLineEndings(" ")})";
             return null;
         }
+        finally
+        {
+            foreach (var t in payload) t?.Dispose();
+            mapped?.Release(); // the mapped tensors hold it until LibTorch frees their storage
+        }
+    }
+
+    /// <summary>A tensor of its own holding a copy of the mapped bytes at <paramref name="at"/>.</summary>
+    static Tensor CopyOut(MappedFile mapped, ulong at, long[] shape, ScalarType type)
+    {
+        var t = empty(shape, type).DetachFromDisposeScope();
+        mapped.Memory.ReadSpan(mapped.Origin + at, t.bytes);
+        return t;
     }
 
     /// <summary>Why a header cannot be trusted for this key and file length, or null when it can.</summary>

@@ -161,7 +161,7 @@ public static class FashionMnist
     }
 
     /// <summary>The four files <see cref="Load"/> reads from <paramref name="dir"/> (each NAME.gz, else NAME).</summary>
-    internal static string[] SourceFiles(string dir) => [.. new[] { TrainImages, TrainLabels, TestImages, TestLabels }.Select(name => FindFile(dir, name))];
+    public static string[] SourceFiles(string dir) => [.. new[] { TrainImages, TrainLabels, TestImages, TestLabels }.Select(name => FindFile(dir, name))];
 
     // Tensors of the data set outlive any dispose scope the caller may have open.
     static Tensor Keep(Tensor t) => t.DetachFromDisposeScope();

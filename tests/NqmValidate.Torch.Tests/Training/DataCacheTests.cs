@@ -22,7 +22,11 @@ public sealed class DataCacheTests : IDisposable
         try { Directory.Delete(_cache, recursive: true); } catch (IOException) { }
     }
 
-    static byte[] Bytes(Tensor t) => t.contiguous().bytes.ToArray();
+    static byte[] Bytes(Tensor t)
+    {
+        using var c = t.contiguous();
+        return c.bytes.ToArray();
+    }
 
     /// <summary>Every tensor byte for byte, and the normalisation's doubles exactly.</summary>
     static void AssertIdentical(DecodedFashionMnist expected, DecodedFashionMnist actual)
@@ -53,15 +57,18 @@ public sealed class DataCacheTests : IDisposable
 
     string CacheFile(string dir) => DecodedDataCache.FilePath(_cache, dir, Validation);
 
-    [Fact]
-    public void TheSplitsLoadedThroughTheCacheAreBitIdenticalToTheDecodedOnes()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void TheSplitsLoadedThroughTheCacheAreBitIdenticalToTheDecodedOnes(bool shareMappedMemory)
     {
         using var fx = new IdxFixtures().WriteValid(train: 60, test: 20);
         var options = new FashionMnistOptions(ValidationExamples: Validation, EvalExamples: 20);
+        var location = _location with { ShareMappedMemory = shareMappedMemory };
         using var decoded = FashionMnist.Load(fx.Directory, options with { Cache = DataCacheLocation.Off });
-        using var built = FashionMnist.Load(fx.Directory, options with { Cache = _location });
+        using var built = FashionMnist.Load(fx.Directory, options with { Cache = location });
         Assert.True(File.Exists(CacheFile(fx.Directory)));
-        using var read = FashionMnist.Load(fx.Directory, options with { Cache = _location });
+        using var read = FashionMnist.Load(fx.Directory, options with { Cache = location });
         AssertIdentical(decoded, built);
         AssertIdentical(decoded, read);
         // The values are the normalised pixels, not merely equal bytes on both sides: (p/255 − mean)/std.
@@ -89,20 +96,93 @@ public sealed class DataCacheTests : IDisposable
         Assert.Equal(2, Directory.GetFiles(_cache).Length);
     }
 
-    [Fact]
-    public void RealFashionMnistFromTheCacheIsBitIdenticalToDecoding()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void RealFashionMnistFromTheCacheIsBitIdenticalToDecoding(bool shareMappedMemory)
     {
         Assert.True(Directory.Exists(FashionMnist.DefaultDirectory),
             $"{FashionMnist.DefaultDirectory} is missing: install it with `sudo apt-get install dataset-fashion-mnist` (scripts/test does).");
         int validation = FashionMnist.ValidationExamples;
         using var reference = DecodedDataCache.Load(FashionMnist.DefaultDirectory, validation, DataCacheLocation.Off).Data;
-        DecodedDataCache.Load(FashionMnist.DefaultDirectory, validation, _location).Data.Dispose();
-        var read = DecodedDataCache.Load(FashionMnist.DefaultDirectory, validation, _location);
+        var location = _location with { ShareMappedMemory = shareMappedMemory };
+        DecodedDataCache.Load(FashionMnist.DefaultDirectory, validation, location).Data.Dispose();
+        var read = DecodedDataCache.Load(FashionMnist.DefaultDirectory, validation, location);
         using (read.Data)
         {
             Assert.Equal(DataCacheOutcome.Hit, read.Outcome);
             Assert.Equal(new long[] { 60_000, 1, 28, 28 }, read.Data.TrainImages.shape);
             AssertIdentical(reference, read.Data);
+        }
+    }
+
+    [Fact]
+    public void WritingToATensorOverTheMappedCacheNeitherFailsNorReachesTheFile()
+    {
+        using var fx = new IdxFixtures().WriteValid(train: 60, test: 20);
+        using var reference = DecodedDataCache.Load(fx.Directory, Validation, DataCacheLocation.Off).Data;
+        Load(fx.Directory).Data.Dispose();
+        var fileBefore = File.ReadAllBytes(CacheFile(fx.Directory));
+        var read = Load(fx.Directory);
+        using (read.Data)
+        {
+            Assert.Equal(DataCacheOutcome.Hit, read.Outcome);
+            read.Data.TrainImages.mul_(2.0f); // copy-on-write: this process's pages only
+            read.Data.TestLabels.zero_();
+            Assert.Equal(0, read.Data.TestLabels.sum().item<long>());
+            using var doubled = reference.TrainImages * 2.0f;
+            Assert.True(Bytes(doubled).AsSpan().SequenceEqual(Bytes(read.Data.TrainImages)));
+        }
+        Assert.Equal(fileBefore, File.ReadAllBytes(CacheFile(fx.Directory)));
+        var again = Load(fx.Directory);
+        using (again.Data)
+        {
+            Assert.Equal(DataCacheOutcome.Hit, again.Outcome);
+            AssertIdentical(reference, again.Data);
+        }
+    }
+
+    static bool IsMapped(string file) => File.ReadAllText("/proc/self/maps").Contains(Path.GetFullPath(file));
+
+    [Fact]
+    public void MappedTensorsShareTheFileUntilTheirLastViewIsDisposed()
+    {
+        using var fx = new IdxFixtures().WriteValid(train: 60, test: 20);
+        Load(fx.Directory).Data.Dispose();
+        string file = CacheFile(fx.Directory);
+        Assert.False(IsMapped(file));
+
+        var read = Load(fx.Directory);
+        Assert.Equal(DataCacheOutcome.Hit, read.Outcome);
+        Assert.True(IsMapped(file)); // the tensors are the file's pages, not a copy
+        var view = read.Data.TrainImages.narrow(0, 50, 10); // as the validation split is
+        read.Data.Dispose();
+        Assert.True(IsMapped(file)); // a view still holds the storage
+        Assert.Equal(10, view.shape[0]);
+        view.Dispose();
+        Assert.False(IsMapped(file)); // LibTorch's deleter unmapped it with the last view
+
+        var copied = DecodedDataCache.Load(fx.Directory, Validation, _location with { ShareMappedMemory = false });
+        using (copied.Data)
+        {
+            Assert.Equal(DataCacheOutcome.Hit, copied.Outcome);
+            Assert.False(IsMapped(file)); // copies of their own; the mapping is gone once read
+        }
+    }
+
+    [Fact]
+    public void MappedTensorsOutliveTheCacheFileBeingDeletedOrReplaced()
+    {
+        using var fx = new IdxFixtures().WriteValid(train: 60, test: 20);
+        using var reference = DecodedDataCache.Load(fx.Directory, Validation, DataCacheLocation.Off).Data;
+        Load(fx.Directory).Data.Dispose();
+        var held = Load(fx.Directory);
+        using (held.Data)
+        {
+            Assert.Equal(DataCacheOutcome.Hit, held.Outcome);
+            File.Delete(CacheFile(fx.Directory)); // a user clearing the cache mid-run
+            Load(fx.Directory).Data.Dispose(); // another process rebuilding it (a new file renamed into place)
+            AssertIdentical(reference, held.Data);
         }
     }
 
