@@ -75,7 +75,8 @@ public sealed record DataCacheResult(DecodedFashionMnist Data, DataCacheOutcome 
 
 /// <summary>
 /// The decoded, normalised Fashion-MNIST cached on disk, so that a trial process skips the gzip decode and the
-/// normalisation (seconds under load) and copies the float32 images straight from a memory-mapped file.
+/// normalisation (seconds under load): its tensors are the pages of the memory-mapped file (<see cref="MappedFile"/>),
+/// so nothing is decoded or copied, and the workers of a sweep share one copy of the data in the page cache.
 ///
 /// One file per source folder and validation-split size (the normalisation's statistics depend on it), named
 /// <c>fashion-mnist-HASH-valN.bin</c> in <see cref="DataCacheLocation"/>'s folder, where HASH is a hash of the source
