@@ -10,12 +10,18 @@ namespace NqmValidate.Torch.Tests;
 /// </summary>
 static class TestDataCache
 {
-    public static string Folder { get; } = Path.Combine(Path.GetTempPath(), "nqm-test-data-cache-" + Guid.NewGuid().ToString("N"));
+    const string Prefix = "nqm-test-data-cache-";
+
+    public static string Folder { get; } = Path.Combine(Path.GetTempPath(), Prefix + Guid.NewGuid().ToString("N"));
 
     [ModuleInitializer]
     internal static void Initialize()
     {
         Environment.SetEnvironmentVariable("NQM_CACHE_DIR", Folder);
+        // A run that was killed never deleted its folder (a real data set's cache is 220 MB): remove those a day old.
+        foreach (var stale in new DirectoryInfo(Path.GetTempPath()).EnumerateDirectories(Prefix + "*"))
+            if (stale.LastWriteTimeUtc < DateTime.UtcNow.AddDays(-1))
+                try { stale.Delete(recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
         AppDomain.CurrentDomain.ProcessExit += (_, _) =>
         {
             try { Directory.Delete(Folder, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
