@@ -258,7 +258,7 @@ public sealed class DataCacheTests : IDisposable
     }
 
     [Fact]
-    public void LoadsRacingToBuildTheCacheAllGetTheDataAndLeaveOneWholeFile()
+    public async Task LoadsRacingToBuildTheCacheAllGetTheDataAndLeaveOneWholeFile()
     {
         // Each load writes its own temporary file and renames it into place, as separate processes do: the last rename wins.
         using var fx = new IdxFixtures().WriteValid(train: 300, test: 50);
@@ -268,8 +268,7 @@ public sealed class DataCacheTests : IDisposable
         var results = Enumerable.Range(0, racers)
             .Select(_ => Task.Run(() => { TorchRuntime.Initialize(1); start.SignalAndWait(); return Load(fx.Directory); }))
             .ToArray();
-        Task.WaitAll(results);
-        foreach (var r in results.Select(t => t.Result))
+        foreach (var r in await Task.WhenAll(results))
             using (r.Data)
             {
                 Assert.Contains(r.Outcome, new[] { DataCacheOutcome.Built, DataCacheOutcome.Hit });
