@@ -19,7 +19,9 @@ public sealed record PixelNormalization(double Mean, double Std);
 /// <param name="ValidationExamples">Held out of the end of the 60,000 training images (Shallue et al.: 55,000/5,000).</param>
 /// <param name="EvalExamples">Size of the fixed evaluation subset (the first examples of the training split) used for training-loss targets.</param>
 /// <param name="Device">Where the tensors live (null = CPU).</param>
-public sealed record FashionMnistOptions(int ValidationExamples = FashionMnist.ValidationExamples, int EvalExamples = 10_000, Device? Device = null);
+/// <param name="Cache">Where the decoded cache lives (null = from the environment, <see cref="DataCacheLocation.FromEnvironment"/>).</param>
+public sealed record FashionMnistOptions(int ValidationExamples = FashionMnist.ValidationExamples, int EvalExamples = 10_000, Device? Device = null,
+    DataCacheLocation? Cache = null);
 
 /// <summary>The loaded data set. <see cref="TrainEval"/> is a fixed subset of <see cref="Train"/>.</summary>
 public sealed record FashionMnistData(
@@ -111,24 +113,15 @@ public static class FashionMnist
         if (!System.IO.Directory.Exists(dir))
             throw new DataSetException(dir, DataFault.Missing, $"the Fashion-MNIST directory does not exist. {InstallHint}");
 
-        var (trainX, trainY) = ReadPair(dir, TrainImages, TrainLabels);
-        var (testX, testY) = ReadPair(dir, TestImages, TestLabels);
-        int trainCount = trainY.Length;
-        if (options.ValidationExamples < 1 || options.ValidationExamples >= trainCount)
-            throw new DataSetException(FindFile(dir, TrainLabels), DataFault.CountMismatch,
-                $"{trainCount} training examples cannot hold out {options.ValidationExamples} for validation.");
+        // The decoded, normalised files come from the on-disk cache when it holds them (DecodedDataCache), else from Decode.
+        using var decoded = DecodedDataCache.LoadOrDecode(dir, options.ValidationExamples, options.Cache ?? DataCacheLocation.FromEnvironment());
         if (options.EvalExamples < 1)
             throw new ArgumentOutOfRangeException(nameof(options), "EvalExamples must be at least 1.");
 
         Device device = options.Device ?? CPU;
-        using var trainRaw = ToImageTensor(trainX, trainCount);
+        int trainCount = (int)decoded.TrainLabels.shape[0];
         int fitCount = trainCount - options.ValidationExamples;
-        // Statistics of the training split only (the validation split stays unseen).
-        var (mean, std) = PixelStatistics(trainX.AsSpan(0, fitCount * Height * Width));
-        var normalization = new PixelNormalization(mean, std);
-
-        Tensor allImages = Normalize(trainRaw, normalization, device);
-        Tensor allLabels = Keep(tensor(trainY, dtype: ScalarType.Int64).to(device));
+        Tensor allImages = OnDevice(decoded.TrainImages, device), allLabels = OnDevice(decoded.TrainLabels, device);
         int evalCount = Math.Min(options.EvalExamples, fitCount);
         var train = new DataSplit("train", Keep(allImages.narrow(0, 0, fitCount)), Keep(allLabels.narrow(0, 0, fitCount)));
         var validation = new DataSplit("validation",
@@ -138,13 +131,47 @@ public static class FashionMnist
         allImages.Dispose();
         allLabels.Dispose();
 
-        using var testRaw = ToImageTensor(testX, testY.Length);
-        var test = new DataSplit("test", Normalize(testRaw, normalization, device), Keep(tensor(testY, dtype: ScalarType.Int64).to(device)));
-        return new FashionMnistData(dir, train, validation, trainEval, test, normalization);
+        var test = new DataSplit("test", OnDevice(decoded.TestImages, device), OnDevice(decoded.TestLabels, device));
+        return new FashionMnistData(dir, train, validation, trainEval, test, decoded.Normalization);
     }
+
+    /// <summary>
+    /// Decodes the four files of <paramref name="dir"/> and normalises the images, on the CPU: the training file whole
+    /// (its last <paramref name="validationExamples"/> images are the validation split, excluded from the statistics)
+    /// and the test file. What <see cref="DecodedDataCache"/> stores.
+    /// </summary>
+    internal static DecodedFashionMnist Decode(string dir, int validationExamples)
+    {
+        var (trainX, trainY) = ReadPair(dir, TrainImages, TrainLabels);
+        var (testX, testY) = ReadPair(dir, TestImages, TestLabels);
+        int trainCount = trainY.Length;
+        if (validationExamples < 1 || validationExamples >= trainCount)
+            throw new DataSetException(FindFile(dir, TrainLabels), DataFault.CountMismatch,
+                $"{trainCount} training examples cannot hold out {validationExamples} for validation.");
+
+        using var trainRaw = ToImageTensor(trainX, trainCount);
+        int fitCount = trainCount - validationExamples;
+        // Statistics of the training split only (the validation split stays unseen).
+        var (mean, std) = PixelStatistics(trainX.AsSpan(0, fitCount * Height * Width));
+        var normalization = new PixelNormalization(mean, std);
+        using var testRaw = ToImageTensor(testX, testY.Length);
+        return new DecodedFashionMnist(
+            Normalize(trainRaw, normalization), Keep(tensor(trainY, dtype: ScalarType.Int64)),
+            Normalize(testRaw, normalization), Keep(tensor(testY, dtype: ScalarType.Int64)), normalization);
+    }
+
+    /// <summary>The four files <see cref="Load"/> reads from <paramref name="dir"/> (each NAME.gz, else NAME).</summary>
+    public static string[] SourceFiles(string dir) => [.. new[] { TrainImages, TrainLabels, TestImages, TestLabels }.Select(name => FindFile(dir, name))];
 
     // Tensors of the data set outlive any dispose scope the caller may have open.
     static Tensor Keep(Tensor t) => t.DetachFromDisposeScope();
+
+    /// <summary>A tensor of its own (disposed apart from <paramref name="t"/>) on <paramref name="device"/>: a copy, or on the same device an alias.</summary>
+    static Tensor OnDevice(Tensor t, Device device)
+    {
+        var moved = t.to(device);
+        return Keep(ReferenceEquals(moved, t) ? t.alias() : moved);
+    }
 
     static (byte[] Images, long[] Labels) ReadPair(string dir, string imagesName, string labelsName)
     {
@@ -194,12 +221,12 @@ public static class FashionMnist
         return (mean, Math.Sqrt(squares / (n - 1)));
     }
 
-    static Tensor Normalize(Tensor raw, PixelNormalization n, Device device)
+    static Tensor Normalize(Tensor raw, PixelNormalization n)
     {
         Tensor result;
         using (NewDisposeScope())
         {
-            result = raw.to_type(ScalarType.Float32).div_(255.0).sub_(n.Mean).div_(n.Std).to(device).MoveToOuterDisposeScope();
+            result = raw.to_type(ScalarType.Float32).div_(255.0).sub_(n.Mean).div_(n.Std).MoveToOuterDisposeScope();
         }
         return Keep(result);
     }
