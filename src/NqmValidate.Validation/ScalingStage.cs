@@ -52,13 +52,21 @@ internal static class ScalingStage
     }
 
     /// <summary>
-    /// A variant's zero-shot curve per optimizer, from the optimizer's first NQM counterpart (the one every variant has:
-    /// Adam's p = 0.5 mapping comes before the measured preconditioner, which exists only for diagonal spectra).
+    /// A variant's zero-shot curve per optimizer, from the optimizer's first NQM counterpart that models it in that
+    /// variant (<see cref="RunFacts.NqmOptimizersFor"/>: Adam's p = 0.5 mapping on plain spectra, before the measured
+    /// preconditioner of diagonal spectra; its own-P mapping on eigen-P spectra).
     /// </summary>
-    public static Dictionary<string, ScalingPoints> PredictedCurves(RunFacts facts, Combo combo, string variant) =>
-        facts.Optimizers.ToDictionary(o => o, o => ScalingPoints.From(combo.Predictions
-            .Where(p => p.Variant == variant && p.Optimizer == o && facts.Inputs.NqmCounterparts.TryGetValue(o, out var names) && p.NqmOptimizer == names[0])
-            .Select(p => (p.BatchSize, p.StepsZeroShot))));
+    public static Dictionary<string, ScalingPoints> PredictedCurves(RunFacts facts, Combo combo, string variant)
+    {
+        var fitted = combo.Fits.FirstOrDefault(f => f.Variant.Name == variant)?.Variant;
+        return facts.Optimizers.ToDictionary(o => o, o =>
+        {
+            string? first = fitted is null ? null : facts.NqmOptimizersFor(o, fitted).FirstOrDefault();
+            return ScalingPoints.From(combo.Predictions
+                .Where(p => p.Variant == variant && p.Optimizer == o && p.NqmOptimizer == first)
+                .Select(p => (p.BatchSize, p.StepsZeroShot)));
+        });
+    }
 
     /// <summary>The S(B) fit of every usable variant's zero-shot curve per optimizer (<see cref="PredictedCurves"/>).</summary>
     public static Dictionary<(string Variant, string Optimizer), ScalingFitResult?> PredictedFits(RunFacts facts, Combo combo) =>

@@ -53,7 +53,7 @@ internal static class VerdictStage
                 facts.Inputs.Sweep.Studies.Where(s => s.Optimizer == optimizer && s.StepsToTarget is not null)
                     .Select(s => ((double)s.BatchSize, ScalingStage.EffectiveRate(s.LearningRate, s.Momentum ?? s.Beta1))),
                 scaling.MeasuredFits.GetValueOrDefault(optimizer)?.CriticalBatchSize);
-            string? nqm = facts.Inputs.NqmCounterparts.TryGetValue(optimizer, out var names) ? names[0] : null;
+            string? nqm = facts.NqmOptimizersFor(optimizer, primary.Fits.First(f => f.Variant.Name == primaryName).Variant).FirstOrDefault();
             var predicted = VerdictRules.LearningRateGrowsThenFlattens(optimizer,
                 primary.Of(primaryName, optimizer, nqm ?? "").Where(p => p.StepsZeroShot is not null).Select(p => (p.BatchSize, p.EffectiveLearningRate)),
                 scaling.PredictedFits.GetValueOrDefault((primaryName, optimizer))?.CriticalBatchSize);

@@ -61,6 +61,11 @@ public class PreconditionedVariantTests
         var baseline = result.Fit.Baselines.Single(b => b.Optimizer == "adam");
         Assert.Equal(77.0, baseline.BNoise);
         Assert.Contains("own P", baseline.Source);
+        // In the sensitivity table, Adam's own-P curve has its S(B) fit (from its precond-own predictions: its only counterpart there).
+        var withSensitivity = Validator.Run(new ValidationInputs(SweepResults.Load(sweep), checkpoints, 0.5, options with { Sensitivity = true }, Counterparts));
+        var ownRows = withSensitivity.Sensitivity.Where(r => r.Checkpoint == "adam-b16-r0/loss-0.5" && r.Variant == "eigen-P/measured-c" && r.Optimizer == "adam").ToList();
+        Assert.NotEmpty(ownRows);
+        Assert.All(ownRows, r => Assert.NotEqual("no fit", r.PredictedBNoiseLabel));
         // The plain checkpoint has no such measurement: no eigen-P variant there.
         Assert.Null(NqmVariantBuilder.EigenPreconditioned(checkpoints[0], tiedNoise: false));
     }
