@@ -98,15 +98,20 @@ public class RunLockTests
         var sweep = Process.Start(new ProcessStartInfo("bash",
             ["-c", "d=\"$0/.t000.attempt-$$-abcd1234\"; mkdir -p \"$d\"; sh -c 'sleep 60; true' \"$d\" & wait", studyDir]))!;
         string attempt = "";
+        int trial = 0;
+        // The precondition, read from one listing: exactly one process names the attempt and it is the sweep's child.
+        // (While sh forks its `sleep`, the child names the attempt too until it execs, and a process in the middle of
+        // exec can show an empty command line: listing twice raced with both under load.)
         await WaitFor(() =>
         {
             var found = Directory.GetDirectories(studyDir, ".*.attempt-*");
             if (found.Length == 0) return false;
             attempt = found[0];
-            return ResultsStore.ProcessesNaming(attempt).Count > 0;
+            var naming = ResultsStore.ProcessesNaming(attempt);
+            if (naming.Count != 1 || ResultsStore.ParentPid(naming[0]) != sweep.Id) return false;
+            trial = naming[0];
+            return true;
         }, "the stand-in trial did not start");
-        int trial = ResultsStore.ProcessesNaming(attempt).Single();
-        Assert.Equal(sweep.Id, ResultsStore.ParentPid(trial));
         try
         {
             store.RecoverAttempts();
