@@ -74,9 +74,9 @@ public static class CurvatureFiles
         ["operator", "index", "eigenvalue", "noise_variance", "mean_grad_projection_sq", "residual"],
         report.Eigen.Select(e => new[] { e.Operator, e.Index.ToString(CultureInfo.InvariantCulture), F(e.Eigenvalue), F(e.NoiseVariance), F(e.MeanGradProjectionSq), F(e.Residual) }));
 
-    public static void WriteDensity(CurvatureReport report, string path) => WriteCsv(path,
-        ["operator", "eigenvalue", "weight", "probe"],
-        report.Density.SelectMany(d => d.Value.OrderBy(n => n.Eigenvalue).Select(n => new[] { d.Key, F(n.Eigenvalue), F(n.Weight), n.Probe.ToString(CultureInfo.InvariantCulture) })));
+    /// <summary>density.csv through its one column definition (<see cref="NqmValidate.Formats.DensityFile"/>), which the fit reads with.</summary>
+    public static void WriteDensity(CurvatureReport report, string path) => NqmValidate.Formats.DensityFile.Write(path,
+        report.Density.SelectMany(d => d.Value.OrderBy(n => n.Eigenvalue).Select(n => new NqmValidate.Formats.DensityRow(d.Key, n.Eigenvalue, n.Weight, n.Probe))));
 
     /// <summary>
     /// parameters.bin, little-endian: magic "NQMCURV1"; int32 tensor count T; per tensor: int32 byte length and
