@@ -84,6 +84,24 @@ public sealed record TargetSpec
 }
 
 /// <summary>
+/// An optimizer entry's learning-rate schedule: `constant`, or `linear` decay from the searched η to
+/// η·final_fraction over `decay_steps` steps, then constant. A sweep's linear schedule must name its decay length:
+/// defaulting it to the trial's max_steps (as `nqm train` does) would tie the learning rate at step t to the
+/// trial's budget, which differs by batch size and is capped by pruning, so steps-to-target would depend on the
+/// cap. With a fixed decay length the learning rate at step t is the same in every trial of the optimizer, and
+/// steps-to-target stays independent of the cap.
+/// </summary>
+public sealed record ScheduleSpec
+{
+    /// <summary>constant | linear.</summary>
+    public string Kind { get; init; } = "constant";
+    /// <summary>Steps of the linear decay (required for linear).</summary>
+    public long? DecaySteps { get; init; }
+    /// <summary>η at the end of the decay as a fraction of the initial η (default 0.01).</summary>
+    public double? FinalFraction { get; init; }
+}
+
+/// <summary>
 /// One optimizer family and its search space; each (optimizer, batch size, seed) is a study. Besides
 /// `learning_rate`, the entry takes the family's own keys (<see cref="IOptimizerFamily"/>): a search
 /// dimension as a log range (`"one_minus_momentum": { "min": 0.01, "max": 0.1, "points": 3 }`) or a
@@ -98,6 +116,8 @@ public sealed record OptimizerSearch
     /// <summary>Number of quasi-random points (halton only).</summary>
     public int? Trials { get; init; }
     public LogRange? LearningRate { get; init; }
+    /// <summary>The learning-rate schedule every trial of this optimizer runs (absent: constant).</summary>
+    public ScheduleSpec? Schedule { get; init; }
     /// <summary>The family's keys: search dimensions (JSON objects, log ranges) and fixed hyperparameters (numbers).</summary>
     [JsonExtensionData]
     public Dictionary<string, JsonElement>? Hyperparameters { get; init; }
@@ -301,6 +321,7 @@ public static class SpecValidation
 
         if (o.LearningRate is null) f.Add($"{at}.learning_rate: missing; expected {{ \"min\": a, \"max\": b{(grid ? ", \"points\": n" : "")} }}.");
         else RangeFaults(o.LearningRate, $"{at}.learning_rate", grid, f);
+        if (o.Schedule is { } schedule) ScheduleFaults(schedule, $"{at}.schedule", f);
         if (family is null) return;
 
         foreach (var d in family.SearchDimensions.Where(d => d.Required && o.Hyperparameters?.ContainsKey(d.Key) != true))
@@ -326,11 +347,25 @@ public static class SpecValidation
             }
             else
             {
-                var allowed = new[] { "name", "search", "trials", "learning_rate" }
+                var allowed = new[] { "name", "search", "trials", "learning_rate", "schedule" }
                     .Concat(family.SearchDimensions.Select(d => d.Key)).Concat(family.Hyperparameters.Select(h => h.Name)).Distinct();
                 f.Add($"{at}.{key}: not a key of `{o.Name}`; allowed: {string.Join(", ", allowed)}.");
             }
         }
+    }
+
+    static void ScheduleFaults(ScheduleSpec schedule, string at, List<string> f)
+    {
+        if (!OptimizerFamilies.Schedules.Contains(schedule.Kind)) f.Add($"{at}.kind: must be {OneOf(OptimizerFamilies.Schedules)} (got {Q(schedule.Kind)}).");
+        else if (schedule.Kind == "linear")
+        {
+            if (schedule.DecaySteps is not >= 1)
+                f.Add($"{at}.decay_steps: a linear schedule in a sweep needs its decay length, >= 1 (got {(schedule.DecaySteps?.ToString() ?? "nothing")}); " +
+                      "the trial's max_steps would make steps-to-target depend on the budget cap.");
+            if (schedule.FinalFraction is { } ff && !(ff >= 0 && ff <= 1)) f.Add($"{at}.final_fraction: must be in [0, 1] (got {ff}).");
+        }
+        else if (schedule.DecaySteps is not null || schedule.FinalFraction is not null)
+            f.Add($"{at}: decay_steps and final_fraction belong to the linear schedule only.");
     }
 
     static void RangeFaults(LogRange r, string at, bool grid, List<string> f, bool below1 = false)

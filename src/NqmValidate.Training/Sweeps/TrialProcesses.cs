@@ -20,10 +20,15 @@ public sealed record TrialRequest(ExperimentSpec Spec, StudyPlan Study, TrialPla
         {
             var w = Spec.Workload!;
             var defaults = new TrialConfig();
+            var schedule = Spec.Optimizers!.First(o => o.Name == Study.Optimizer).Schedule;
             return defaults with
             {
                 Model = SpecValidation.ToModelSpec(w.Model!),
-                Optimizer = new OptimizerSpec { Name = Study.Optimizer, LearningRate = Trial.Point.LearningRate, Hyperparameters = Trial.Point.Hyperparameters },
+                Optimizer = new OptimizerSpec
+                {
+                    Name = Study.Optimizer, LearningRate = Trial.Point.LearningRate, Hyperparameters = Trial.Point.Hyperparameters,
+                    Schedule = schedule?.Kind ?? "constant", DecaySteps = schedule?.DecaySteps, FinalFraction = schedule?.FinalFraction,
+                },
                 BatchSize = Study.BatchSize,
                 Target = new Target(w.Target!.Metric == "train_loss" ? TargetMetric.TrainLoss : TargetMetric.ValidationError, w.Target.Threshold),
                 MaxSteps = MaxSteps,

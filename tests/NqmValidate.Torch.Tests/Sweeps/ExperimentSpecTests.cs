@@ -43,7 +43,11 @@ public class ExperimentSpecTests
     [InlineData("\"jobs\": 3", "\"jobs\": 0", "jobs: must be >= 1 (got 0)")]
     [InlineData("\"jobs\": 3", "\"jobs\": 3, \"order\": \"random\"", "order: must be one of `predicted`, `canonical`")]
     [InlineData("\"budget\": { \"examples\": 64000,", "\"budget\": { \"steps\": 10, \"examples\": 64000,", "budget: give exactly one of `steps` and `examples`")]
-    [InlineData("{ \"name\": \"sgd\",", "{ \"name\": \"sgd\", \"one_minus_momentum\": { \"min\": 0.1, \"max\": 0.1 },", "optimizers[0].one_minus_momentum: not a key of `sgd`; allowed: name, search, trials, learning_rate.")]
+    [InlineData("{ \"name\": \"sgd\",", "{ \"name\": \"sgd\", \"one_minus_momentum\": { \"min\": 0.1, \"max\": 0.1 },", "optimizers[0].one_minus_momentum: not a key of `sgd`; allowed: name, search, trials, learning_rate, schedule.")]
+    [InlineData("{ \"name\": \"sgd\",", "{ \"name\": \"sgd\", \"schedule\": { \"kind\": \"cosine\" },", "optimizers[0].schedule.kind: must be one of `constant`, `linear` (got \"cosine\")")]
+    [InlineData("{ \"name\": \"sgd\",", "{ \"name\": \"sgd\", \"schedule\": { \"kind\": \"linear\" },", "optimizers[0].schedule.decay_steps: a linear schedule in a sweep needs its decay length")]
+    [InlineData("{ \"name\": \"sgd\",", "{ \"name\": \"sgd\", \"schedule\": { \"kind\": \"linear\", \"decay_steps\": 500, \"final_fraction\": 2 },", "optimizers[0].schedule.final_fraction: must be in [0, 1] (got 2)")]
+    [InlineData("{ \"name\": \"sgd\",", "{ \"name\": \"sgd\", \"schedule\": { \"kind\": \"constant\", \"decay_steps\": 500 },", "optimizers[0].schedule: decay_steps and final_fraction belong to the linear schedule only")]
     public void AnInvalidValueIsReportedWithItsFieldAndTheAllowedValues(string from, string to, string expected) =>
         Assert.Contains(expected, Fault(Edit(from, to)));
 
@@ -111,5 +115,21 @@ public class ExperimentSpecTests
         // The sections `nqm validate` reads after the sweep are checked too (they are checked before it starts).
         NqmValidate.Curvature.CurvatureSpecFile.From(spec, file).ToRequest("out").Settings.Validate();
         NqmValidate.Validation.FitOptions.Parse(spec.Fit, file);
+    }
+
+    /// <summary>An optimizer entry's schedule reaches every trial's typed config; without one the trials run constant.</summary>
+    [Fact]
+    public void AScheduleInTheSpecIsEveryTrialsScheduleAndTheDefaultIsConstant()
+    {
+        var spec = SpecLoader.Parse(Edit("{ \"name\": \"sgd\",", "{ \"name\": \"sgd\", \"schedule\": { \"kind\": \"linear\", \"decay_steps\": 500, \"final_fraction\": 0.1 },"), "spec.json");
+        var plan = SweepPlan.Create(spec);
+        foreach (var study in plan.Chains.SelectMany(c => c.Studies))
+        {
+            var config = new TrialRequest(spec, study, study.Trials[0], 100).Config;
+            if (study.Optimizer == "sgd")
+                Assert.Equal(("linear", 500L, 0.1), (config.Optimizer.Schedule, config.Optimizer.DecaySteps!.Value, config.Optimizer.FinalFraction!.Value));
+            else
+                Assert.Equal(("constant", (long?)null, (double?)null), (config.Optimizer.Schedule, config.Optimizer.DecaySteps, config.Optimizer.FinalFraction));
+        }
     }
 }

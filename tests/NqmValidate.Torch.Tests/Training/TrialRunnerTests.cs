@@ -44,6 +44,32 @@ public class TrialRunnerTests(TrialData data) : IClassFixture<TrialData>
         Assert.Null(byStep[0].ValidationError);
     }
 
+    /// <summary>
+    /// A linear schedule with a fixed decay length (as a sweep requires) keeps steps-to-target independent of the cap;
+    /// decaying over the trial's own max_steps (nqm train's default) does not, which is why a sweep refuses it.
+    /// </summary>
+    [Fact]
+    public void ALinearScheduleOfFixedLengthKeepsStepsToTargetIndependentOfTheCap()
+    {
+        var linear = new OptimizerSpec("sgd", 0.1) { Schedule = "linear", DecaySteps = 400, FinalFraction = 0.05 };
+        var config = SmallMlp with { Optimizer = linear };
+        var free = TrialRunner.Run(config, data.RealSmall).Record;
+        Assert.Equal(TrialStatus.Reached, free.Status);
+        long reached = free.StepsToTarget!.Value;
+        foreach (long cap in new[] { reached, 2 * reached })
+        {
+            var capped = TrialRunner.Run(config with { MaxSteps = cap }, data.RealSmall).Record;
+            Assert.True(capped.Status == TrialStatus.Reached && capped.StepsToTarget == reached,
+                $"cap {cap}: {capped.Status} at {capped.StepsToTarget}, uncapped {reached}");
+        }
+        // Decaying over max_steps instead: the same trial capped at its crossing decays to 5% by then and misses it.
+        var overBudget = config with { Optimizer = linear with { DecaySteps = null } };
+        var longBudget = TrialRunner.Run(overBudget with { MaxSteps = 3000 }, data.RealSmall).Record;
+        Assert.Equal(TrialStatus.Reached, longBudget.Status);
+        var atItsCrossing = TrialRunner.Run(overBudget with { MaxSteps = longBudget.StepsToTarget!.Value }, data.RealSmall).Record;
+        Assert.NotEqual((TrialStatus.Reached, longBudget.StepsToTarget), (atItsCrossing.Status, atItsCrossing.StepsToTarget));
+    }
+
     [Fact]
     public void ACapAtOrAboveTheFirstCrossingReportsTheSameStepAndABelowCapDoesNot()
     {
