@@ -27,19 +27,7 @@ internal static class NqmAdapter
         var spectrum = new Spectrum(bins.Select(b => new SpectrumRow(b.H, b.C, b.S0, b.Count,
             measuredP ? 1 / (Math.Sqrt(b.GradMeanSq + b.C / batchSize) + adamEpsilon) : null)));
         var (kind, preconditioner) = Mapping(nqmOptimizer);
-        // The notebook's absolute learning-rate grids suit h_max = 1. A measured spectrum has its own scale,
-        // so the grid spans the same 100 log-spaced values relative to the stability edge 2 / max(P·h).
-        double edge = 2 / spectrum.Rows.Where(r => r.H > 0 && r.Count > 0).Max(r => preconditioner.For(r) * r.H);
-        var rates = kind == OptimizerKind.Sgd
-            ? NumpyCompat.Logspace(-5.5, 0, 100).Select(v => v * edge).ToArray()
-            : NumpyCompat.Logspace(-8, Math.Log10(2), 100).Select(v => v * edge).ToArray();
-        var result = HyperparameterSearch.Optimize(spectrum, kind, batchSize, target, new SearchOptions
-        {
-            Mode = grid ? SearchMode.Grid : SearchMode.Continuous,
-            Preconditioner = preconditioner,
-            LearningRates = rates,
-            MaxSteps = 100_000_000,
-        });
+        var result = HyperparameterSearch.Optimize(spectrum, kind, batchSize, target, Options(kind, preconditioner, [spectrum], grid));
         if (result.Steps is not long steps) return null;
         return new NqmOptimum(steps, result.LearningRate, kind == OptimizerKind.Momentum ? result.Momentum : null, result.EffectiveLearningRate);
     }
@@ -55,19 +43,29 @@ internal static class NqmAdapter
         var (kind, preconditioner) = Mapping(nqmOptimizer);
         if (preconditioner.UseSpectrumRows) return null; // the measured preconditioner exists only for diagonal spectra
         var segments = pieces.Select(p => new PiecewiseSegment(new Spectrum(p.Bins.Select(b => new SpectrumRow(b.H, b.C, b.S0, b.Count))), p.EndExcess)).ToArray();
-        double edge = 2 / segments.Max(s => s.Spectrum.Rows.Where(r => r.H > 0 && r.Count > 0).Max(r => preconditioner.For(r) * r.H));
+        var result = PiecewiseSearch.Optimize(segments, kind, batchSize, Options(kind, preconditioner, segments.Select(s => s.Spectrum), grid));
+        if (result.Steps is not long steps) return null;
+        return new NqmOptimum(steps, result.LearningRate, kind == OptimizerKind.Momentum ? result.Momentum : null, result.EffectiveLearningRate);
+    }
+
+    /// <summary>
+    /// The search every NQM optimum here uses. The notebook's absolute learning-rate grids suit h_max = 1; a measured
+    /// spectrum has its own scale, so the grid spans the same 100 log-spaced values relative to the stability edge
+    /// 2 / max(P·h) of the sharpest of <paramref name="spectra"/> (one spectrum, or every piece of a piecewise run).
+    /// </summary>
+    static SearchOptions Options(OptimizerKind kind, Preconditioner preconditioner, IEnumerable<Spectrum> spectra, bool grid)
+    {
+        double edge = 2 / spectra.Max(s => s.Rows.Where(r => r.H > 0 && r.Count > 0).Max(r => preconditioner.For(r) * r.H));
         var rates = kind == OptimizerKind.Sgd
             ? NumpyCompat.Logspace(-5.5, 0, 100).Select(v => v * edge).ToArray()
             : NumpyCompat.Logspace(-8, Math.Log10(2), 100).Select(v => v * edge).ToArray();
-        var result = PiecewiseSearch.Optimize(segments, kind, batchSize, new SearchOptions
+        return new SearchOptions
         {
             Mode = grid ? SearchMode.Grid : SearchMode.Continuous,
             Preconditioner = preconditioner,
             LearningRates = rates,
             MaxSteps = 100_000_000,
-        });
-        if (result.Steps is not long steps) return null;
-        return new NqmOptimum(steps, result.LearningRate, kind == OptimizerKind.Momentum ? result.Momentum : null, result.EffectiveLearningRate);
+        };
     }
 
     /// <summary>precond-p1-d{λ}: heavy ball with P = 1/(h + λ) (K-FAC with eigenbasis damping λ).</summary>
