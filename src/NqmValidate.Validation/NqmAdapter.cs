@@ -89,6 +89,36 @@ internal static class NqmAdapter
         _ => throw new ArgumentException($"unknown NQM optimizer mapping '{nqmOptimizer}'", nameof(nqmOptimizer)),
     };
 
+    /// <summary>A capped direction keeps its share of the initial loss (½·h·s0), so the cap changes its speed, not the start.</summary>
+    static NqmBin[] CapTop(IReadOnlyList<NqmBin> bins, double capH) =>
+        bins.Select(b => b.Top && b.H > capH ? b with { H = capH, S0 = b.S0 * b.H / capH } : b).ToArray();
+
+    /// <summary>
+    /// Steps-to-target of heavy ball at given hyperparameters (α, β) on a fitted variant (not an optimum): what the NQM
+    /// says a trial of the sweep at those hyperparameters would take. A piecewise variant runs its pieces in turn, each to
+    /// its end excess; an edge-of-stability-aware one caps its top directions at its margin × the stability edge
+    /// (2+2β)/α of this α, as <see cref="OptimizeEosAware"/> does at its optimum. Null when the iteration is unstable or
+    /// does not reach the target within <paramref name="maxSteps"/>.
+    /// </summary>
+    public static long? HeavyBallStepsAt(NqmVariant variant, double targetExcess, double batchSize, double alpha, double beta, long maxSteps = 100_000_000)
+    {
+        var optimizer = new Momentum(alpha, beta, Preconditioner.None);
+        static Spectrum SpectrumOf(IEnumerable<NqmBin> bins) => new(bins.Select(b => new SpectrumRow(b.H, b.C, b.S0, b.Count)));
+        if (variant.Segments is { } pieces)
+        {
+            long total = 0;
+            foreach (var piece in pieces)
+            {
+                if (total >= maxSteps) return null;
+                if (Nqm.Nqm.StepsToTarget(SpectrumOf(piece.Bins), optimizer, batchSize, piece.EndExcess, maxSteps - total) is not long k) return null;
+                total += k;
+            }
+            return total;
+        }
+        var bins = variant.EosMargin > 0 ? CapTop(variant.Bins, variant.EosMargin * (2 + 2 * beta) / alpha) : variant.Bins;
+        return Nqm.Nqm.StepsToTarget(SpectrumOf(bins), optimizer, batchSize, targetExcess, maxSteps);
+    }
+
     /// <summary>Iterations of the self-consistent edge-of-stability search (each a full hyperparameter search).</summary>
     public const int EosIterations = 8;
 
@@ -114,7 +144,7 @@ internal static class NqmAdapter
             double capPh = margin * edge; // cap on P·h = h^(1−p)
             double capH = preconditioner.CurvatureAt(capPh);
             // A capped direction keeps its share of the initial loss (½·h·s0), so the cap changes its speed, not the start.
-            var capped = bins.Select(b => b.Top && b.H > capH ? b with { H = capH, S0 = b.S0 * b.H / capH } : b).ToArray();
+            var capped = CapTop(bins, capH);
             var next = Optimize(capped, nqmOptimizer, batchSize, target, grid, adamEpsilon);
             if (next is null) return current with { CurvatureCap = capH };
             bool done = Math.Abs(Math.Log(next.LearningRate / current.LearningRate)) < 0.02;

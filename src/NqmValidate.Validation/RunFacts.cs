@@ -37,6 +37,9 @@ internal sealed record RunFacts(
 {
     public FitOptions Options => Inputs.Options;
 
+    /// <summary>The trajectory drift (drift.csv) measured with the given checkpoint's curvature run; empty when none was.</summary>
+    public IReadOnlyList<MeasuredDrift> Drift { get; init; } = [];
+
     /// <summary>The batch size of the fit curve's point (SGD): never scored.</summary>
     public double? FitPointBatchSize => FitCurve?.BatchSize;
 
@@ -88,7 +91,10 @@ internal sealed record RunFacts(
         var baselines = optimizers.Select(o => McCandlishBaseline.For(o, McCandlishBaseline.NearestTarget(inputs.Checkpoints, inputs.TargetLoss, o))).ToArray();
         var divergingEta = batchSizes.Length > 0 ? sweep.SmallestDivergingLearningRate("sgd", (int)batchSizes[0]) : null;
         return new RunFacts(inputs, primaryCheckpoint, initialLoss, initialSource, optimizers, batchSizes, measured,
-            curve, recordedCurve, curveProblem, baselines, divergingEta);
+            curve, recordedCurve, curveProblem, baselines, divergingEta)
+        {
+            Drift = inputs.Drift ?? TrajectoryDrift.Load(inputs.Checkpoints[0].Directory),
+        };
     }
 
     /// <summary>A floor policy fitted to the curve, or a measured initial condition, needs the fit curve.</summary>

@@ -106,7 +106,8 @@ public static class ValidationReport
         yield return new Table(["claim", "measured", "evidence (measured)", "NQM predicts (primary)", "evidence (NQM)", "across recipes"],
             f.Verdicts.Select(v => (IReadOnlyList<string>)[v.Claim, v.Measured, v.MeasuredEvidence, v.Predicted, v.PredictedEvidence, v.Recipes]).ToList(),
             ValidationFileNames.Verdicts);
-        yield return new BulletList(f.Verdicts.Select(v => $"({v.Id}) rule: {v.Rule}").ToList());
+        // A claim judged per optimizer or trajectory under one rule ((j), (k)) states it once.
+        yield return new BulletList(f.Verdicts.Select(v => $"({v.Id}) rule: {v.Rule}").Distinct().ToList());
     }
 
     static IEnumerable<ReportBlock> CriticalBatchSizes(ReportFiles f)
@@ -294,8 +295,8 @@ public static class ValidationReport
         string Err(Func<string, bool> variant, string calibration) => string.Join(", ", errors.Where(e => variant(e.Variant) && e.Calibration == calibration)
             .Select(e => $"{e.Optimizer} {Num(e.MedianAbsLog2, "F2")}"));
         bool IsPrimary(string v) => IsPrimaryLabel(v, primary);
-        // Claims judged per optimizer ((e), (j)) name it: "(e sgd)"; the claim text reads "(e) sgd: …".
-        static string Tag(VerdictRow v) => v.Id is "e" or "j" ? $"({v.Id} {v.Claim.Split(' ')[1].TrimEnd(':')})" : $"({v.Id})";
+        // Claims judged per optimizer or trajectory ((e), (i), (j), (k)) name it: "(e sgd)"; the claim text reads "(e) sgd: …".
+        static string Tag(VerdictRow v) => v.Id is "e" or "i" or "j" or "k" && v.Claim.Split(' ') is [_, var who, ..] && who.EndsWith(':') ? $"({v.Id} {who.TrimEnd(':')})" : $"({v.Id})";
         return
         [
             "claims (measured): " + string.Join("  ", verdicts.Select(v => $"{Tag(v)} {v.Measured}")),

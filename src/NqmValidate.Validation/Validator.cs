@@ -26,6 +26,12 @@ public sealed record ValidationInputs(SweepResults Sweep, IReadOnlyList<Curvatur
     /// </summary>
     public LossCurve? LongerFitCurve { get; init; }
 
+    /// <summary>
+    /// The curvature measured along the sweep's trials (drift.csv) that claim (k) is judged on; null = read from beside
+    /// the given checkpoint (<see cref="TrajectoryDrift.Load"/>), empty = none measured.
+    /// </summary>
+    public IReadOnlyList<MeasuredDrift>? Drift { get; init; }
+
     public ValidationInputs(SweepResults sweep, CurvatureResults curvature, double targetLoss, FitOptions options,
         IReadOnlyDictionary<string, IReadOnlyList<string>> nqmCounterparts) : this(sweep, [curvature], targetLoss, options, nqmCounterparts) { }
 }

@@ -22,11 +22,14 @@ internal static class VerdictStage
             VerdictRules.LargerCriticalBatchSize("c", "momentum", "sgd", measuredFit("momentum"), measuredFit("sgd")),
             VerdictRules.LargerCriticalBatchSize("d", "adam", "momentum", measuredFit("adam"), measuredFit("momentum")),
         };
-        var predictedVerdicts = Predicted(ScalingStage.PredictedCurves(facts, primary, primaryName),
+        var predictedCurves = ScalingStage.PredictedCurves(facts, primary, primaryName);
+        var predictedVerdicts = Predicted(predictedCurves,
             o => scaling.PredictedFits.GetValueOrDefault((primaryName, o))).ToArray();
         var verdicts = measuredVerdicts.Zip(predictedVerdicts).Select(x => new VerdictRow(x.First.Id, x.First.Claim, x.First.OutcomeText, x.First.Evidence,
             x.Second.OutcomeText, x.Second.Evidence, tally.Describe(x.First.Id, RecipesAd), x.First.Rule)).ToList();
+        verdicts.AddRange(FurtherVerdicts(facts, primaryFit, scaling, predictedCurves, primaryName));
         verdicts.AddRange(LearningRateVerdicts(facts, primary, primaryName, scaling));
+        verdicts.AddRange(StabilityVerdicts(facts.Drift));
         foreach (var optimizer in facts.Optimizers)
         {
             // An optimizer no NQM optimizer models is measured, not predicted: no verdict (e) for it.
@@ -58,7 +61,122 @@ internal static class VerdictStage
                 primary.Of(primaryName, optimizer, nqm ?? "").Where(p => p.StepsZeroShot is not null).Select(p => (p.BatchSize, p.EffectiveLearningRate)),
                 scaling.PredictedFits.GetValueOrDefault((primaryName, optimizer))?.CriticalBatchSize);
             yield return new VerdictRow(measured.Id, measured.Claim, measured.OutcomeText, measured.Evidence, predicted.OutcomeText, predicted.Evidence,
-                "not tallied over recipes", measured.Rule);
+                NotTallied, measured.Rule);
+        }
+    }
+
+    const string NotTallied = "not tallied over recipes";
+
+    /// <summary>
+    /// (f), (g), (h) and (i), measured and as the primary recipe predicts. None is tallied over the sensitivity table's
+    /// recipes, as (j) is not: (f) evaluates the NQM at every momentum trial of two batch sizes, per recipe a second search's
+    /// worth of work, and (g)–(i) need optimizers or targets the committed studies do not have, so a tally would count
+    /// "not measured" hundreds of times.
+    /// </summary>
+    static IEnumerable<VerdictRow> FurtherVerdicts(RunFacts facts, VariantFit primaryFit, ScalingResult scaling, IReadOnlyDictionary<string, ScalingPoints> predictedCurves, string primaryName)
+    {
+        VerdictRow Row(Verdict measured, Verdict predicted) =>
+            new(measured.Id, measured.Claim, measured.OutcomeText, measured.Evidence, predicted.OutcomeText, predicted.Evidence, NotTallied, measured.Rule);
+        ScalingFitResult? predictedFit(string o) => scaling.PredictedFits.GetValueOrDefault((primaryName, o));
+        ScalingPoints predictedCurve(string o) => predictedCurves.GetValueOrDefault(o) ?? new ScalingPoints([], []);
+
+        yield return EffectiveRateVerdict(facts, primaryFit, Row);
+
+        bool Has(string o) => facts.Optimizers.Contains(o);
+        string Missing(string o, string example) => $"the study has no {o} optimizer; add {example} to the spec's optimizers (beside {string.Join(", ", facts.Optimizers)})";
+        var g = VerdictRules.KfacLargerCriticalBatchSizeThanAdam(scaling.MeasuredFits.GetValueOrDefault("kfac"), scaling.MeasuredFits.GetValueOrDefault("adam"));
+        var gPredicted = VerdictRules.KfacLargerCriticalBatchSizeThanAdam(predictedFit("kfac"), predictedFit("adam"));
+        yield return Has("kfac") && Has("adam")
+            ? Row(g, gPredicted with { Evidence = gPredicted.Evidence + $"; NQM counterparts {CounterpartOf(facts, "kfac", primaryFit)} (kfac), {CounterpartOf(facts, "adam", primaryFit)} (adam)" })
+            : Row(VerdictRules.NotMeasured(g, Missing(Has("kfac") ? "adam" : "kfac", Has("kfac") ? "`{\"name\": \"adam\"}`" : "`{\"name\": \"kfac\"}`")),
+                  VerdictRules.NotMeasured(g, "the NQM predicts only the optimizers the sweep measured"));
+
+        var h = VerdictRules.EmaHelpsAtSmallBatchSizes(scaling.Measured("sgd"), scaling.Measured("ema"));
+        yield return Has("ema") && Has("sgd")
+            ? Row(h, VerdictRules.EmaHelpsAtSmallBatchSizes(predictedCurve("sgd"), predictedCurve("ema")))
+            : Row(VerdictRules.NotMeasured(h, Missing(Has("ema") ? "sgd" : "ema", Has("ema") ? "`{\"name\": \"sgd\"}`" : "`{\"name\": \"ema\"}` (SGD with an average of its iterates)")),
+                  VerdictRules.NotMeasured(h, "the NQM predicts only the optimizers the sweep measured"));
+
+        foreach (var row in TargetVerdicts(facts, scaling, Row)) yield return row;
+    }
+
+    /// <summary>The NQM optimizer that predicts <paramref name="optimizer"/>'s curve in the primary variant (its first counterpart there).</summary>
+    static string CounterpartOf(RunFacts facts, string optimizer, VariantFit primaryFit) =>
+        facts.NqmOptimizersFor(optimizer, primaryFit.Variant).FirstOrDefault() ?? "none";
+
+    /// <summary>
+    /// (f): heavy ball's trials at its smallest and largest batch size, measured (the sweep's steps of the trials that
+    /// reached the target) and as the primary recipe's NQM predicts at the same (α, β) (<see cref="NqmAdapter.HeavyBallStepsAt"/>:
+    /// every trial the sweep ran there, whatever its outcome, since the NQM decides for itself which reach).
+    /// </summary>
+    static VerdictRow EffectiveRateVerdict(RunFacts facts, VariantFit primaryFit, Func<Verdict, Verdict, VerdictRow> row)
+    {
+        var trials = facts.Inputs.Sweep.Trials.Where(t => t.Optimizer == "momentum" && t.Momentum is >= 0 and < 1 && t.LearningRate > 0).ToArray();
+        var batchSizes = trials.Select(t => t.BatchSize).Distinct().Order().ToArray();
+        if (batchSizes.Length < 2)
+        {
+            var shape = VerdictRules.EffectiveLearningRateAlone(0, [], 0, []);
+            string reason = batchSizes.Length == 0
+                ? "the study has no heavy-ball (momentum) trials; add `{\"name\": \"momentum\"}` with a search over learning rate and momentum to the spec's optimizers"
+                : "heavy-ball trials at one batch size only";
+            return row(VerdictRules.NotMeasured(shape, reason), VerdictRules.NotMeasured(shape, reason));
+        }
+        int small = batchSizes[0], large = batchSizes[^1];
+        MomentumTrialPoint[] Measured(int b) => trials.Where(t => t.BatchSize == b)
+            .Select(t => new MomentumTrialPoint(t.LearningRate, t.Momentum!.Value, t.Status == "reached" ? t.StepsToTarget : null,
+                // Diverged: no number of steps reaches. Pruned or out of budget: it ran that many steps without reaching. A crash says nothing.
+                t.Status switch { "diverged" => double.PositiveInfinity, "pruned" or "budget_exhausted" => t.StepsRun, _ => null })).ToArray();
+        MomentumTrialPoint[] Predicted(int b) => trials.Where(t => t.BatchSize == b).Select(t => (t.LearningRate, Beta: t.Momentum!.Value)).Distinct().AsParallel().AsOrdered()
+            .Select(t => NqmAdapter.HeavyBallStepsAt(primaryFit.Variant, primaryFit.TargetExcess, b, t.LearningRate, t.Beta) is long k
+                ? new MomentumTrialPoint(t.LearningRate, t.Beta, k)
+                : new MomentumTrialPoint(t.LearningRate, t.Beta, null, double.PositiveInfinity)).ToArray(); // unstable, or past 10^8 steps
+        var measured = VerdictRules.EffectiveLearningRateAlone(small, Measured(small), large, Measured(large));
+        var predicted = VerdictRules.EffectiveLearningRateAlone(small, Predicted(small), large, Predicted(large));
+        return row(measured, predicted with { Evidence = predicted.Evidence + $"; the NQM at the (α, β) of the sweep's {Measured(small).Length} + {Measured(large).Length} heavy-ball trials there, variant {primaryFit.Variant.Name}" });
+    }
+
+    /// <summary>
+    /// (i) per optimizer, on one S(B) curve per target loss. A study has one target today, so this is one row saying so; the
+    /// input it expects is <see cref="CurvesByTarget"/>'s: per optimizer, (target loss, S(B) points at that target) for every
+    /// target the study measured, e.g. from a steps table with a target column.
+    /// </summary>
+    static IEnumerable<VerdictRow> TargetVerdicts(RunFacts facts, ScalingResult scaling, Func<Verdict, Verdict, VerdictRow> row)
+    {
+        var byTarget = CurvesByTarget(facts, scaling);
+        if (byTarget.Values.All(curves => curves.Count < 2))
+        {
+            // One target: one row (the same "not measured" per optimizer would only repeat it).
+            var v = VerdictRules.TighterTargetRaisesCriticalBatchSize(null, byTarget.Values.FirstOrDefault() ?? []);
+            yield return row(v, v);
+            yield break;
+        }
+        foreach (var (optimizer, curves) in byTarget)
+            yield return row(VerdictRules.TighterTargetRaisesCriticalBatchSize(optimizer, curves),
+                VerdictRules.NotMeasured(VerdictRules.TighterTargetRaisesCriticalBatchSize(optimizer, []), "the NQM's optima are computed at the study's primary target only"));
+    }
+
+    /// <summary>The measured S(B) curves per optimizer and target loss: today the study's one target and its curves.</summary>
+    static Dictionary<string, IReadOnlyList<(double TargetLoss, ScalingPoints Curve)>> CurvesByTarget(RunFacts facts, ScalingResult scaling) =>
+        facts.Optimizers.ToDictionary(o => o, o => (IReadOnlyList<(double, ScalingPoints)>)[(facts.Inputs.TargetLoss, scaling.Measured(o))]);
+
+    /// <summary>
+    /// (k) per measured trajectory (drift.csv), measured only: the NQM holds one spectrum fixed for a whole run (the
+    /// piecewise variant takes the measured pieces as given), so it predicts nothing about whether the spectrum settles.
+    /// </summary>
+    static IEnumerable<VerdictRow> StabilityVerdicts(IReadOnlyList<MeasuredDrift> drift)
+    {
+        const string fixedSpectrum = "the NQM assumes a fixed spectrum (one per recipe; the piecewise variant takes the measured pieces as given): no prediction";
+        if (drift.Count == 0)
+        {
+            var v = VerdictRules.NotMeasured(VerdictRules.SpectraStabilise(null, []),
+                "no trajectory measured; set the spec's curvature.trajectory to measure the curvature along the sweep's best trials");
+            yield return new VerdictRow(v.Id, v.Claim, v.OutcomeText, v.Evidence, "—", fixedSpectrum, NotTallied, v.Rule);
+            yield break;
+        }
+        foreach (var trajectory in drift.GroupBy(d => d.Trajectory))
+        {
+            var v = VerdictRules.SpectraStabilise(trajectory.Key, trajectory);
+            yield return new VerdictRow(v.Id, v.Claim, v.OutcomeText, v.Evidence, "—", fixedSpectrum, NotTallied, v.Rule);
         }
     }
 

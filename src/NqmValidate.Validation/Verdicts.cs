@@ -40,7 +40,7 @@ public sealed record ScalingPoints(IReadOnlyList<double> BatchSizes, IReadOnlyLi
 /// text so the report shows exactly how a verdict was reached. The same rules run on measured
 /// curves and on predicted ones, so the report can say what the NQM predicts for each claim too.
 /// </summary>
-public static class VerdictRules
+public static partial class VerdictRules
 {
     /// <summary>A log2 ratio below this is "about equal" (a factor of 1.25: grid searches resolve steps to roughly this).</summary>
     public const double SameLog2 = 0.32;
