@@ -111,6 +111,59 @@ public class ValidatorTests : IDisposable
         Assert.DoesNotContain(Run(sweep, curvature, Fast).Predictions, p => p.NqmOptimizer == "ema");
     }
 
+    [Fact]
+    public void FurtherClaimsAreJudgedOnWhatTheStudyMeasuredAndSayWhatIsMissing()
+    {
+        var (sweep, curvature) = WriteRun();
+        var truth = TrueSpectrum();
+        // EMA measured beside SGD: its steps at each batch size from the true NQM's EMA optimum.
+        var emaRows = BatchSizes.Select(b => HyperparameterSearch.Optimize(truth, OptimizerKind.Ema, b, TargetLoss - TrueFloor, new SearchOptions { LearningRates = Rates(truth) }))
+            .Select(r => string.Create(Inv, $"ema,{r.BatchSize},{r.Steps!.Value},{r.LearningRate:R},,5,5,0"));
+        File.AppendAllLines(Path.Combine(sweep, "steps.csv"), emaRows);
+        // Heavy-ball trials on a learning-rate × momentum grid at the smallest and largest batch size, steps from the true NQM.
+        var momentumTrials = from b in new[] { BatchSizes[0], BatchSizes[^1] }
+                             from i in Enumerable.Range(0, 12) from beta in new[] { 0.0, 0.5, 0.75, 0.875 }
+                             let alpha = Rates(truth)[^1] * Math.Pow(2, -i)
+                             let k = global::NqmValidate.Nqm.Nqm.StepsToTarget(truth, new Momentum(alpha, beta, Preconditioner.None), b, TargetLoss - TrueFloor, 1_000_000)
+                             select string.Create(Inv, $"momentum-b{b}-r0,momentum,{b},t{i}{beta},1,{alpha:R},{beta:R},{(k is null ? "diverged" : "reached")},{k},{k ?? 10},{InitialLoss},0.4");
+        File.AppendAllLines(Path.Combine(sweep, "trials.csv"), momentumTrials);
+        var settling = new MeasuredDrift[]
+        {
+            new("sgd-b4-r0", "sgd", 4, "init", 0, 2.3, 10, 100, 50, 1, 50, null, null, 10),
+            new("sgd-b4-r0", "sgd", 4, "loss-1", 500, 1.0, 20, 150, 80, 0.5, 160, 0.2, 0.2, 10),
+            new("sgd-b4-r0", "sgd", 4, "loss-0.5", 1500, 0.5, 21, 155, 78, 0.1, 780, 0.7, 0.15, 10),
+        };
+        var result = Validator.Run(new ValidationInputs(SweepResults.Load(sweep), CurvatureResults.LoadWithSiblings(curvature), TargetLoss, Fast, Counterparts) { Drift = settling });
+        VerdictRow V(string id) => Assert.Single(result.Verdicts, v => v.Id == id);
+
+        // (f): both batch sizes have matched pairs, measured from the trials and predicted by the fitted NQM at the same (α, β).
+        var f = V("f");
+        Assert.Matches(@"B=4: \d+ reached at \d momentum value\(s\), \d+ near the optimum, [1-9]\d* matched pair", f.MeasuredEvidence);
+        Assert.Matches(@"B=1024: \d+ reached at \d momentum value\(s\), \d+ near the optimum, [1-9]\d* matched pair", f.PredictedEvidence);
+        Assert.Contains("the NQM at the (α, β) of the sweep's 48 + 48 heavy-ball trials there, variant eigen/measured-c", f.PredictedEvidence);
+        // The "measured" steps are the true NQM's and the fit recovers it: the same verdict, on the same batch sizes' evidence.
+        Assert.Equal(f.Measured, f.Predicted);
+        Assert.StartsWith(f.MeasuredEvidence[..f.MeasuredEvidence.IndexOf("; B=1024", StringComparison.Ordinal)], f.PredictedEvidence);
+        // (g): no kfac in the study: not measured, and the reason names what to add.
+        var g = V("g");
+        Assert.Equal("inconclusive", g.Measured);
+        Assert.StartsWith("not measured: the study has no kfac optimizer; add `{\"name\": \"kfac\"}`", g.MeasuredEvidence);
+        // (h): EMA measured, so judged on the measured curves and on the NQM's EMA counterpart's.
+        var h = V("h");
+        Assert.StartsWith("log2(S_ema/S_sgd) ", h.MeasuredEvidence);
+        Assert.StartsWith("log2(S_ema/S_sgd) ", h.PredictedEvidence);
+        Assert.Equal("not tallied over recipes", h.Recipes);
+        // (i): one target.
+        Assert.StartsWith("not measured: the study has one target (train loss 0.5)", V("i").MeasuredEvidence);
+        // (k): the drift given, judged on it (measured only).
+        var stable = V("k");
+        Assert.Equal(("holds", "—"), (stable.Measured, stable.Predicted));
+        Assert.StartsWith("(k) sgd-b4-r0:", stable.Claim);
+        // The rows come in claim order after (d), (e) last.
+        Assert.Equal("abcdfghijk", string.Concat(result.Verdicts.Select(v => v.Id).Where(id => id != "e").Distinct()));
+        Assert.Equal("e", result.Verdicts[^1].Id);
+    }
+
     static ValidationResult Run(string sweep, string curvature, FitOptions options) =>
         Validator.Run(new ValidationInputs(SweepResults.Load(sweep), CurvatureResults.LoadWithSiblings(curvature), TargetLoss, options, Counterparts));
 
