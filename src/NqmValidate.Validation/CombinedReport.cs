@@ -99,8 +99,8 @@ public static class CombinedReport
         var rows = new List<IReadOnlyList<string>>();
         foreach (var o in optimizers)
         {
-            rows.Add([$"{o}: NQM, primary recipe", .. runs.Select(r => Cell(r.Files.Errors.FirstOrDefault(e => r.Files.IsPrimary(e.Variant) && e.Optimizer == o && e.Calibration == r.Files.Scheme), r.Files.Scheme))]);
-            rows.Add([$"{o}: McCandlish baseline", .. runs.Select(r => Cell(r.Files.Errors.FirstOrDefault(e => e.Variant == "mccandlish" && e.Optimizer == o && e.Calibration == r.Files.Scheme), r.Files.Scheme))]);
+            rows.Add([$"{o}: NQM error, primary recipe", .. runs.Select(r => Cell(r.Files.Errors.FirstOrDefault(e => r.Files.IsPrimary(e.Variant) && e.Optimizer == o && e.Calibration == r.Files.Scheme), r.Files.Scheme))]);
+            rows.Add([$"{o}: McCandlish baseline error", .. runs.Select(r => Cell(r.Files.Errors.FirstOrDefault(e => e.Variant == "mccandlish" && e.Optimizer == o && e.Calibration == r.Files.Scheme), r.Files.Scheme))]);
         }
         yield return new Table(["optimizer: predictor", .. runs.Select(r => r.Name)], rows, ValidationFileNames.Errors);
         yield return new Paragraph("0 = exact; 1 = off by a factor of 2; n = scored points. Both predictors are calibrated by the run's primary scheme on each optimizer's own points.");
@@ -115,8 +115,8 @@ public static class CombinedReport
         var rows = new List<IReadOnlyList<string>>();
         foreach (var o in optimizers)
         {
-            rows.Add([$"{o}: measured", .. runs.Select(r => Sc(r, "measured", o)?.BNoiseLabel ?? "—")]);
-            rows.Add([$"{o}: NQM, primary recipe", .. runs.Select(r => (Sc(r, $"nqm {r.Files.Primary}", o) ?? Sc(r, $"nqm {r.Files.Primary} [precond-p0.5]", o))?.BNoiseLabel ?? "—")]);
+            rows.Add([$"{o}: B_noise measured", .. runs.Select(r => Sc(r, "measured", o)?.BNoiseLabel ?? "—")]);
+            rows.Add([$"{o}: B_noise NQM, primary recipe", .. runs.Select(r => (Sc(r, $"nqm {r.Files.Primary}", o) ?? Sc(r, $"nqm {r.Files.Primary} [precond-p0.5]", o))?.BNoiseLabel ?? "—")]);
         }
         yield return new Table(["optimizer: curve", .. runs.Select(r => r.Name)], rows, ValidationFileNames.Scaling);
         yield return new Paragraph($"B_noise is a number only when the S(B) fit's knee lies within the run's measured batch sizes and its RMS log2 residual is at most {ScalingFitResult.MaxRmsLog2Residual}; " +
