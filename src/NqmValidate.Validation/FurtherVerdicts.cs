@@ -80,7 +80,7 @@ public static partial class VerdictRules
         var s = SameEffectiveRateSpread(small);
         var l = SameEffectiveRateSpread(large);
         static string Describe(double b, (int Reached, int NearOptimal, int MomentumValues, int Pairs, double? Median) x) =>
-            $"B={b:G}: {x.Reached} reached at {x.MomentumValues} momentum value(s), {x.NearOptimal} near the optimum, {x.Pairs} matched pair(s)" + (x.Median is double m ? $", median |log2| {m:F2}" : "");
+            $"B={b:G}: {x.Reached} reached at {x.MomentumValues} momentum value(s), {x.NearOptimal} near the optimum, {x.Pairs} matched pair(s)" + (x.Median is double m ? $", median |log2| {(double.IsPositiveInfinity(m) ? "∞ (partners diverged)" : m.ToString("F2", System.Globalization.CultureInfo.InvariantCulture))}" : "");
         string evidence = $"{Describe(smallBatchSize, s)}; {Describe(largeBatchSize, l)}";
         if (s.Pairs < MinMatchedPairs || l.Pairs < MinMatchedPairs)
             return new Verdict("f", claim, VerdictOutcome.Inconclusive, evidence, rule);

@@ -2,8 +2,10 @@ namespace NqmValidate.Validation;
 
 /// <summary>
 /// The verdicts stage (verdicts.csv): claims (a)–(d) judged on the measured curves and on the primary recipe's
-/// predicted curves, then claim (e), the NQM against the McCandlish baseline, per predicted optimizer under the
-/// primary calibration scheme; each with how many recipes of the sensitivity table agree (<see cref="RecipeTally"/>).
+/// predicted curves; issue #13's further claims (f)–(i), (j) per optimizer and (k) per measured trajectory, the same
+/// way (or "not measured" with what the study lacks); then claim (e), the NQM against the McCandlish baseline, per
+/// predicted optimizer under the primary calibration scheme. (a)–(e) say how many recipes of the sensitivity table
+/// agree (<see cref="RecipeTally"/>); (f)–(k) are not tallied.
 /// </summary>
 internal static class VerdictStage
 {

@@ -196,6 +196,8 @@ public class VerdictRulesTests
             .Select(t => t.Steps is null ? t with { StepsAtLeast = double.PositiveInfinity } : t).ToArray();
         var v = VerdictRules.EffectiveLearningRateAlone(4, At(4), 1 << 20, At(1 << 20));
         Assert.True(v.Outcome == VerdictOutcome.Holds, v.Evidence);
+        // At B = 2^20 the fastest run is at a large α/(1−β) that only its high β runs stably: its partners diverge.
+        Assert.EndsWith("median |log2| ∞ (partners diverged)", v.Evidence);
     }
 
     [Fact]
