@@ -269,7 +269,7 @@ public class VerdictRulesTests
     [Fact]
     public void TheCommittedFullStudysTrajectoriesAreJudged()
     {
-        // Real drift.csv: the committed fmnist-mlp study measured six trajectories at init, loss 1 and the target.
+        // Real drift.csv: the committed fmnist-mlp study measured six trajectories at init, at loss levels and at the target.
         var dir = new DirectoryInfo(AppContext.BaseDirectory);
         while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "NqmValidate.sln"))) dir = dir.Parent;
         var drift = TrajectoryDrift.Read(Path.Combine(dir!.FullName, "experiments", "results", "fmnist-mlp", "validation", "drift.csv"));
