@@ -66,6 +66,10 @@ public sealed class TrialStack : IDisposable
         return null;
     }
 
+    /// <summary>True when trials of <paramref name="model"/> with optimizer family <paramref name="optimizer"/> can be stacked.</summary>
+    public static bool Supports(Models.ModelSpec model, string optimizer) =>
+        Unsupported(new TrialConfig { Model = model, Optimizer = new Optimizers.OptimizerSpec(optimizer, 1) }) is null;
+
     /// <summary>
     /// What members of one stack share: the model, the batch size, the device and thread count, and the stacked rule
     /// (SGD and heavy ball share one: SGD is μ = 0).

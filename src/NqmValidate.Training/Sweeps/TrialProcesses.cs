@@ -63,6 +63,16 @@ public interface ITrialRunner
     Task<TrialExit> RunAsync(TrialRequest request, string directory, Action<int> started, CancellationToken cancel);
 }
 
+/// <summary>A trial runner that can also train a wave of trials at once as one stacked model (<see cref="Stacks.TrialStack"/>).</summary>
+public interface IWaveRunner
+{
+    /// <summary>
+    /// Runs <paramref name="members"/> (one study's wave) together; one task per member, in order, each completing with
+    /// that member's exit as it ends.
+    /// </summary>
+    IReadOnlyList<Task<TrialExit>> RunWave(IReadOnlyList<(TrialRequest Request, string Directory)> members, Action<int> started, CancellationToken cancel);
+}
+
 /// <summary>
 /// Runs each trial as a child process of the same `nqm` (`dotnet nqm.dll train --config DIR/config.json
 /// --out DIR`), so a native crash or an out-of-memory kill loses one trial, never the sweep. The trial's

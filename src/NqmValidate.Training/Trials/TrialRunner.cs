@@ -62,43 +62,74 @@ public static class TrialRunner
     public static TrialResult RunToDirectory(TrialConfig config, FashionMnistData data, double loadSeconds, DateTime started, string outDir,
         CancellationToken cancel = default, ITrialObserver? observer = null, string[]? commandLine = null, MachineProvenance? machine = null)
     {
-        var wall = Stopwatch.StartNew();
         var resolved = config.Resolve();
         TorchRuntime.Initialize(resolved.Threads);
         if (Path.GetFullPath(data.Directory) != resolved.DataDir)
             throw new ArgumentException($"the trial trains on {resolved.DataDir}, but the data given was loaded from {data.Directory}.", nameof(data));
         var workload = new FashionMnistWorkload(data);
-        // Checked against the loaded data before trial.json says `running`; the record holds the evaluation subset actually used.
-        if (resolved.BatchSize > data.Train.Count)
-            throw new TrialConfigException($"batch_size {resolved.BatchSize} exceeds the {data.Train.Count} training examples.");
-        resolved = resolved with { EvalExamples = (int)Math.Min(resolved.EvalExamples, data.Train.Count) };
-        var (commit, dirty) = GitInfo.Current;
-        var running = new TrialRecord
-        {
-            Status = TrialStatus.Running, Config = resolved, StartedUtc = started, LoadSeconds = loadSeconds,
-            GitCommit = commit, GitDirty = dirty, Versions = VersionInfo.Current(), CommandLine = commandLine,
-            Machine = machine,
-        };
-        string trialJson = Path.Combine(outDir, "trial.json");
-        TrialJson.Write(trialJson, running);
+        var files = new TrialDirectory(config, data, loadSeconds, started, outDir, commandLine, machine);
         TrialResult result;
         try
         {
-            result = Run(resolved, workload, cancel, observer);
+            result = Run(files.Config, workload, cancel, observer);
         }
         catch (Exception e) when (e is not TrialConfigException)
         {
-            TrialJson.Write(trialJson, running with { Status = TrialStatus.Crashed, Error = $"{e.GetType().Name}: {e.Message}", WallSeconds = loadSeconds + wall.Elapsed.TotalSeconds });
+            files.Crashed(e);
             throw;
         }
-        var record = result.Record with
+        return files.Finished(result);
+    }
+
+    /// <summary>
+    /// A trial's directory while it runs: trial.json says `running` from the start (once the config has been checked
+    /// against the loaded data), and at the end holds the record, with curve.csv beside it, or the crash.
+    /// </summary>
+    public sealed class TrialDirectory
+    {
+        readonly Stopwatch _wall = Stopwatch.StartNew();
+        readonly TrialRecord _running;
+        readonly string _outDir, _trialJson;
+        readonly double _loadSeconds;
+
+        /// <summary>The resolved config, its evaluation subset as used on this data.</summary>
+        public TrialConfig Config { get; }
+
+        public TrialDirectory(TrialConfig config, FashionMnistData data, double loadSeconds, DateTime started, string outDir,
+            string[]? commandLine, MachineProvenance? machine)
         {
-            StartedUtc = started, LoadSeconds = loadSeconds, WallSeconds = loadSeconds + wall.Elapsed.TotalSeconds,
-            GitCommit = commit, GitDirty = dirty, CommandLine = commandLine, Machine = running.Machine,
-        };
-        CurveFile.Write(Path.Combine(outDir, CurveFile.FileName), result.Curve);
-        TrialJson.Write(trialJson, record);
-        return result with { Record = record };
+            var resolved = config.Resolve();
+            // Checked against the loaded data before trial.json says `running`; the record holds the evaluation subset actually used.
+            if (resolved.BatchSize > data.Train.Count)
+                throw new TrialConfigException($"batch_size {resolved.BatchSize} exceeds the {data.Train.Count} training examples.");
+            Config = resolved with { EvalExamples = (int)Math.Min(resolved.EvalExamples, data.Train.Count) };
+            var (commit, dirty) = GitInfo.Current;
+            _running = new TrialRecord
+            {
+                Status = TrialStatus.Running, Config = Config, StartedUtc = started, LoadSeconds = loadSeconds,
+                GitCommit = commit, GitDirty = dirty, Versions = VersionInfo.Current(), CommandLine = commandLine,
+                Machine = machine,
+            };
+            (_outDir, _trialJson, _loadSeconds) = (outDir, Path.Combine(outDir, "trial.json"), loadSeconds);
+            TrialJson.Write(_trialJson, _running);
+        }
+
+        /// <summary>Records an unexpected failure during training as status crashed.</summary>
+        public void Crashed(Exception e) =>
+            TrialJson.Write(_trialJson, _running with { Status = TrialStatus.Crashed, Error = $"{e.GetType().Name}: {e.Message}", WallSeconds = _loadSeconds + _wall.Elapsed.TotalSeconds });
+
+        /// <summary>Writes curve.csv and the final trial.json; returns the result with its full record.</summary>
+        public TrialResult Finished(TrialResult result)
+        {
+            var record = result.Record with
+            {
+                StartedUtc = _running.StartedUtc, LoadSeconds = _loadSeconds, WallSeconds = _loadSeconds + _wall.Elapsed.TotalSeconds,
+                GitCommit = _running.GitCommit, GitDirty = _running.GitDirty, CommandLine = _running.CommandLine, Machine = _running.Machine,
+            };
+            CurveFile.Write(Path.Combine(_outDir, CurveFile.FileName), result.Curve);
+            TrialJson.Write(_trialJson, record);
+            return result with { Record = record };
+        }
     }
 
     /// <summary>Runs a trial of <paramref name="workload"/> (its data on the config's device). Writes nothing.</summary>
