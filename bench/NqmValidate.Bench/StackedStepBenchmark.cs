@@ -13,8 +13,8 @@ namespace NqmValidate.Bench;
 /// <summary>
 /// stacked-step: model-steps/s of K trials trained as one stack (TrialStack) against the same K trials trained one after
 /// another alone (TrialRunner.Run, the single-trial loop), both the full trial loop with its evaluations, the quick and
-/// full experiments' MLP (784-256-256-10), one thread, SGD and Adam; alternating, medians of the repeats.
-/// Model-steps/s = (trials × steps each) / wall seconds. Args: [--repeats R] [--stack K,K,…] [--only 16|128]
+/// full experiments' MLP (784-256-256-10, or --hidden), one thread, in a trial process's environment, SGD and Adam; alternating, medians of the repeats.
+/// Model-steps/s = (trials × steps each) / wall seconds. Args: [--repeats R] [--stack K,K,…] [--only 16|128] [--hidden 256,256]
 /// </summary>
 public sealed class StackedStepBenchmark : IBenchmark
 {
@@ -23,20 +23,22 @@ public sealed class StackedStepBenchmark : IBenchmark
 
     public int Run(string[] args)
     {
+        if (BenchSupport.InTrialEnvironment(Name, args) is { } code) return code;
         int repeats = int.Parse(BenchSupport.Arg(args, "--repeats") ?? "3", CultureInfo.InvariantCulture);
         int[] sizes = (BenchSupport.Arg(args, "--stack") ?? "4,8").Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
         string? only = BenchSupport.Arg(args, "--only");
+        int[] hidden = (BenchSupport.Arg(args, "--hidden") ?? "256,256").Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
         TorchRuntime.Initialize(1);
         using var data = FashionMnist.Load(null);
         var workload = new FashionMnistWorkload(data);
-        Console.WriteLine($"stacked-step: MLP 784-256-256-10, 1 thread, {repeats} repeats alternating, medians; load average {BenchSupport.LoadAverage()}");
+        Console.WriteLine($"stacked-step: MLP 784-{string.Join("-", hidden)}-10, 1 thread, {repeats} repeats alternating, medians; load average {BenchSupport.LoadAverage()}");
         Console.WriteLine($"{"optimizer",-9} {"B",4} {"K",3} {"steps",6} {"alone steps/s",14} {"stacked model-steps/s",22} {"ratio",6}  (min..max)");
         foreach (int batch in new[] { 16, 128 }.Where(b => only is null || only == b.ToString(CultureInfo.InvariantCulture)))
         foreach (string optimizer in new[] { "sgd", "adam" })
         foreach (int k in sizes)
         {
             int steps = batch == 16 ? 600 : 200;
-            var configs = Enumerable.Range(0, k).Select(i => Config(optimizer, batch, steps, seed: i + 1, lr: 0.01 * (1 + 0.1 * i))).ToList();
+            var configs = Enumerable.Range(0, k).Select(i => Config(optimizer, batch, steps, seed: i + 1, lr: 0.01 * (1 + 0.1 * i), hidden)).ToList();
             double Alone() => Measure.Seconds(() => { foreach (var c in configs) TrialRunner.Run(c, workload); });
             double Stacked() => Measure.Seconds(() =>
             {
@@ -58,9 +60,9 @@ public sealed class StackedStepBenchmark : IBenchmark
         return 0;
     }
 
-    static TrialConfig Config(string optimizer, int batch, int steps, long seed, double lr) => new()
+    static TrialConfig Config(string optimizer, int batch, int steps, long seed, double lr, int[] hidden) => new()
     {
-        Model = new ModelSpec("mlp"),
+        Model = new ModelSpec("mlp", hidden),
         Optimizer = optimizer == "adam" ? new OptimizerSpec("adam", lr / 10) : new OptimizerSpec("sgd", lr),
         BatchSize = batch,
         // Out of reach: every trial trains its budget, with the trial loop's usual sparse evaluations.

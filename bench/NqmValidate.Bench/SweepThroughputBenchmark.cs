@@ -16,7 +16,7 @@ namespace NqmValidate.Bench;
 /// thread) divided by wall × jobs (the cores the sweep holds). Also the steps-to-target of every study in each mode
 /// (stacked against alone: within seed noise, not bit for bit) and the steps trained (what waves cost in pruning).
 /// Args: [--spec FILE (default experiments/fmnist-mlp-quick.json)] [--stack K (default 4)] [--repeats N (default 1)]
-/// [--modes per-trial,worker,stacked] [--out DIR] [--nqm-dll PATH]
+/// [--modes per-trial,worker-glibc,worker,stacked] (worker-glibc: workers without the trial environment's malloc settings) [--out DIR] [--nqm-dll PATH]
 /// </summary>
 public sealed class SweepThroughputBenchmark : IBenchmark
 {
@@ -45,6 +45,8 @@ public sealed class SweepThroughputBenchmark : IBenchmark
         {
             string dir = Path.Combine(outRoot, $"{mode}-{r}");
             var modeSpec = spec with { TrialProcesses = mode == "per-trial" ? "per-trial" : "worker", Stack = mode == "stacked" ? stack : 1 };
+            // worker-glibc: workers with glibc's default allocator settings (a no-op tunable keeps SetTrialEnvironment's out).
+            Environment.SetEnvironmentVariable("GLIBC_TUNABLES", mode == "worker-glibc" ? "glibc.malloc.check=0" : null);
             var runner = TrialHosting.Create(modeSpec.TrialProcessMode, "dotnet", [dll]);
             var clock = Stopwatch.StartNew();
             SweepSummary summary;

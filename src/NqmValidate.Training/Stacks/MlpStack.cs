@@ -92,13 +92,16 @@ public sealed class MlpStack : IDisposable
         foreach (var p in Parameters) p[to].copy_(p[from]);
     }
 
-    /// <summary>Zeroes the gradients in place (as the single-trial rules do), so backward accumulates into zeros.</summary>
+    /// <summary>
+    /// Drops the gradients, so that backward hands each parameter its gradient tensor as computed instead of adding it
+    /// into a zeroed one: one pass less over K × the model's parameters, which matters once they leave the cache.
+    /// </summary>
     public void ZeroGrad()
     {
         foreach (var p in Parameters)
         {
             using var grad = p.grad;
-            grad?.zero_();
+            if (grad is not null) p.grad = null;
         }
     }
 
