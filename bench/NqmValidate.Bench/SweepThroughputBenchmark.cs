@@ -25,6 +25,8 @@ public sealed class SweepThroughputBenchmark : IBenchmark
 
     public int Run(string[] args)
     {
+        // The bare loop, like the trials, runs with the trial environment's allocator settings.
+        if (BenchSupport.InTrialEnvironment(Name, args) is { } code) return code;
         string root = BenchSupport.RepoRoot();
         string specPath = BenchSupport.Arg(args, "--spec") ?? Path.Combine(root, "experiments", "fmnist-mlp-quick.json");
         int stack = int.Parse(BenchSupport.Arg(args, "--stack") ?? "4", CultureInfo.InvariantCulture);
