@@ -23,7 +23,7 @@ public sealed class TrainingBenchmark : IBenchmark
     public string Name => "training-throughput";
     public string Description => "harness trial loop vs bare TorchSharp loop (MLP B=16/128/1024, CNN B=64); RSS of a 5,000-step trial";
 
-    sealed record Case(string Model, int BatchSize, int Steps);
+    internal sealed record Case(string Model, int BatchSize, int Steps);
 
     public int Run(string[] args)
     {
@@ -82,7 +82,7 @@ public sealed class TrainingBenchmark : IBenchmark
     }
 
     /// <summary>The loop one would write by hand: shuffled batches, forward, loss, backward, step, a dispose scope per step.</summary>
-    static double Bare(Case c, FashionMnistData data)
+    internal static double Bare(Case c, FashionMnistData data)
     {
         var clock = Stopwatch.StartNew();
         using var model = ModelRegistry.Create(new ModelSpec(c.Model), Seeds.Derive(1, Seeds.ModelStream));

@@ -5,6 +5,8 @@ using System.Text;
 using System.Threading.Channels;
 using NqmValidate.Training.Data;
 using NqmValidate.Training.Runtime;
+using NqmValidate.Training.Stacks;
+using NqmValidate.Training.Workloads;
 using NqmValidate.Training.Sweeps;
 using NqmValidate.Training.Trials;
 
@@ -79,7 +81,9 @@ public static class WorkerCommand
                 string line;
                 try { line = requests.Reader.ReadAsync(stop.Token).AsTask().GetAwaiter().GetResult(); }
                 catch (Exception e) when (e is OperationCanceledException or ChannelClosedException) { break; }
-                int code = host.RunOne(line, stop.Token);
+                int code = WorkerProtocol.ParseWaveRequest(line) is { } wave
+                    ? host.RunWave(wave, stop.Token, (attempt, c) => replies.WriteLine(WorkerProtocol.FormatMemberReply(attempt, c)))
+                    : host.RunOne(line, stop.Token);
                 Console.Error.WriteLine(WorkerProtocol.EndOfTrial);
                 Console.Error.Flush();
                 replies.WriteLine(WorkerProtocol.FormatReply(code));
@@ -158,6 +162,108 @@ public static class WorkerCommand
                 Console.Error.WriteLine($"nqm worker: trial {_trials} failed: {e.Message.ReplaceLineEndings(" ")} (trace: {log})");
                 return ExitCodes.Failure;
             }
+        }
+
+        /// <summary>
+        /// Runs a wave: the trials of <paramref name="attempts"/> trained at once as one stacked model (<see cref="TrialStack"/>),
+        /// each into its own directory with the files and the exit code `nqm train` would have given it, answered through
+        /// <paramref name="answer"/> as it ends. Returns Ok, or Failure when a member crashed (the worker then exits).
+        /// </summary>
+        public int RunWave(IReadOnlyList<string> attempts, CancellationToken stop, Action<string, int> answer)
+        {
+            var members = new List<(string Attempt, TrialRunner.TrialDirectory Files)>();
+            bool crashed = false;
+            void Crash(string attempt, TrialRunner.TrialDirectory? files, Exception e)
+            {
+                crashed = true;
+                files?.Crashed(e);
+                string log = Directory.Exists(attempt) ? NqmApp.WriteCrashLog(attempt, Environment.GetCommandLineArgs(), e) : "no log";
+                AppendLog(attempt, $"nqm worker: stacked trial failed: {e.Message.ReplaceLineEndings(" ")} (trace: {log})");
+                answer(attempt, ExitCodes.Failure);
+            }
+            foreach (var raw in attempts)
+            {
+                string attempt = Path.GetFullPath(raw);
+                _trials++;
+                try
+                {
+                    if (!attempt.StartsWith(trialsRoot + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+                        throw new TrialConfigException($"{attempt} is not below this worker's trials directory {trialsRoot}.");
+                    var started = DateTime.UtcNow;
+                    var config = TrialConfig.Load(Path.Combine(attempt, ProcessTrialRunner.ConfigFileName));
+                    var data = Data(config, out double loadSeconds);
+                    string[] commandLine = [.. Environment.GetCommandLineArgs(), "<", WorkerProtocol.FormatWaveRequest(attempts)];
+                    members.Add((attempt, new TrialRunner.TrialDirectory(config, data, loadSeconds, started, attempt, commandLine, MachineProvenance.Current())));
+                }
+                catch (Exception e) when (TrainCommand.IsBadInput(e))
+                {
+                    AppendLog(attempt, $"nqm train: {e.Message}");
+                    answer(attempt, ExitCodes.BadInput);
+                }
+                catch (Exception e)
+                {
+                    Crash(attempt, null, e);
+                }
+            }
+            if (members.Count == 0) return crashed ? ExitCodes.Failure : ExitCodes.Ok;
+            using var stack = new TrialStack(new FashionMnistWorkload(_data!), TorchRuntime.ResolveDevice(device), members.Count);
+            var running = new HashSet<string>();
+            foreach (var (attempt, files) in members)
+            {
+                try
+                {
+                    stack.Add(files.Config, outcome =>
+                    {
+                        running.Remove(attempt);
+                        if (outcome.Error is { } error) { Crash(attempt, files, error); return; }
+                        var record = files.Finished(outcome.Result!).Record;
+                        AppendLog(attempt, TrainCommand.Summary(record, attempt));
+                        answer(attempt, record.Status == TrialStatus.Interrupted ? ExitCodes.Interrupted : ExitCodes.Ok);
+                    }, cancel: stop);
+                    running.Add(attempt);
+                }
+                catch (Exception e) when (TrainCommand.IsBadInput(e) || e is NotSupportedException or ArgumentException)
+                {
+                    AppendLog(attempt, $"nqm train: {e.Message}");
+                    answer(attempt, ExitCodes.BadInput);
+                }
+            }
+            try
+            {
+                while (stack.Step()) { }
+            }
+            catch (Exception e)
+            {
+                // The stacked update itself failed: every member still training crashed with it.
+                foreach (var (attempt, files) in members.Where(m => running.Contains(m.Attempt))) Crash(attempt, files, e);
+            }
+            return crashed ? ExitCodes.Failure : ExitCodes.Ok;
+        }
+
+        /// <summary>The data set of a trial (loaded by the first; <paramref name="loadSeconds"/> is 0 after), checked against this worker's.</summary>
+        FashionMnistData Data(TrialConfig config, out double loadSeconds)
+        {
+            var resolved = config.Resolve();
+            if (resolved.DataDir != dataDir || resolved.Threads != threads || resolved.Device != device)
+                throw new TrialConfigException(
+                    $"this worker runs trials on {dataDir} with {threads} thread(s) on {device}; a trial asks for " +
+                    $"{resolved.DataDir} with {resolved.Threads} thread(s) on {resolved.Device} (it needs a worker of its own).");
+            TorchRuntime.Initialize(threads);
+            loadSeconds = 0;
+            if (_data is null)
+            {
+                var clock = Stopwatch.StartNew();
+                _data = FashionMnist.Load(dataDir, new FashionMnistOptions(Device: TorchRuntime.ResolveDevice(device)));
+                loadSeconds = clock.Elapsed.TotalSeconds;
+            }
+            return _data;
+        }
+
+        /// <summary>A line for one member's trial.log only (the worker's stderr goes to every running member's log).</summary>
+        static void AppendLog(string attempt, string line)
+        {
+            try { if (Directory.Exists(attempt)) File.AppendAllText(Path.Combine(attempt, "trial.log"), line + "\n"); }
+            catch (IOException) { }
         }
 
         public void Dispose() => _data?.Dispose();

@@ -14,6 +14,8 @@ public sealed class ChainProgress
     double[]? _prediction;
 
     public ChainPlan Chain { get; }
+    /// <summary>Trials launched together (<see cref="SweepPlan.WaveOf"/>): 1 unless the chain's trials are stacked.</summary>
+    public int Wave { get; }
     public SearchSpace Space { get; }
     /// <summary>The study being run (null when the chain is complete).</summary>
     public StudyPlan? Current { get; private set; }
@@ -36,6 +38,7 @@ public sealed class ChainProgress
         _read = readLog;
         _discard = discard;
         Chain = chain;
+        Wave = plan.WaveOf(chain);
         Space = new SearchSpace(plan.Optimizer(chain.Optimizer));
         Plan(0);
     }
@@ -62,22 +65,22 @@ public sealed class ChainProgress
     void Advance()
     {
         if (Current is null) return;
-        var (valid, wrong) = StudyResults.Validate(Current, Order, Logs, _plan.Spec.Prune);
+        var (valid, wrong) = StudyResults.Validate(Current, Order, Logs, _plan.Spec.Prune, Wave);
         foreach (var id in wrong)
         {
             Logs.Remove(id);
             _discard?.Invoke(Current.Id, id);
         }
         if (valid < Current.Trials.Count) return;
-        _results.Add(StudyResults.Compute(Current, Order, Logs, _plan.Spec.Prune));
+        _results.Add(StudyResults.Compute(Current, Order, Logs, _plan.Spec.Prune, Wave));
         Plan(_results.Count);
     }
 
     /// <summary>The rank of the first trial of the current study without a valid log.</summary>
-    public int ValidPrefix => Current is null ? 0 : StudyResults.Validate(Current, Order, Logs, _plan.Spec.Prune).ValidPrefix;
+    public int ValidPrefix => Current is null ? 0 : StudyResults.Validate(Current, Order, Logs, _plan.Spec.Prune, Wave).ValidPrefix;
 
     /// <summary>The step cap to launch the trial at <paramref name="rank"/> of the current study with now.</summary>
-    public long LaunchCap(int rank) => StudyResults.LaunchCap(Current!, Order, rank, Logs, _plan.Spec.Prune);
+    public long LaunchCap(int rank) => StudyResults.LaunchCap(Current!, Order, rank, Logs, _plan.Spec.Prune, Wave);
 
     /// <summary>The best steps-to-target among the current study's finished trials (for progress).</summary>
     public long? BestSoFar => Logs.Values.Where(l => l.StepsToTarget is not null).Select(l => l.StepsToTarget).Min();

@@ -41,6 +41,14 @@ public sealed record ExperimentSpec
     /// trials one after another) or `per-trial` (one `nqm train` process per trial). Results are the same bit for bit,
     /// so, like `jobs`, it is not part of the results key. Null means the default.</summary>
     public string? TrialProcesses { get; init; }
+    /// <summary>
+    /// Trials a worker trains at once as one stacked model (<see cref="Stacks.TrialStack"/>): a study's trials then run
+    /// in waves of this many, whose step caps come from the earlier waves (<see cref="StudyResults"/>). 1 (the default)
+    /// trains every trial alone. Only MLP workloads and the optimizers with a stacked rule (sgd, momentum, nesterov, adam)
+    /// stack; other optimizers of the same sweep run alone. Stacked trials agree with trials alone within seed noise, not
+    /// bit for bit, and a wave prunes later than one trial at a time, so the stack is part of the results key.
+    /// </summary>
+    public int Stack { get; init; } = 1;
     /// <summary>The trial hosting in effect: <see cref="TrialProcesses"/> or its default.</summary>
     [JsonIgnore]
     public string TrialProcessMode => TrialProcesses ?? SpecValidation.TrialProcessModes[0];
@@ -301,6 +309,9 @@ public static class SpecValidation
         if (s.Evaluation.DivergenceFactor is { } d && !(d > 1)) f.Add($"evaluation.divergence_factor: must be > 1 (got {d}).");
         if (s.Threads < 1) f.Add($"threads: must be >= 1 (got {s.Threads}).");
         if (s.Jobs < 1) f.Add($"jobs: must be >= 1 (got {s.Jobs}).");
+        if (s.Stack < 1) f.Add($"stack: must be >= 1 (got {s.Stack}).");
+        if (s.Stack > 1 && s.TrialProcessMode != "worker")
+            f.Add($"stack: stacked trials run in trial workers; trial_processes must be worker (got {Q(s.TrialProcessMode)}).");
         if (!Devices.Contains(s.Device)) f.Add($"device: must be {OneOf(Devices)} (got {Q(s.Device)}).");
         if (!Orders.Contains(s.Order)) f.Add($"order: must be {OneOf(Orders)} (got {Q(s.Order)}).");
         if (s.TrialProcesses is { } mode && !TrialProcessModes.Contains(mode))

@@ -55,22 +55,29 @@ public sealed record StudyResult(StudyPlan Study, IReadOnlyList<StudyTrial> Tria
 /// find their first crossing independently of the cap. The best trial is the one with the fewest
 /// steps, ties to the smallest canonical index. The result therefore does not depend on timing,
 /// parallelism, kill/resume or run order, and is the same as without pruning.
+///
+/// With stacked trials (a `stack` of K), the trials of a study train in waves of K consecutive ranks, launched together
+/// as one stacked model: a wave's caps come from the finished earlier waves only, c_k = min(budget, min over trials j
+/// before the wave of k of their counted steps-to-target), so every cap is known when its wave starts and no trial in
+/// a wave waits for another. Waves of 1 are the sequential rule above. A wider wave prunes later (its trials train to
+/// a looser cap), never differently: the best trial reaches at or before every cap.
 /// </summary>
 public static class StudyResults
 {
     /// <summary>Counts a study whose trials, in run order, all have logs.</summary>
     public static StudyResult Compute(StudyPlan study, IReadOnlyList<TrialPlan> runOrder,
-        IReadOnlyDictionary<string, TrialLog> logs, bool prune)
+        IReadOnlyDictionary<string, TrialLog> logs, bool prune, int wave = 1)
     {
         var rows = new List<StudyTrial>();
         long budget = study.BudgetSteps;
-        long best = long.MaxValue;
+        long best = long.MaxValue, bestBeforeWave = long.MaxValue;
         StudyTrial? bestTrial = null;
         for (int rank = 0; rank < runOrder.Count; rank++)
         {
             var plan = runOrder[rank];
             var log = logs[plan.Id];
-            long cap = prune ? Math.Min(budget, best) : budget;
+            if (rank % wave == 0) bestBeforeWave = best;
+            long cap = prune ? Math.Min(budget, bestBeforeWave) : budget;
             bool capIsBudget = cap == budget;
             bool Within(long step) => step < cap || (capIsBudget && step <= cap);
             StudyTrialStatus status;
@@ -114,14 +121,15 @@ public static class StudyResults
     /// (launched before an earlier trial finished and lowered the cap): those must run again.
     /// </summary>
     public static (int ValidPrefix, IReadOnlyList<string> WrongCap) Validate(StudyPlan study, IReadOnlyList<TrialPlan> runOrder,
-        IReadOnlyDictionary<string, TrialLog> logs, bool prune)
+        IReadOnlyDictionary<string, TrialLog> logs, bool prune, int wave = 1)
     {
-        long best = long.MaxValue;
+        long best = long.MaxValue, bestBeforeWave = long.MaxValue;
         var wrong = new List<string>();
         for (int rank = 0; rank < runOrder.Count; rank++)
         {
+            if (rank % wave == 0) bestBeforeWave = best;
             if (!logs.TryGetValue(runOrder[rank].Id, out var log)) return (rank, wrong);
-            long cap = prune ? Math.Min(study.BudgetSteps, best) : study.BudgetSteps;
+            long cap = prune ? Math.Min(study.BudgetSteps, bestBeforeWave) : study.BudgetSteps;
             if (log.MaxSteps != 0 && log.MaxSteps != cap)
             {
                 wrong.Add(runOrder[rank].Id);
@@ -140,11 +148,11 @@ public static class StudyResults
     /// once every earlier trial has finished, so truncating its log later is always possible.
     /// </summary>
     public static long LaunchCap(StudyPlan study, IReadOnlyList<TrialPlan> runOrder, int rank,
-        IReadOnlyDictionary<string, TrialLog> logs, bool prune)
+        IReadOnlyDictionary<string, TrialLog> logs, bool prune, int wave = 1)
     {
         if (!prune) return study.BudgetSteps;
         long cap = study.BudgetSteps;
-        for (int j = 0; j < rank; j++)
+        for (int j = 0; j < rank - rank % wave; j++)
             if (logs.TryGetValue(runOrder[j].Id, out var log) && log.Status == TrialStatus.Reached && log.StepsToTarget is { } s)
                 cap = Math.Min(cap, s);
         return cap;

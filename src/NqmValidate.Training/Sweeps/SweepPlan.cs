@@ -52,6 +52,14 @@ public sealed record SweepPlan(ExperimentSpec Spec, IReadOnlyList<ChainPlan> Cha
         Chains.Where((_, i) => i % count == index).ToList();
 
     public OptimizerSearch Optimizer(string name) => Spec.Optimizers!.First(o => o.Name == name);
+
+    /// <summary>
+    /// Trials of <paramref name="chain"/> launched together as one stacked model (the spec's `stack` where the chain's
+    /// model and optimizer can be stacked, else 1): the wave width of its studies' caps (<see cref="StudyResults"/>).
+    /// </summary>
+    public int WaveOf(ChainPlan chain) =>
+        Spec.Stack > 1 && Spec.Workload?.Model is { } model && Stacks.TrialStack.Supports(SpecValidation.ToModelSpec(model), chain.Optimizer)
+            ? Spec.Stack : 1;
 }
 
 /// <summary>Which part of a sweep one process runs.</summary>

@@ -12,7 +12,8 @@ namespace NqmValidate.Training.Sweeps;
 /// </summary>
 internal sealed class SweepSession : IDisposable
 {
-    sealed record RunningTrial(ChainProgress Chain, TrialPlan Trial, string Attempt, TrialRequest Request, Stopwatch Clock);
+    // Slot: what holds the trial's job slot: the trial itself, or the wave it trains in (one slot for the whole wave).
+    sealed record RunningTrial(ChainProgress Chain, TrialPlan Trial, string Attempt, TrialRequest Request, Stopwatch Clock, object Slot);
 
     readonly ITrialRunner _runner;
     readonly SweepPlan _plan;
@@ -91,16 +92,66 @@ internal sealed class SweepSession : IDisposable
 
     public void Dispose() => _stopAll.Dispose();
 
+    /// <summary>Job slots in use: a wave of stacked trials holds one slot.</summary>
+    int SlotsInUse => _running.Values.Select(r => r.Slot).Distinct().Count();
+
     void LaunchIntoFreeSlots()
     {
         var token = _stopAll.Token;
-        while (!token.IsCancellationRequested && _running.Count < Spec.Jobs && NextTrial() is var (chain, trial, rank))
+        while (!token.IsCancellationRequested && SlotsInUse < Spec.Jobs)
         {
-            var request = new TrialRequest(Spec, chain.Current!, trial, chain.LaunchCap(rank));
-            string attempt = _store.NewAttempt(chain.Current!.Id, trial.Id);
-            var task = _runner.RunAsync(request, attempt, pid => { if (pid > 0) ResultsStore.RecordPid(attempt, pid); }, token);
-            _running[task] = new RunningTrial(chain, trial, attempt, request, Stopwatch.StartNew());
+            if (NextWave() is var (waveChain, ranks)) LaunchWave(waveChain, ranks, token);
+            else if (NextTrial() is var (chain, trial, rank))
+            {
+                var request = new TrialRequest(Spec, chain.Current!, trial, chain.LaunchCap(rank));
+                string attempt = _store.NewAttempt(chain.Current!.Id, trial.Id);
+                var task = _runner.RunAsync(request, attempt, pid => { if (pid > 0) ResultsStore.RecordPid(attempt, pid); }, token);
+                _running[task] = new RunningTrial(chain, trial, attempt, request, Stopwatch.StartNew(), new object());
+            }
+            else break;
         }
+    }
+
+    /// <summary>
+    /// Launches the trials of <paramref name="chain"/>'s current wave that have no log yet, together: as one stacked model
+    /// when the runner can (<see cref="IWaveRunner"/>), else side by side. They share the wave's cap and one job slot.
+    /// </summary>
+    void LaunchWave(ChainProgress chain, IReadOnlyList<int> ranks, CancellationToken token)
+    {
+        var slot = new object();
+        var members = ranks.Select(rank =>
+        {
+            var trial = chain.Order[rank];
+            var request = new TrialRequest(Spec, chain.Current!, trial, chain.LaunchCap(rank));
+            return (Trial: trial, Request: request, Attempt: _store.NewAttempt(chain.Current!.Id, trial.Id));
+        }).ToList();
+        IReadOnlyList<Task<TrialExit>> tasks = _runner is IWaveRunner waves
+            ? waves.RunWave(members.Select(m => (m.Request, m.Attempt)).ToList(),
+                pid => { if (pid > 0) foreach (var m in members) ResultsStore.RecordPid(m.Attempt, pid); }, token)
+            : members.Select(m => _runner.RunAsync(m.Request, m.Attempt, pid => { if (pid > 0) ResultsStore.RecordPid(m.Attempt, pid); }, token)).ToList();
+        foreach (var (m, task) in members.Zip(tasks))
+            _running[task] = new RunningTrial(chain, m.Trial, m.Attempt, m.Request, Stopwatch.StartNew(), slot);
+    }
+
+    /// <summary>
+    /// The next wave of a stacked chain (<see cref="ChainProgress.Wave"/> &gt; 1) with no trial running: the ranks of the
+    /// wave holding its first trial without a valid log, those without a log. Every earlier wave has finished, so their
+    /// cap is final. Chains of single trials are <see cref="NextTrial"/>'s.
+    /// </summary>
+    (ChainProgress, IReadOnlyList<int>)? NextWave()
+    {
+        var active = _running.Values.ToList();
+        foreach (var chain in _chains.Where(c => !c.Complete && c.Wave > 1).OrderBy(c => active.Count(r => r.Chain == c)))
+        {
+            if (active.Any(r => r.Chain == chain)) continue;
+            int first = chain.ValidPrefix, start = first - first % chain.Wave;
+            var ranks = Enumerable.Range(start, Math.Min(chain.Wave, chain.Order.Count - start))
+                .Where(rank => rank >= first && !chain.Logs.ContainsKey(chain.Order[rank].Id)
+                               && !_skipped.Contains(chain.Current!.Id + "/" + chain.Order[rank].Id))
+                .ToList();
+            if (ranks.Count > 0) return (chain, ranks);
+        }
+        return null;
     }
 
     /// <summary>Waits for one running trial to end and records its outcome, or leaves it for the next run.</summary>
@@ -147,7 +198,7 @@ internal sealed class SweepSession : IDisposable
         // Discarded speculative logs run again: count each trial once.
         int done = Math.Min(_trialsTotal, _trialsDoneAtStart + _runNow - _discarded);
         TimeSpan? remaining = _runNow == 0 ? null
-            : TimeSpan.FromSeconds(_trialSecondsNow / _runNow * (_trialsTotal - done) / Spec.Jobs);
+            : TimeSpan.FromSeconds(_trialSecondsNow / _runNow * (_trialsTotal - done) / (Spec.Jobs * _chains.Max(c => c.Wave)));
         _progress.Report(new SweepProgress(
             _chains.Sum(c => c.Results.Count), _studiesTotal, done, _trialsTotal, _running.Count,
             StepsTrained(), _clock.Elapsed, remaining,
@@ -206,7 +257,7 @@ internal sealed class SweepSession : IDisposable
         {
             foreach (var chain in _chains.OrderBy(c => active.Count(r => r.Chain == c)))
             {
-                if (chain.Complete) continue;
+                if (chain.Complete || chain.Wave > 1) continue;
                 bool busy = active.Any(r => r.Chain == chain);
                 if (busy != speculative) continue;
                 for (int rank = chain.ValidPrefix; rank < chain.Order.Count; rank++)

@@ -63,6 +63,16 @@ public interface ITrialRunner
     Task<TrialExit> RunAsync(TrialRequest request, string directory, Action<int> started, CancellationToken cancel);
 }
 
+/// <summary>A trial runner that can also train a wave of trials at once as one stacked model (<see cref="Stacks.TrialStack"/>).</summary>
+public interface IWaveRunner
+{
+    /// <summary>
+    /// Runs <paramref name="members"/> (one study's wave) together; one task per member, in order, each completing with
+    /// that member's exit as it ends.
+    /// </summary>
+    IReadOnlyList<Task<TrialExit>> RunWave(IReadOnlyList<(TrialRequest Request, string Directory)> members, Action<int> started, CancellationToken cancel);
+}
+
 /// <summary>
 /// Runs each trial as a child process of the same `nqm` (`dotnet nqm.dll train --config DIR/config.json
 /// --out DIR`), so a native crash or an out-of-memory kill loses one trial, never the sweep. The trial's
@@ -73,14 +83,27 @@ public sealed class ProcessTrialRunner : ITrialRunner
 {
     /// <summary>
     /// The environment of a trial process (the sweep's and `nqm verify`'s re-runs alike): one trial = `threads` cores,
-    /// so the OpenMP/MKL pools of the child are kept at that size too; workstation GC.
+    /// so the OpenMP/MKL pools of the child are kept at that size too; workstation GC; and glibc's allocator told to keep
+    /// tensor-sized blocks (<see cref="MallocTunables"/>) unless the user's environment already tunes it.
     /// </summary>
     public static void SetTrialEnvironment(ProcessStartInfo info, int threads)
     {
         info.Environment["OMP_NUM_THREADS"] = threads.ToString(CultureInfo.InvariantCulture);
         info.Environment["MKL_NUM_THREADS"] = threads.ToString(CultureInfo.InvariantCulture);
         info.Environment["DOTNET_gcServer"] = "0";
+        if (string.IsNullOrEmpty(info.Environment.TryGetValue("GLIBC_TUNABLES", out var mine) ? mine : null))
+            info.Environment["GLIBC_TUNABLES"] = MallocTunables;
     }
+
+    /// <summary>
+    /// glibc malloc settings for a trial process. By default glibc serves blocks above 128 KiB (its threshold grows only
+    /// up to 32 MiB, and shrinks back) with mmap and returns them on free, so every step's gradient, optimizer temporary
+    /// and activation of a few MiB is a fresh mapping whose pages fault in again: on this project's MLP that is most of an
+    /// Adam step. Raising the mmap and trim thresholds keeps those blocks in the heap for reuse. Memory only: a trial's
+    /// numbers do not change (verify's bit-identical re-runs hold); a worker keeps up to its peak heap.
+    /// Measured by `scripts/bench stack-profile` (docs/sweeps.md).
+    /// </summary>
+    public const string MallocTunables = "glibc.malloc.mmap_threshold=268435456:glibc.malloc.trim_threshold=536870912";
 
     /// <summary>The trial's configuration in its attempt directory.</summary>
     public const string ConfigFileName = "config.json";

@@ -66,6 +66,9 @@ public static class WorkerProtocol
     public const string EndOfTrial = "nqm-worker: end of trial";
 
     sealed record Request([property: JsonPropertyName("attempt")] string Attempt);
+    sealed record WaveRequest([property: JsonPropertyName("stack")] IReadOnlyList<string> Attempts);
+    sealed record MemberReply([property: JsonPropertyName("attempt")] string Attempt, [property: JsonPropertyName("code")] int Code);
+    const string MemberReplyPrefix = "nqm-worker: member ";
 
     /// <summary>The arguments after `nqm` that start a worker for <paramref name="key"/>.</summary>
     public static IReadOnlyList<string> Arguments(WorkerKey key) =>
@@ -85,6 +88,32 @@ public static class WorkerProtocol
     }
 
     public static string FormatReply(int exitCode) => ReplyPrefix + exitCode.ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>
+    /// A wave: trials the worker trains at once as one stacked model (<see cref="Stacks.TrialStack"/>). The worker answers
+    /// each member with a <see cref="FormatMemberReply"/> line as it ends (its output goes to its own trial.log), and after
+    /// the last one with the plain reply of the wave (<see cref="FormatReply"/>).
+    /// </summary>
+    public static string FormatWaveRequest(IReadOnlyList<string> attempts) => JsonSerializer.Serialize(new WaveRequest(attempts));
+
+    /// <summary>The attempt directories a wave request names, or null when the line is not one.</summary>
+    public static IReadOnlyList<string>? ParseWaveRequest(string line)
+    {
+        if (!line.StartsWith("{\"stack\"", StringComparison.Ordinal)) return null;
+        try { return JsonSerializer.Deserialize<WaveRequest>(line)?.Attempts is { Count: > 0 } a && a.All(x => x.Length > 0) ? a : null; }
+        catch (JsonException) { return null; }
+    }
+
+    /// <summary>The reply for one member of a wave: the exit code `nqm train` would have had for it.</summary>
+    public static string FormatMemberReply(string attempt, int exitCode) => MemberReplyPrefix + JsonSerializer.Serialize(new MemberReply(attempt, exitCode));
+
+    /// <summary>(attempt, exit code) of a member reply, or null when the line is not one.</summary>
+    public static (string Attempt, int Code)? ParseMemberReply(string line)
+    {
+        if (!line.StartsWith(MemberReplyPrefix, StringComparison.Ordinal)) return null;
+        try { return JsonSerializer.Deserialize<MemberReply>(line.AsSpan(MemberReplyPrefix.Length)) is { Attempt.Length: > 0 } r ? (r.Attempt, r.Code) : null; }
+        catch (JsonException) { return null; }
+    }
 
     /// <summary>The exit code a reply line carries, or null when the line is not a reply.</summary>
     public static int? ParseReply(string line) =>
@@ -115,7 +144,7 @@ public static class WorkerProtocol
 /// get SIGTERM when their trial is cancelled (the trial records interrupted, as `nqm train` does) and exit when their stdin
 /// closes: at <see cref="Dispose"/>, or when the sweep dies, so a dead sweep never leaves workers behind.
 /// </summary>
-public sealed class WorkerTrialRunner : ITrialRunner, IDisposable
+public sealed class WorkerTrialRunner : ITrialRunner, IWaveRunner, IDisposable
 {
     readonly string _executable;
     readonly IReadOnlyList<string> _prefix;
@@ -192,6 +221,60 @@ public sealed class WorkerTrialRunner : ITrialRunner, IDisposable
         if (!cancelled && reply is 0 or 2) Release(key, worker);
         else worker.Retire();
         return new TrialExit(exitCode, trial.StderrTail, cancelled);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="members"/> (one study's wave: same workload, model, batch size and stacked rule) in one worker
+    /// as one stacked model. Returns one task per member, in order, completing with its exit as it ends; a worker that
+    /// dies ends every member it had not answered with its exit code (recorded as crashed by the sweep). Each member keeps
+    /// its attempt directory, config.json and trial.log.
+    /// </summary>
+    public IReadOnlyList<Task<TrialExit>> RunWave(IReadOnlyList<(TrialRequest Request, string Directory)> members, Action<int> started, CancellationToken cancel)
+    {
+        if (members.Count == 0) return [];
+        var directories = members.Select(m => Path.GetFullPath(m.Directory)).ToList();
+        foreach (var ((request, _), directory) in members.Zip(directories))
+        {
+            Directory.CreateDirectory(directory);
+            TrialJson.Write(Path.Combine(directory, ProcessTrialRunner.ConfigFileName), request.Config);
+        }
+        var key = WorkerKey.For(members[0].Request, directories[0]);
+        var wave = new Wave(directories);
+        var done = RunWaveAsync(key, wave, started, cancel);
+        return directories.Select(d => wave.ExitOf(d, done)).ToList();
+    }
+
+    async Task RunWaveAsync(WorkerKey key, Wave wave, Action<int> started, CancellationToken cancel)
+    {
+        var worker = TakeIdle(key) ?? Start(key);
+        if (!await worker.SendAsync(""))
+        {
+            worker.Retire();
+            worker = Start(key);
+        }
+        foreach (var d in wave.Attempts)
+            await File.WriteAllTextAsync(Path.Combine(d, "trial.log"),
+                $"$ {worker.CommandLine}  # worker pid {worker.Pid}, stacked with {wave.Attempts.Count - 1} other trial(s): {d}\n", cancel);
+        var trial = worker.Begin(wave);
+        started(worker.Pid);
+        bool cancelled = false;
+        int? reply = null;
+        try
+        {
+            if (await worker.SendAsync(WorkerProtocol.FormatWaveRequest(wave.Attempts)))
+                reply = await worker.WaitAsync(trial, cancel);
+        }
+        catch (OperationCanceledException) when (cancel.IsCancellationRequested)
+        {
+            cancelled = true;
+            reply = await worker.StopAsync(trial, TimeSpan.FromSeconds(10));
+        }
+        if (reply is not null) await Task.WhenAny(trial.Ended, worker.Exited, Task.Delay(TimeSpan.FromSeconds(10)));
+        else await worker.Exited;
+        worker.End(trial);
+        wave.Close(worker.ExitCode, trial.StderrTail, cancelled);
+        if (!cancelled && reply is 0 && wave.AllAnswered(0, 2)) Release(key, worker);
+        else worker.Retire();
     }
 
     TrialWorker? TakeIdle(WorkerKey key)
@@ -314,17 +397,21 @@ public sealed class WorkerTrialRunner : ITrialRunner, IDisposable
                     return;
                 }
                 if (!error && WorkerProtocol.ParseReply(line) is { } code) { _current?.Replied.TrySetResult(code); return; }
+                if (!error && WorkerProtocol.ParseMemberReply(line) is var (attempt, memberCode)) { _current?.Wave?.Answer(attempt, memberCode); return; }
                 if (error && line == WorkerProtocol.EndOfTrial) { _current?.EndedSource.TrySetResult(); return; }
                 if (_current is null) { if (_between.Count < 200) _between.Add(line); return; }
                 _current.Write(line, error);
             }
         }
 
-        public Trial Begin(StreamWriter log)
+        public Trial Begin(StreamWriter log) => Begin(new Trial(log));
+
+        public Trial Begin(Wave wave) => Begin(new Trial(null, wave));
+
+        Trial Begin(Trial trial)
         {
             lock (_gate)
             {
-                var trial = new Trial(log);
                 foreach (var line in _between) trial.Write(line, error: true);
                 _between.Clear();
                 _current = trial;
@@ -408,9 +495,56 @@ public sealed class WorkerTrialRunner : ITrialRunner, IDisposable
         static extern int Kill(int pid, int signal);
     }
 
-    /// <summary>One trial's share of a worker's output: its trial.log and the last stderr lines (for a crash record).</summary>
-    sealed class Trial(StreamWriter log)
+    /// <summary>
+    /// The members of a wave and their answers. The worker writes each member's own lines to its trial.log; what it
+    /// writes on stderr meanwhile (native warnings, a crash) goes to the log of every member still running.
+    /// </summary>
+    sealed class Wave(IReadOnlyList<string> attempts)
     {
+        readonly Dictionary<string, TaskCompletionSource<int>> _answers = attempts.ToDictionary(a => a, _ => new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously));
+        (int ExitCode, string Tail, bool Cancelled)? _closed;
+
+        public IReadOnlyList<string> Attempts { get; } = attempts;
+
+        public void Answer(string attempt, int code)
+        {
+            if (_answers.TryGetValue(attempt, out var answer)) answer.TrySetResult(code);
+        }
+
+        public bool AllAnswered(params int[] codes) =>
+            _answers.Values.All(a => a.Task.IsCompletedSuccessfully && codes.Contains(a.Task.Result));
+
+        /// <summary>Appends a worker line to the trial.log of every member not answered yet.</summary>
+        public void Write(string line)
+        {
+            foreach (var (attempt, answer) in _answers)
+                if (!answer.Task.IsCompleted)
+                    try { File.AppendAllText(Path.Combine(attempt, "trial.log"), "[worker] " + line + "\n"); }
+                    catch (IOException) { }
+        }
+
+        /// <summary>The wave is over: members not answered end with the worker's exit.</summary>
+        public void Close(int exitCode, string tail, bool cancelled)
+        {
+            lock (_answers) _closed = (exitCode, tail, cancelled);
+            foreach (var a in _answers.Values) a.TrySetCanceled();
+        }
+
+        public async Task<TrialExit> ExitOf(string attempt, Task waveDone)
+        {
+            var answer = _answers[attempt].Task;
+            await Task.WhenAny(answer, waveDone);
+            if (answer.IsCompletedSuccessfully) return new TrialExit(answer.Result, "", false);
+            await waveDone; // Close has run: every member not answered ends with the worker's exit
+            var (exitCode, tail, cancelled) = _closed!.Value;
+            return new TrialExit(exitCode, tail, cancelled);
+        }
+    }
+
+    /// <summary>One trial's share of a worker's output: its trial.log and the last stderr lines (for a crash record).</summary>
+    sealed class Trial(StreamWriter? log, Wave? wave = null)
+    {
+        public Wave? Wave { get; } = wave;
         readonly Queue<string> _tail = new();
         public readonly TaskCompletionSource<int?> Replied = new(TaskCreationOptions.RunContinuationsAsynchronously);
         public readonly TaskCompletionSource EndedSource = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -420,8 +554,10 @@ public sealed class WorkerTrialRunner : ITrialRunner, IDisposable
         {
             lock (_tail)
             {
-                try { log.WriteLine(line); }
-                catch (ObjectDisposedException) { return; } // a line after the trial's log was closed (a late native message)
+                if (Wave is not null) Wave.Write(line);
+                else
+                    try { log!.WriteLine(line); }
+                    catch (ObjectDisposedException) { return; } // a line after the trial's log was closed (a late native message)
                 if (!error) return;
                 _tail.Enqueue(line);
                 if (_tail.Count > 20) _tail.Dequeue();

@@ -62,43 +62,74 @@ public static class TrialRunner
     public static TrialResult RunToDirectory(TrialConfig config, FashionMnistData data, double loadSeconds, DateTime started, string outDir,
         CancellationToken cancel = default, ITrialObserver? observer = null, string[]? commandLine = null, MachineProvenance? machine = null)
     {
-        var wall = Stopwatch.StartNew();
         var resolved = config.Resolve();
         TorchRuntime.Initialize(resolved.Threads);
         if (Path.GetFullPath(data.Directory) != resolved.DataDir)
             throw new ArgumentException($"the trial trains on {resolved.DataDir}, but the data given was loaded from {data.Directory}.", nameof(data));
         var workload = new FashionMnistWorkload(data);
-        // Checked against the loaded data before trial.json says `running`; the record holds the evaluation subset actually used.
-        if (resolved.BatchSize > data.Train.Count)
-            throw new TrialConfigException($"batch_size {resolved.BatchSize} exceeds the {data.Train.Count} training examples.");
-        resolved = resolved with { EvalExamples = (int)Math.Min(resolved.EvalExamples, data.Train.Count) };
-        var (commit, dirty) = GitInfo.Current;
-        var running = new TrialRecord
-        {
-            Status = TrialStatus.Running, Config = resolved, StartedUtc = started, LoadSeconds = loadSeconds,
-            GitCommit = commit, GitDirty = dirty, Versions = VersionInfo.Current(), CommandLine = commandLine,
-            Machine = machine,
-        };
-        string trialJson = Path.Combine(outDir, "trial.json");
-        TrialJson.Write(trialJson, running);
+        var files = new TrialDirectory(config, data, loadSeconds, started, outDir, commandLine, machine);
         TrialResult result;
         try
         {
-            result = Run(resolved, workload, cancel, observer);
+            result = Run(files.Config, workload, cancel, observer);
         }
         catch (Exception e) when (e is not TrialConfigException)
         {
-            TrialJson.Write(trialJson, running with { Status = TrialStatus.Crashed, Error = $"{e.GetType().Name}: {e.Message}", WallSeconds = loadSeconds + wall.Elapsed.TotalSeconds });
+            files.Crashed(e);
             throw;
         }
-        var record = result.Record with
+        return files.Finished(result);
+    }
+
+    /// <summary>
+    /// A trial's directory while it runs: trial.json says `running` from the start (once the config has been checked
+    /// against the loaded data), and at the end holds the record, with curve.csv beside it, or the crash.
+    /// </summary>
+    public sealed class TrialDirectory
+    {
+        readonly Stopwatch _wall = Stopwatch.StartNew();
+        readonly TrialRecord _running;
+        readonly string _outDir, _trialJson;
+        readonly double _loadSeconds;
+
+        /// <summary>The resolved config, its evaluation subset as used on this data.</summary>
+        public TrialConfig Config { get; }
+
+        public TrialDirectory(TrialConfig config, FashionMnistData data, double loadSeconds, DateTime started, string outDir,
+            string[]? commandLine, MachineProvenance? machine)
         {
-            StartedUtc = started, LoadSeconds = loadSeconds, WallSeconds = loadSeconds + wall.Elapsed.TotalSeconds,
-            GitCommit = commit, GitDirty = dirty, CommandLine = commandLine, Machine = running.Machine,
-        };
-        CurveFile.Write(Path.Combine(outDir, CurveFile.FileName), result.Curve);
-        TrialJson.Write(trialJson, record);
-        return result with { Record = record };
+            var resolved = config.Resolve();
+            // Checked against the loaded data before trial.json says `running`; the record holds the evaluation subset actually used.
+            if (resolved.BatchSize > data.Train.Count)
+                throw new TrialConfigException($"batch_size {resolved.BatchSize} exceeds the {data.Train.Count} training examples.");
+            Config = resolved with { EvalExamples = (int)Math.Min(resolved.EvalExamples, data.Train.Count) };
+            var (commit, dirty) = GitInfo.Current;
+            _running = new TrialRecord
+            {
+                Status = TrialStatus.Running, Config = Config, StartedUtc = started, LoadSeconds = loadSeconds,
+                GitCommit = commit, GitDirty = dirty, Versions = VersionInfo.Current(), CommandLine = commandLine,
+                Machine = machine,
+            };
+            (_outDir, _trialJson, _loadSeconds) = (outDir, Path.Combine(outDir, "trial.json"), loadSeconds);
+            TrialJson.Write(_trialJson, _running);
+        }
+
+        /// <summary>Records an unexpected failure during training as status crashed.</summary>
+        public void Crashed(Exception e) =>
+            TrialJson.Write(_trialJson, _running with { Status = TrialStatus.Crashed, Error = $"{e.GetType().Name}: {e.Message}", WallSeconds = _loadSeconds + _wall.Elapsed.TotalSeconds });
+
+        /// <summary>Writes curve.csv and the final trial.json; returns the result with its full record.</summary>
+        public TrialResult Finished(TrialResult result)
+        {
+            var record = result.Record with
+            {
+                StartedUtc = _running.StartedUtc, LoadSeconds = _loadSeconds, WallSeconds = _loadSeconds + _wall.Elapsed.TotalSeconds,
+                GitCommit = _running.GitCommit, GitDirty = _running.GitDirty, CommandLine = _running.CommandLine, Machine = _running.Machine,
+            };
+            CurveFile.Write(Path.Combine(_outDir, CurveFile.FileName), result.Curve);
+            TrialJson.Write(_trialJson, record);
+            return result with { Record = record };
+        }
     }
 
     /// <summary>Runs a trial of <paramref name="workload"/> (its data on the config's device). Writes nothing.</summary>
@@ -184,15 +215,25 @@ public static class TrialRunner
         public void Dispose() => _session.Dispose();
     }
 
-    sealed class NoObserver : ITrialObserver;
+    internal sealed class NoObserver : ITrialObserver;
+
+    /// <summary>One update a trial's <see cref="TrialSession.Course"/> asks for; whoever makes it sets <see cref="Loss"/>.</summary>
+    internal sealed class PendingUpdate(long step, double learningRate)
+    {
+        /// <summary>The update's number (1-based): its batch is the shuffler's batch of this step.</summary>
+        public long Step { get; } = step;
+        public double LearningRate { get; } = learningRate;
+        /// <summary>The mini-batch loss of the update, set by whoever made it.</summary>
+        public double Loss { get; set; } = double.NaN;
+    }
 
     /// <summary>The state of one running trial.</summary>
-    sealed class TrialSession : IDisposable
+    internal sealed class TrialSession : IDisposable
     {
         readonly TrialConfig _config;
         readonly Target _target;
         readonly nn.Module<Tensor, Tensor> _model;
-        readonly IUpdateRule _rule;
+        readonly IUpdateRule? _rule;
         readonly EpochShuffler _shuffler;
         readonly IWorkload _workload;
         readonly DataSplit _train, _trainEval, _validation;
@@ -202,7 +243,15 @@ public static class TrialRunner
         readonly Stack<Dictionary<string, Tensor>> _snapshotPool = new();
         int _evaluations;
 
-        public TrialSession(TrialConfig config, IWorkload workload, Device device)
+        /// <param name="config">A resolved config.</param>
+        /// <param name="workload">Its workload.</param>
+        /// <param name="device">The device of the workload's data.</param>
+        /// <param name="stackMember">
+        /// Trained by a <see cref="Stacks.TrialStack"/>, not by this session: no update rule is made, the model holds the
+        /// trial's weights only after <paramref name="stackMember"/> has copied them in (called before every read of the
+        /// weights: evaluations and parameter copies), and <see cref="Course"/>'s caller makes the updates.
+        /// </param>
+        public TrialSession(TrialConfig config, IWorkload workload, Device device, Action? stackMember = null)
         {
             _config = config;
             _target = config.Target!;
@@ -216,15 +265,17 @@ public static class TrialRunner
                 throw new TrialConfigException($"batch_size {config.BatchSize} exceeds the {_train.Count} training examples.");
             _model = workload.CreateModel(config.Model, Seeds.Derive(config.Seed, Seeds.ModelStream), device);
             _model.train();
-            _rule = OptimizerFamilies.Create(config.Optimizer, _model);
+            _syncModel = stackMember;
+            _rule = stackMember is null ? OptimizerFamilies.Create(config.Optimizer, _model) : null;
             _shuffler = new EpochShuffler(_train.Count, config.BatchSize, Seeds.Derive(config.Seed, Seeds.DataStream), device);
         }
 
         bool _modelReleased;
+        readonly Action? _syncModel;
 
         public TrialConfig Config => _config;
         public nn.Module<Tensor, Tensor> Model => _model;
-        public IUpdateRule Rule => _rule;
+        public IUpdateRule Rule => _rule ?? throw new InvalidOperationException("a stack member has no update rule of its own");
 
         /// <summary>Hands the model over to the caller, who then disposes it.</summary>
         public nn.Module<Tensor, Tensor> ReleaseModel()
@@ -236,7 +287,7 @@ public static class TrialRunner
         public void Dispose()
         {
             _shuffler.Dispose();
-            _rule.Dispose();
+            _rule?.Dispose();
             if (!_modelReleased) _model.Dispose();
             _trainEval.Images.Dispose();
             _trainEval.Labels.Dispose();
@@ -253,7 +304,35 @@ public static class TrialRunner
         /// </summary>
         bool HasLossProxy => _target.Metric == TargetMetric.TrainLoss;
 
+        /// <summary>Trains the trial to its end with its own update rule.</summary>
         public TrialResult Run(CancellationToken cancel, ITrialObserver observer)
+        {
+            using var course = Course(cancel, observer);
+            while (course.MoveNext())
+            {
+                var update = course.Current;
+                _trainClock.Start();
+                update.Loss = Train(update.Step, update.LearningRate);
+                _trainClock.Stop();
+            }
+            return Result!;
+        }
+
+        /// <summary>The outcome once <see cref="Course"/> has ended.</summary>
+        public TrialResult? Result { get; private set; }
+
+        /// <summary>Seconds spent training so far: a stack adds each member's share of its stacked updates.</summary>
+        public void AddTrainSeconds(TimeSpan share) => _trainSeconds += share;
+        TimeSpan _trainSeconds;
+        double TrainSeconds => (_trainClock.Elapsed + _trainSeconds).TotalSeconds;
+
+        /// <summary>
+        /// The trial as a sequence of updates: evaluates, checks divergence and the target, and before each update yields
+        /// it (step and learning rate) for the caller to make, who sets its mini-batch loss before moving on. When it
+        /// ends, <see cref="Result"/> holds the outcome. <see cref="Run"/> makes the updates with the trial's own rule;
+        /// a <see cref="Stacks.TrialStack"/> makes those of many trials at once.
+        /// </summary>
+        public IEnumerator<PendingUpdate> Course(CancellationToken cancel, ITrialObserver observer)
         {
             long paramBytes = _model.state_dict().Values.Sum(t => t.numel() * t.element_size());
             int maxSnapshots = (int)Math.Clamp(SnapshotMemoryBytes / Math.Max(1, paramBytes), 0, 10_000);
@@ -262,17 +341,7 @@ public static class TrialRunner
             var snapshots = new List<(long Step, Dictionary<string, Tensor> State)>();
             try
             {
-                return Loop(cancel, observer, schedule, snapshots);
-            }
-            finally
-            {
-                foreach (var (_, state) in snapshots) _snapshotPool.Push(state);
-            }
-        }
 
-        TrialResult Loop(CancellationToken cancel, ITrialObserver observer, EvaluationSchedule schedule,
-            List<(long Step, Dictionary<string, Tensor> State)> snapshots)
-        {
             long step = 0, examples = 0;
             _curve[0] = new CurvePoint(0, 0, 0, null, null, null, null);
             var initial = HasLossProxy ? new Metrics(EvaluateTarget(0, observer), double.NaN, double.NaN) : EvaluateAll(0, observer);
@@ -297,9 +366,9 @@ public static class TrialRunner
                     (status, divergence, final) = (TrialStatus.Diverged, $"learning rate {lr:G4} at step {step} overflows float32 (the parameters' type)", null);
                     break;
                 }
-                _trainClock.Start();
-                double loss = Train(step, lr);
-                _trainClock.Stop();
+                var update = new PendingUpdate(step, lr);
+                yield return update;
+                double loss = update.Loss;
                 examples += _config.BatchSize;
                 observer.Stepped(step, loss);
                 averageLoss = double.IsNaN(averageLoss) ? loss : (1 - LossAverageWeight) * averageLoss + LossAverageWeight * loss;
@@ -310,19 +379,19 @@ public static class TrialRunner
                 if (isGrid && HasLossProxy && averageLoss < _target.Threshold * (1 + LossProxyMargin)) isCoarse = true;
                 if (isGrid) nextGrid = EvaluationSchedule.NextGridPoint(step);
                 if (isGrid || isCoarse || (_config.LogEvery > 0 && step % _config.LogEvery == 0) || !double.IsFinite(loss))
-                    _curve[step] = new CurvePoint(step, examples, _trainClock.Elapsed.TotalSeconds, loss, null, null, null, lr);
+                    _curve[step] = new CurvePoint(step, examples, TrainSeconds, loss, null, null, null, lr);
 
                 if (!double.IsFinite(loss))
                 {
                     (status, divergence, final) = (TrialStatus.Diverged, $"mini-batch loss {loss} at step {step}", null);
-                    if (!_curve.ContainsKey(step)) _curve[step] = new CurvePoint(step, examples, _trainClock.Elapsed.TotalSeconds, loss, null, null, null, lr);
+                    if (!_curve.ContainsKey(step)) _curve[step] = new CurvePoint(step, examples, TrainSeconds, loss, null, null, null, lr);
                     break;
                 }
                 if (averageLoss > _config.DivergenceFactor * initialLoss)
                 {
                     (status, divergence, final) = (TrialStatus.Diverged,
                         $"mini-batch loss average {averageLoss:G4} exceeds {_config.DivergenceFactor} × the initial loss {initialLoss:G4} at step {step}", null);
-                    _curve[step] = new CurvePoint(step, examples, _trainClock.Elapsed.TotalSeconds, loss, null, null, null, lr);
+                    _curve[step] = new CurvePoint(step, examples, TrainSeconds, loss, null, null, null, lr);
                     break;
                 }
 
@@ -373,12 +442,17 @@ public static class TrialRunner
                 DivergenceReason = divergence,
                 Config = _config,
                 ParameterCount = _model.parameters().Sum(p => p.numel()),
-                TrainSeconds = _trainClock.Elapsed.TotalSeconds,
+                TrainSeconds = TrainSeconds,
                 EvalSeconds = _evalClock.Elapsed.TotalSeconds,
                 Evaluations = _evaluations,
                 Versions = VersionInfo.Current(),
             };
-            return new TrialResult(record, _curve.Values.ToList());
+            Result = new TrialResult(record, _curve.Values.ToList());
+            }
+            finally
+            {
+                foreach (var (_, state) in snapshots) _snapshotPool.Push(state);
+            }
         }
 
         /// <summary>
@@ -460,9 +534,10 @@ public static class TrialRunner
 
         (double Loss, double Error) Evaluate(DataSplit split, bool restored = false)
         {
+            if (!restored) _syncModel?.Invoke();
             _evalClock.Start();
             _evaluations++;
-            using var weights = restored ? null : _rule.UseEvaluationWeights();
+            using var weights = restored ? null : _rule?.UseEvaluationWeights();
             _model.eval();
             double lossSum = 0;
             long? correct = 0;
@@ -478,6 +553,9 @@ public static class TrialRunner
             return (lossSum / split.Count, correct is { } n ? 1.0 - (double)n / split.Count : double.NaN);
         }
 
+        /// <summary>The indices of step <paramref name="trainStep"/>'s shuffled batch (a view: dispose it).</summary>
+        public Tensor BatchIndices(long trainStep) => _shuffler.BatchIndices(trainStep);
+
         /// <summary>One update on step <paramref name="trainStep"/>'s shuffled batch; returns its mean loss. Every tensor made for it dies here.</summary>
         public double Train(long trainStep, double learningRate)
         {
@@ -485,7 +563,7 @@ public static class TrialRunner
             var indices = _shuffler.BatchIndices(trainStep);
             var x = _train.Images.index_select(0, indices);
             var y = _train.Labels.index_select(0, indices);
-            return _rule.Step(() => _workload.Loss(_model.call(x), y), learningRate).item<float>();
+            return Rule.Step(() => _workload.Loss(_model.call(x), y), learningRate).item<float>();
         }
 
         /// <summary>A forward pass without gradients over split[start, start+count): the summed loss and the number of correct predictions.</summary>
@@ -502,8 +580,9 @@ public static class TrialRunner
         /// <summary>A copy of the weights the trial is evaluated with (an EMA's averaged iterate, else the live weights).</summary>
         Dictionary<string, Tensor> Snapshot()
         {
+            _syncModel?.Invoke();
             using var noGrad = no_grad();
-            using var weights = _rule.UseEvaluationWeights();
+            using var weights = _rule?.UseEvaluationWeights();
             if (!_snapshotPool.TryPop(out var state))
                 return _model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.clone().DetachFromDisposeScope());
             foreach (var (name, tensor) in _model.state_dict()) state[name].copy_(tensor);

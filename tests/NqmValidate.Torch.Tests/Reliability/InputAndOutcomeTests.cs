@@ -89,7 +89,7 @@ public class InputAndOutcomeTests
 
     [Theory]
     [InlineData("\"seeds\": 1", "\"seeds\": \"two\"", "at `seeds` (line", "expected an integer")]
-    [InlineData("\"jobs\": 3", "\"jobs\": 3, \"jbos\": 4", "unknown key `jbos` at the top level", "allowed keys: name, seed, workload, batch_sizes, optimizers, seeds, budget, evaluation, threads, jobs, device, prune, order, trial_processes, curvature, fit")]
+    [InlineData("\"jobs\": 3", "\"jobs\": 3, \"jbos\": 4", "unknown key `jbos` at the top level", "allowed keys: name, seed, workload, batch_sizes, optimizers, seeds, budget, evaluation, threads, jobs, device, prune, order, trial_processes, stack, curvature, fit")]
     [InlineData("[16, 64, 256]", "{ \"b\": 16 }", "at `batch_sizes` (line", "expected a list")]
     [InlineData("\"threshold\": 1.0", "\"threshold\": [1]", "at `workload.target.threshold`", "expected a number")]
     public async Task ASpecTypeOrKeyErrorSpeaksJsonNotDotNet(string from, string to, string where, string says)
