@@ -235,6 +235,37 @@ public class OperatorsTests
         Assert.Null(SpectralDensity.FractionBelow([new(0.0, 1.0, 0)], 1e-3).StandardError);
     }
 
+    [Fact]
+    public void TheQuadratureBracketOfTheBulkHoldsTheTrueFractionWhateverTheStepsAndIsTightOnceConverged()
+    {
+        // Oracle: on a diagonal operator a Rademacher probe's measure is exactly the uniform one over the eigenvalues, so
+        // every probe's bracket must hold the true share below the threshold, however few the Lanczos steps.
+        double[] values = [.. Enumerable.Range(0, 41).Select(i => -1 + i / 20.0)];
+        var op = new DiagonalOperator(values);
+        foreach (int steps in new[] { 3, 5, 8 })
+            foreach (double threshold in new[] { 0.01, 0.12, 0.33, 0.7 })
+            {
+                var nodes = SpectralDensity.Estimate(op, 3, steps, new Generator(50));
+                double truth = values.Count(v => Math.Abs(v) < threshold) / 41.0;
+                foreach (var probe in nodes.GroupBy(n => n.Probe))
+                {
+                    var (low, high) = SpectralDensity.FractionBelowBracket([.. probe], threshold);
+                    Assert.True(low <= truth + 1e-12 && truth <= high + 1e-12, $"{steps} steps, t = {threshold}: {truth:F3} not in [{low:F3}, {high:F3}]");
+                }
+                var (meanLow, meanHigh) = SpectralDensity.FractionBelowBracket(nodes, threshold);
+                Assert.True(meanLow <= truth + 1e-12 && truth <= meanHigh + 1e-12);
+            }
+        // Lanczos run to the number of eigenvalues: every node is an eigenvalue of weight 1/41, the bracket is the count
+        // inside without the two outermost (low) or with the two neighbours outside (high).
+        var (l, h) = SpectralDensity.FractionBelowBracket(SpectralDensity.Estimate(op, 2, 41, new Generator(51)), 0.12);
+        Assert.Equal(3 / 41.0, l, 8);
+        Assert.Equal(7 / 41.0, h, 8);
+        // Nodes that straddle 0 but sit outside the threshold: the count says 0, the bracket says unresolved.
+        DensityNode[] straddle = [new(-1.0, 0.1, 0), new(-0.002, 0.4, 0), new(0.002, 0.4, 0), new(1.0, 0.1, 0)];
+        Assert.Equal(0.0, SpectralDensity.FractionBelow(straddle, 1e-3).Fraction);
+        Assert.Equal((0.0, 0.8), SpectralDensity.FractionBelowBracket(straddle, 1e-3));
+    }
+
     [Theory]
     [MemberData(nameof(Cases))]
     public void TwoBatchEstimatorWithBatchOneIsExactlyTheUnbiasedPerExampleVariance(TinyCase c)
