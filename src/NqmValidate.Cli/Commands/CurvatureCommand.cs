@@ -29,7 +29,7 @@ public static class CurvatureCommand
     static readonly Option<double?> Momentum = new("--momentum") { Description = "Warm-up momentum for momentum/nesterov (default 0.9)." };
     static readonly Option<int?> BatchSize = new("--batch-size") { Description = "Warm-up batch size (default 128)." };
     static readonly Option<long?> Seed = new("--seed") { Description = "Trial seed: initial weights and warm-up data order, as `nqm train --seed` (default 0)." };
-    static readonly Option<int?> Examples = new("--examples") { Description = "Training examples the curvature is measured on (default 2048)." };
+    static readonly Option<int?> Examples = new("--examples") { Description = "Training examples the curvature is measured on (default 16384)." };
     static readonly Option<int?> ChunkSize = new("--chunk-size") { Description = "Examples per forward pass (default 512)." };
     static readonly Option<int?> McSamples = new("--mc-samples") { Description = "Sampled labels per example for the MC Fisher (default 1; 0 skips)." };
     static readonly Option<bool> NoExactGgn = new("--no-exact-ggn") { Description = "Skip the exact GGN diagonal (C backward passes); h is then the MC Fisher." };
@@ -37,8 +37,8 @@ public static class CurvatureCommand
     static readonly Option<int?> TopK = new("--top-k") { Description = "Top eigenpairs per operator by Lanczos (default 10; 0 skips)." };
     static readonly Option<int?> LanczosSteps = new("--lanczos-steps") { Description = "Lanczos steps for the top eigenpairs (default max(3·top-k, 30))." };
     static readonly Option<int?> HutchinsonProbes = new("--hutchinson-probes") { Description = "Hutchinson probes per operator (default 30; 0 skips)." };
-    static readonly Option<int?> SlqProbes = new("--slq-probes") { Description = "SLQ density probes per operator (default 4; 0 skips)." };
-    static readonly Option<int?> SlqSteps = new("--slq-steps") { Description = "Lanczos steps per SLQ probe (default 40)." };
+    static readonly Option<int?> SlqProbes = new("--slq-probes") { Description = "SLQ density probes per operator (default 20; 0 skips)." };
+    static readonly Option<int?> SlqSteps = new("--slq-steps") { Description = "Lanczos steps per SLQ probe (default 80)." };
     static readonly Option<string?> Operators = new("--operators") { Description = "Operators for eigenvalues, traces and density: hessian,ggn (default both)." };
     static readonly Option<int?> SmallBatch = new("--small-batch") { Description = "Small batch of the two-batch B_simple estimator (default 32; the big batch is --examples)." };
     static readonly Option<int?> BinsPerDecade = new("--bins-per-decade") { Description = "Geometric bins of h per factor of ten in spectrum.csv (default 4)." };

@@ -41,6 +41,12 @@ public sealed class PreconditionedOperator : ICurvatureOperator, IDisposable
         return (_sqrtP * _inner.Multiply(_sqrtP * v)).MoveToOuterDisposeScope();
     }
 
+    public IReadOnlyList<Tensor> MultiplyMany(IReadOnlyList<Tensor> vs)
+    {
+        using var scope = NewDisposeScope();
+        return _inner.MultiplyMany(vs.Select(v => _sqrtP * v).ToList()).Select(av => (_sqrtP * av).MoveToOuterDisposeScope()).ToList();
+    }
+
     /// <summary>A direction u of z-space as a direction of parameter space, P^½ u: the gradient noise along u is (P^½u)ᵀΣ(P^½u).</summary>
     public Tensor ToParameterSpace(Tensor u) => _sqrtP * u;
 

@@ -183,7 +183,13 @@ public static class CurvatureFiles
             bulk_below = r.Density.ToDictionary(d => d.Key, d =>
             {
                 var (fraction, se, probes) = Spectral.SpectralDensity.FractionBelow(d.Value, CurvatureReport.BulkThreshold);
-                return new { threshold = CurvatureReport.BulkThreshold, fraction, standard_error = se, probes, directions = fraction * r.Parameters };
+                // The standard error is the spread over probes; the bracket is what the quadrature nodes can resolve at all.
+                var (low, high) = Spectral.SpectralDensity.FractionBelowBracket(d.Value, CurvatureReport.BulkThreshold);
+                return new
+                {
+                    threshold = CurvatureReport.BulkThreshold, fraction, standard_error = se, probes, directions = fraction * r.Parameters,
+                    quadrature_low = low, quadrature_high = high,
+                };
             }),
             // The measurement under the optimizer's own diagonal preconditioner (an Adam trial's 1/(√v̂ + ε)); null without one.
             preconditioned = r.Preconditioned is not { } p ? null : new

@@ -46,7 +46,9 @@ public class CurvatureCommandTests
         Assert.Equal(5, r.Seed);
 
         var defaults = Parse("--out", dir);
-        Assert.Equal(2048, defaults.Settings.Examples);
+        // Protocol v2's floor for the measurement (#10 item 5): ≥ 16,384 examples, SLQ ≥ 20 probes × ≥ 80 steps.
+        Assert.Equal(16384, defaults.Settings.Examples);
+        Assert.Equal((20, 80), (defaults.Settings.SlqProbes, defaults.Settings.SlqSteps));
         Assert.Equal("init", defaults.Checkpoints.Single().ToString());
         Assert.Equal(128, defaults.BatchSize);
     }

@@ -62,6 +62,97 @@ public class OperatorsTests
         Assert.True(err <= 1e-9, $"rel. err {err:g3}");
     }
 
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void SeveralVectorsMultipliedTogetherGiveEachVectorsOwnProductBitForBit(TinyCase c)
+    {
+        // Oracles: the same operator on one vector at a time (bit for bit: the batch shares a chunk's forward pass and
+        // first backward pass, nothing a vector's own arithmetic depends on), and the dense matrices.
+        var problem = Problem(c);
+        var vs = Enumerable.Range(0, 3).Select(i => RandomVector(problem.Dimension, 20 + (ulong)i)).ToList();
+        var p = rand(problem.Dimension, dtype: ScalarType.Float64, generator: new Generator(9)) + 0.1;
+        using var preconditioned = new PreconditionedOperator(new GgnOperator(problem), p, "ggn-preconditioned");
+        var pHalf = Matrix<double>.Build.Diagonal(p.sqrt().data<double>().ToArray());
+        foreach (var (op, dense) in new (ICurvatureOperator, Matrix<double>)[]
+                 {
+                     (new HessianOperator(problem), DenseCurvature.Hessian(c)), (new GgnOperator(problem), DenseCurvature.Ggn(c)),
+                     (preconditioned, pHalf * DenseCurvature.Ggn(c) * pHalf),
+                 })
+        {
+            var together = op.MultiplyMany(vs);
+            Assert.Equal(vs.Count, together.Count);
+            for (int k = 0; k < vs.Count; k++)
+            {
+                var alone = op.Multiply(vs[k]).data<double>().ToArray();
+                Assert.Equal(alone, together[k].data<double>().ToArray());
+                double err = TinyCases.RelativeError(alone, (dense * ToVector(vs[k])).ToArray());
+                Assert.True(err <= 1e-9, $"{op.Name} vector {k}: rel. err {err:g3} against the dense matrix");
+            }
+        }
+        Assert.Empty(new GgnOperator(problem).MultiplyMany([]));
+    }
+
+    [Fact]
+    public void LanczosRunsInLockstepAreTheRunsOneAtATimeIncludingOneThatStopsEarly()
+    {
+        var c = TinyCases.Mlp();
+        var problem = Problem(c, 5);
+        var starts = Enumerable.Range(0, 3).Select(i => RandomVector(problem.Dimension, 30 + (ulong)i)).ToList();
+        // On a diagonal operator with four distinct eigenvalues a run reaches an invariant subspace after four steps; the
+        // second start lives on the axes of two of them, so its run stops after two steps while the others go on.
+        var mask = tensor(Enumerable.Range(0, (int)problem.Dimension).Select(i => i % 4 < 2 ? 1.0 : 0.0).ToArray(), ScalarType.Float64);
+        var diagonal = new DiagonalOperator([.. Enumerable.Range(0, (int)problem.Dimension).Select(i => (double)(i % 4))]);
+        foreach (var (op, steps) in new (ICurvatureOperator, int)[] { (new GgnOperator(problem), 12), (diagonal, 10) })
+        {
+            if (op == diagonal) starts[1] = starts[1] * mask;
+            var together = Lanczos.RunMany(op, starts, steps);
+            for (int k = 0; k < starts.Count; k++)
+            {
+                var alone = Lanczos.Run(op, starts[k], steps);
+                Assert.Equal(alone.Alpha, together[k].Alpha);
+                Assert.Equal(alone.Beta, together[k].Beta);
+                Assert.Equal(alone.Remainder, together[k].Remainder);
+                Assert.Equal(alone.Basis.data<double>().ToArray(), together[k].Basis.data<double>().ToArray());
+            }
+            if (op == diagonal) Assert.Equal([4, 2, 4], together.Select(r => r.Steps));
+        }
+    }
+
+    [Fact]
+    public void SlqAndHutchinsonDrawTheirProbesInOrderSoBatchingThemChangesNoValue()
+    {
+        // Oracle: the estimators written out one probe at a time from the same generator stream.
+        var c = TinyCases.Mlp();
+        var op = new GgnOperator(Problem(c, 5));
+        var gen = new Generator(41);
+        var expected = new List<DensityNode>();
+        for (int p = 0; p < 5; p++)
+        {
+            var (values, vectors) = Lanczos.Run(op, Hutchinson.Rademacher(op.Dimension, gen), 9).Ritz();
+            expected.AddRange(values.Select((v, j) => new DensityNode(v, vectors[0, j] * vectors[0, j] / 5, p)));
+        }
+        Assert.Equal(expected, SpectralDensity.Estimate(op, 5, 9, new Generator(41)));
+
+        gen = new Generator(42);
+        var samples = Enumerable.Range(0, 7).Select(_ =>
+        {
+            var z = Hutchinson.Rademacher(op.Dimension, gen);
+            return z.dot(op.Multiply(z)).ToDouble();
+        }).ToArray();
+        var estimate = Hutchinson.Trace(op, 7, new Generator(42));
+        Assert.Equal(samples.Average(), estimate.Trace);
+    }
+
+    [Fact]
+    public void ProbeBatchesCoverEveryProbeOnceInEqualBatchesUnderTheMemoryBudget()
+    {
+        Assert.Equal([(0, 20)], ProbeBatches.Of(20, 1000));
+        // 172 MB per probe (80 steps of the MLP's 269k float64): 6 fit in 1 GiB, so 20 probes go as 5 + 5 + 5 + 5.
+        Assert.Equal([(0, 5), (5, 5), (10, 5), (15, 5)], ProbeBatches.Of(20, 83L * 269_322 * 8));
+        Assert.Equal([(0, 1), (1, 1)], ProbeBatches.Of(2, 2 * ProbeBatches.MemoryBytes));
+        Assert.Equal([(0, 3), (3, 4)], ProbeBatches.Of(7, ProbeBatches.MemoryBytes / 5));
+    }
+
     [Fact]
     public void LanczosEigenvaluesMatchTheDenseEigensolver()
     {
@@ -142,6 +233,37 @@ public class OperatorsTests
         Assert.Equal(0.75, f2, 12);              // probe estimates 0.5 and 1.0
         Assert.Equal(0.25, se2!.Value, 12);      // sd 0.3536 / √2
         Assert.Null(SpectralDensity.FractionBelow([new(0.0, 1.0, 0)], 1e-3).StandardError);
+    }
+
+    [Fact]
+    public void TheQuadratureBracketOfTheBulkHoldsTheTrueFractionWhateverTheStepsAndIsTightOnceConverged()
+    {
+        // Oracle: on a diagonal operator a Rademacher probe's measure is exactly the uniform one over the eigenvalues, so
+        // every probe's bracket must hold the true share below the threshold, however few the Lanczos steps.
+        double[] values = [.. Enumerable.Range(0, 41).Select(i => -1 + i / 20.0)];
+        var op = new DiagonalOperator(values);
+        foreach (int steps in new[] { 3, 5, 8 })
+            foreach (double threshold in new[] { 0.01, 0.12, 0.33, 0.7 })
+            {
+                var nodes = SpectralDensity.Estimate(op, 3, steps, new Generator(50));
+                double truth = values.Count(v => Math.Abs(v) < threshold) / 41.0;
+                foreach (var probe in nodes.GroupBy(n => n.Probe))
+                {
+                    var (low, high) = SpectralDensity.FractionBelowBracket([.. probe], threshold);
+                    Assert.True(low <= truth + 1e-12 && truth <= high + 1e-12, $"{steps} steps, t = {threshold}: {truth:F3} not in [{low:F3}, {high:F3}]");
+                }
+                var (meanLow, meanHigh) = SpectralDensity.FractionBelowBracket(nodes, threshold);
+                Assert.True(meanLow <= truth + 1e-12 && truth <= meanHigh + 1e-12);
+            }
+        // Lanczos run to the number of eigenvalues: every node is an eigenvalue of weight 1/41, the bracket is the count
+        // inside without the two outermost (low) or with the two neighbours outside (high).
+        var (l, h) = SpectralDensity.FractionBelowBracket(SpectralDensity.Estimate(op, 2, 41, new Generator(51)), 0.12);
+        Assert.Equal(3 / 41.0, l, 8);
+        Assert.Equal(7 / 41.0, h, 8);
+        // Nodes that straddle 0 but sit outside the threshold: the count says 0, the bracket says unresolved.
+        DensityNode[] straddle = [new(-1.0, 0.1, 0), new(-0.002, 0.4, 0), new(0.002, 0.4, 0), new(1.0, 0.1, 0)];
+        Assert.Equal(0.0, SpectralDensity.FractionBelow(straddle, 1e-3).Fraction);
+        Assert.Equal((0.0, 0.8), SpectralDensity.FractionBelowBracket(straddle, 1e-3));
     }
 
     [Theory]
