@@ -245,7 +245,8 @@ public static class CurvatureStudy
             {
                 using var scope = NewDisposeScope();
                 var output = problem.Model.call(problem.Inputs.narrow(0, start, length));
-                var chunkLoss = OutputLoss.PerExample(problem.Loss, output, problem.Targets.narrow(0, start, length)).sum() / problem.Examples;
+                using var examples = problem.Examples.ToScalar(); // held to the end of the call (torchsharp.md §2)
+                var chunkLoss = OutputLoss.PerExample(problem.Loss, output, problem.Targets.narrow(0, start, length)).sum().div(examples);
                 var grads = autograd.grad([chunkLoss], parameters);
             }
             best = Math.Min(best, watch.Elapsed.TotalSeconds);

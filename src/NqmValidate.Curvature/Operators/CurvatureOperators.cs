@@ -38,7 +38,10 @@ public sealed class HessianOperator(CurvatureProblem problem) : ICurvatureOperat
 
     public IReadOnlyList<Tensor> MultiplyMany(IReadOnlyList<Tensor> vs) => ChunkSum.Over(problem, vs, (z, targets, parameters) =>
     {
-        var loss = OutputLoss.PerExample(problem.Loss, z, targets).sum() / problem.Examples;
+        // The count as a Scalar held to the end of the call (an implicit long → Scalar temporary can be freed by a
+        // concurrent GC mid-call: docs/design/torchsharp.md §2).
+        using var examples = problem.Examples.ToScalar();
+        var loss = OutputLoss.PerExample(problem.Loss, z, targets).sum().div(examples);
         // retain_graph must be explicit: create_graph alone does not keep the graph (docs/design/torchsharp.md §2).
         var grads = torch.autograd.grad([loss], parameters, create_graph: true, retain_graph: true);
         return (v, last) =>
@@ -69,7 +72,8 @@ public sealed class GgnOperator(CurvatureProblem problem, double[]? diagonal = n
         return (v, last) =>
         {
             var jv = torch.autograd.grad(jtw, [w], v, retain_graph: true)[0];
-            var hjv = OutputLoss.HessianTimes(problem.Loss, z, jv) / problem.Examples;
+            using var examples = problem.Examples.ToScalar(); // held to the end of the call (torchsharp.md §2)
+            var hjv = OutputLoss.HessianTimes(problem.Loss, z, jv).div(examples);
             return torch.autograd.grad([z], parameters, [hjv], retain_graph: !last);
         };
     });

@@ -94,7 +94,8 @@ public static class Lanczos
             _remainder = w.norm().ToDouble();
             if (last || _remainder <= 1e-10 * Math.Max(Math.Abs(a), 1e-300)) { Done = true; return; }
             _beta.Add(_remainder);
-            Basis[j + 1].copy_(w / _remainder);
+            using var remainder = _remainder.ToScalar(); // held to the end of the call (torchsharp.md §2)
+            Basis[j + 1].copy_(w.div(remainder));
         }
 
         public LanczosRun ToRun() => new(_alpha.ToArray(), _beta.ToArray(), Basis.narrow(0, 0, _alpha.Count), _remainder);
