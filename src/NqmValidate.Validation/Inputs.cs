@@ -43,8 +43,12 @@ public sealed record MeasuredTrial(
         row.StepsToTarget, row.StepsRun, row.InitialLoss, row.FinalLoss, row.Study, row.Trial);
 }
 
-/// <summary>What a sweep measured: steps.csv and trials.csv of its directory (docs/formats.md).</summary>
-public sealed record SweepResults(string Directory, IReadOnlyList<MeasuredStudy> Studies, IReadOnlyList<MeasuredTrial> Trials)
+/// <summary>
+/// What a sweep measured: steps.csv and trials.csv of its directory, and steps-by-target.csv when its spec had looser
+/// targets (docs/formats.md); <c>ByTarget</c> holds steps-by-target.csv's rows (empty: the sweep measured its one target only).
+/// </summary>
+public sealed record SweepResults(string Directory, IReadOnlyList<MeasuredStudy> Studies, IReadOnlyList<MeasuredTrial> Trials,
+    IReadOnlyList<TargetStepsRow>? ByTarget = null)
 {
     public static SweepResults Load(string directory)
     {
@@ -53,10 +57,18 @@ public sealed record SweepResults(string Directory, IReadOnlyList<MeasuredStudy>
             var studies = StepsFile.Read(Path.Combine(directory, StepsFile.FileName)).Rows.Select(MeasuredStudy.From).ToList();
             string trialsPath = Path.Combine(directory, TrialsFile.FileName);
             var trials = !File.Exists(trialsPath) ? [] : TrialsFile.Read(trialsPath).Rows.Select(MeasuredTrial.From).ToList();
-            return new SweepResults(directory, studies, trials);
+            string byTargetPath = Path.Combine(directory, TargetStepsFile.FileName);
+            var byTarget = File.Exists(byTargetPath) ? TargetStepsFile.Read(byTargetPath) : [];
+            return new SweepResults(directory, studies, trials, byTarget);
         }
         catch (TableFileException e) { throw new RunFileException(e.Message, e); }
     }
+
+    /// <summary>Per optimizer, the measured S(B) curve at every target of steps-by-target.csv (none without that file).</summary>
+    public IReadOnlyDictionary<string, IReadOnlyList<(double TargetLoss, ScalingPoints Curve)>> CurvesByTarget() =>
+        (ByTarget ?? []).GroupBy(r => r.Optimizer).ToDictionary(g => g.Key, g => (IReadOnlyList<(double, ScalingPoints)>)g
+            .GroupBy(r => r.Target).OrderByDescending(t => t.Key)
+            .Select(t => (t.Key, ScalingPoints.From(t.Select(r => ((double)r.BatchSize, (double?)r.StepsToTarget))))).ToList());
 
     /// <summary>The fit point: the largest batch size at which an SGD study reached the target (its best trial's curve is fitted).</summary>
     public int? FitBatchSize => Studies.Where(s => s.Optimizer == "sgd" && s.StepsToTarget is not null).Select(s => (int?)s.BatchSize).Max();

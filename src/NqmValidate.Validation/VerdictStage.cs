@@ -99,7 +99,7 @@ internal static class VerdictStage
             : Row(VerdictRules.NotMeasured(h, Missing(Has("ema") ? "sgd" : "ema", Has("ema") ? "`{\"name\": \"sgd\"}`" : "`{\"name\": \"ema\"}` (SGD with an average of its iterates)")),
                   VerdictRules.NotMeasured(h, "the NQM predicts only the optimizers the sweep measured"));
 
-        foreach (var row in TargetVerdicts(facts, scaling, Row)) yield return row;
+        foreach (var row in TargetVerdicts(facts, primaryFit, scaling, predictedCurve, Row)) yield return row;
     }
 
     /// <summary>The NQM optimizer that predicts <paramref name="optimizer"/>'s curve in the primary variant (its first counterpart there).</summary>
@@ -138,11 +138,11 @@ internal static class VerdictStage
     }
 
     /// <summary>
-    /// (i) per optimizer, on one S(B) curve per target loss. A study has one target today, so this is one row saying so; the
-    /// input it expects is <see cref="CurvesByTarget"/>'s: per optimizer, (target loss, S(B) points at that target) for every
-    /// target the study measured, e.g. from a steps table with a target column.
+    /// (i) per optimizer, on one S(B) curve per target loss (<see cref="CurvesByTarget"/>: steps-by-target.csv when the
+    /// sweep recorded looser targets). A study with one target gets one row saying so.
     /// </summary>
-    static IEnumerable<VerdictRow> TargetVerdicts(RunFacts facts, ScalingResult scaling, Func<Verdict, Verdict, VerdictRow> row)
+    static IEnumerable<VerdictRow> TargetVerdicts(RunFacts facts, VariantFit primaryFit, ScalingResult scaling, Func<string, ScalingPoints> predictedCurve,
+        Func<Verdict, Verdict, VerdictRow> row)
     {
         var byTarget = CurvesByTarget(facts, scaling);
         if (byTarget.Values.All(curves => curves.Count < 2))
@@ -153,13 +153,56 @@ internal static class VerdictStage
             yield break;
         }
         foreach (var (optimizer, curves) in byTarget)
-            yield return row(VerdictRules.TighterTargetRaisesCriticalBatchSize(optimizer, curves),
-                VerdictRules.NotMeasured(VerdictRules.TighterTargetRaisesCriticalBatchSize(optimizer, []), "the NQM's optima are computed at the study's primary target only"));
+        {
+            var measured = VerdictRules.TighterTargetRaisesCriticalBatchSize(optimizer, curves);
+            var predicted = PredictedByTarget(facts, primaryFit, optimizer, curves.Select(c => c.TargetLoss), predictedCurve(optimizer)) is { } p
+                ? VerdictRules.TighterTargetRaisesCriticalBatchSize(optimizer, p) with
+                  {
+                      Evidence = VerdictRules.TighterTargetRaisesCriticalBatchSize(optimizer, p).Evidence +
+                                 $"; the primary recipe's NQM (variant {primaryFit.Variant.Name}, floor {primaryFit.Floor:G3}) optimised to each target's excess",
+                  }
+                : VerdictRules.NotMeasured(VerdictRules.TighterTargetRaisesCriticalBatchSize(optimizer, []),
+                    primaryFit.Variant.Segments is not null ? "the piecewise variant's segments end at the primary target's loss levels" : $"no NQM counterpart for {optimizer}");
+            yield return row(measured, predicted);
+        }
     }
 
-    /// <summary>The measured S(B) curves per optimizer and target loss: today the study's one target and its curves.</summary>
-    static Dictionary<string, IReadOnlyList<(double TargetLoss, ScalingPoints Curve)>> CurvesByTarget(RunFacts facts, ScalingResult scaling) =>
-        facts.Optimizers.ToDictionary(o => o, o => (IReadOnlyList<(double, ScalingPoints)>)[(facts.Inputs.TargetLoss, scaling.Measured(o))]);
+    /// <summary>
+    /// The primary recipe's zero-shot S(B) at every measured target: at the study's own target its predicted curve, at
+    /// another the same fitted NQM (spectrum, floor, initial condition) optimised to that target's excess over the floor.
+    /// Null when the variant is piecewise (its pieces are cut at the primary target's levels) or has no counterpart.
+    /// </summary>
+    static IReadOnlyList<(double TargetLoss, ScalingPoints Curve)>? PredictedByTarget(RunFacts facts, VariantFit fit, string optimizer,
+        IEnumerable<double> targets, ScalingPoints atPrimary)
+    {
+        if (fit.Variant.Segments is not null || facts.NqmOptimizersFor(optimizer, fit.Variant).FirstOrDefault() is not { } nqm) return null;
+        var options = facts.Options;
+        return targets.Select(t =>
+        {
+            if (t == facts.Inputs.TargetLoss) return (t, atPrimary);
+            double excess = t - fit.Floor;
+            if (!(excess > 0) || !(excess < fit.InitialExcess)) return (t, new ScalingPoints([], []));
+            var points = facts.BatchSizes.AsParallel().AsOrdered().Select(b =>
+            {
+                var optimum = fit.Variant.EosMargin > 0
+                    ? NqmAdapter.OptimizeEosAware(fit.Variant.Bins, nqm, b, excess, options.Search == "grid", options.AdamEpsilon, fit.Variant.EosMargin)
+                    : NqmAdapter.Optimize(fit.Variant.Bins, nqm, b, excess, options.Search == "grid", options.AdamEpsilon);
+                return ((double)b, optimum?.Steps);
+            }).ToList();
+            return (t, ScalingPoints.From(points));
+        }).ToList();
+    }
+
+    /// <summary>
+    /// The measured S(B) curves per optimizer and target loss: those of steps-by-target.csv when the sweep recorded
+    /// looser targets, else the study's one target and its curves.
+    /// </summary>
+    static Dictionary<string, IReadOnlyList<(double TargetLoss, ScalingPoints Curve)>> CurvesByTarget(RunFacts facts, ScalingResult scaling)
+    {
+        var measured = facts.Inputs.Sweep.CurvesByTarget();
+        return facts.Optimizers.ToDictionary(o => o, o => measured.TryGetValue(o, out var curves) && curves.Count > 1
+            ? curves : (IReadOnlyList<(double, ScalingPoints)>)[(facts.Inputs.TargetLoss, scaling.Measured(o))]);
+    }
 
     /// <summary>
     /// (k) per measured trajectory (drift.csv), measured only: the NQM holds one spectrum fixed for a whole run (the

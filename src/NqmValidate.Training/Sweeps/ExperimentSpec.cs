@@ -1,3 +1,4 @@
+using System.Globalization;
 using NqmValidate.Common;
 using System.Text.Json;
 using System.Text.Json.Serialization;
@@ -89,6 +90,11 @@ public sealed record TargetSpec
     /// <summary>train_loss | validation_error.</summary>
     public string Metric { get; init; } = "";
     public double Threshold { get; init; }
+    /// <summary>
+    /// Looser targets on the same metric (above the threshold) whose first crossings every trial also records on its
+    /// way to <see cref="Threshold"/>: one sweep then measures an S(B) curve per target (steps-by-target.csv, verdict (i)).
+    /// </summary>
+    public IReadOnlyList<double>? Looser { get; init; }
 }
 
 /// <summary>
@@ -276,6 +282,15 @@ public static class SpecValidation
                     f.Add($"workload.target.threshold: must be a finite number > 0 (got {w.Target.Threshold}).");
                 if (w.Target.Metric == "validation_error" && w.Target.Threshold >= 1)
                     f.Add($"workload.target.threshold: a validation error must be < 1 (got {w.Target.Threshold}).");
+                if (w.Target.Looser is { } looser)
+                {
+                    string list = $"[{string.Join(", ", looser.Select(v => v.ToString(CultureInfo.InvariantCulture)))}]";
+                    if (looser.Any(v => !(v > w.Target.Threshold) || double.IsInfinity(v)))
+                        f.Add($"workload.target.looser: every looser target must be finite and above the threshold {w.Target.Threshold} (got {list}).");
+                    if (looser.Distinct().Count() != looser.Count) f.Add($"workload.target.looser: duplicates (got {list}).");
+                    if (w.Target.Metric == "validation_error" && looser.Any(v => v >= 1))
+                        f.Add($"workload.target.looser: a validation error must be < 1 (got {list}).");
+                }
             }
         }
 

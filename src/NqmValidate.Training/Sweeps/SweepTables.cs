@@ -47,6 +47,58 @@ public static class SweepTables
         return rows;
     }
 
+    /// <summary>
+    /// steps-by-target.csv's rows (none when the spec has no looser targets): per target, loosest first and the study's
+    /// own last, per optimizer and batch size, the median over seeds of each seed's fewest steps to that target. A
+    /// trial's crossing of a looser target counts when it lies within what counts of the trial (its canonical cap, or
+    /// the step it diverged at), so the table, like steps.csv, does not depend on timing. Pruning stays exact for the
+    /// looser targets: the best trial at a looser target crosses it before the study's best steps-to-target so far,
+    /// hence before its cap.
+    /// </summary>
+    public static IReadOnlyList<TargetStepsRow> TargetStepsRows(SweepPlan plan, IEnumerable<StudyResult> results)
+    {
+        var target = plan.Spec.Workload!.Target!;
+        if (target.Looser is not { Count: > 0 } looser) return [];
+        var byStudy = results.ToDictionary(r => r.Study.Id);
+        var rows = new List<TargetStepsRow>();
+        foreach (double threshold in looser.OrderDescending().Append(target.Threshold))
+        foreach (var opt in plan.Spec.Optimizers!)
+        foreach (int b in plan.Spec.BatchSizes!.Order())
+        {
+            var seeds = Enumerable.Range(0, plan.Spec.Seeds)
+                .Select(r => byStudy.GetValueOrDefault(SweepPlan.StudyId(opt.Name, b, r))).ToList();
+            if (seeds.Any(s => s is null)) continue;
+            var perSeed = seeds.Select(s => BestAt(s!, threshold, threshold == target.Threshold))
+                .OrderBy(x => x.Steps ?? long.MaxValue).ToList();
+            var median = perSeed[(perSeed.Count - 1) / 2];
+            var minima = perSeed.Select(x => x.Steps is { } v ? (double)v : double.PositiveInfinity).ToList();
+            double med = minima.Count % 2 == 1 ? minima[minima.Count / 2] : (minima[minima.Count / 2 - 1] + minima[minima.Count / 2]) / 2;
+            rows.Add(new TargetStepsRow(threshold, opt.Name, b, median.Steps, median.Trial?.Log.Record.Config.Optimizer.LearningRate,
+                perSeed.Sum(x => x.Reached),
+                perSeed.All(x => x.Steps is null) ? null : perSeed.Min(x => x.Steps ?? long.MaxValue),
+                double.IsFinite(med) ? med : null, perSeed.Any(x => x.Steps is null) ? null : perSeed.Max(x => x.Steps)));
+        }
+        return rows;
+    }
+
+    /// <summary>A study's fewest steps to <paramref name="threshold"/> over its trials (ties to the smallest canonical index).</summary>
+    static (long? Steps, StudyTrial? Trial, int Reached) BestAt(StudyResult study, double threshold, bool own)
+    {
+        if (own) return (study.StepsToTarget, study.Best, study.Count(StudyTrialStatus.Reached));
+        var counted = study.Trials.Select(t => (Trial: t, Steps: CountedCrossing(t, threshold))).Where(x => x.Steps is not null).ToList();
+        var best = counted.OrderBy(x => x.Steps).ThenBy(x => x.Trial.Trial.Index).FirstOrDefault();
+        return (best.Steps, best.Trial, counted.Count);
+    }
+
+    /// <summary>A trial's first crossing of a looser target, if it lies within what counts of the trial.</summary>
+    static long? CountedCrossing(StudyTrial trial, double threshold)
+    {
+        if (trial.Status == StudyTrialStatus.Crashed) return null;
+        long? steps = trial.Log.Record.LooserTargets?.FirstOrDefault(c => c.Threshold == threshold)?.StepsToTarget;
+        long limit = trial.Status == StudyTrialStatus.Diverged ? trial.StepsCounted : trial.StepCap;
+        return steps <= limit ? steps : null;
+    }
+
     /// <summary>The further hyperparameter columns of both tables: those of the spec's optimizer families, in registration order.</summary>
     static IReadOnlyList<string> FurtherHyperparameters(ExperimentSpec spec) =>
         HyperparameterColumns.Further(spec.Optimizers!.SelectMany(o => OptimizerFamilies.Get(o.Name).Hyperparameters.Select(h => h.Name)));
@@ -75,5 +127,7 @@ public static class SweepTables
         var ordered = plan.Studies.Select(s => results.FirstOrDefault(r => r.Study.Id == s.Id)).Where(r => r is not null).Select(r => r!).ToList();
         AtomicFile.WriteAllText(Path.Combine(store.Root, StepsFile.FileName), StepsCsv(plan.Spec, StepsRows(plan, ordered)));
         AtomicFile.WriteAllText(Path.Combine(store.Root, TrialsFile.FileName), TrialsCsv(plan.Spec, ordered));
+        if (TargetStepsRows(plan, ordered) is { Count: > 0 } byTarget)
+            AtomicFile.WriteAllText(Path.Combine(store.Root, TargetStepsFile.FileName), TargetStepsFile.Text(byTarget));
     }
 }

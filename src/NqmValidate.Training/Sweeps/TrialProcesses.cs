@@ -31,6 +31,7 @@ public sealed record TrialRequest(ExperimentSpec Spec, StudyPlan Study, TrialPla
                 },
                 BatchSize = Study.BatchSize,
                 Target = new Target(w.Target!.Metric == "train_loss" ? TargetMetric.TrainLoss : TargetMetric.ValidationError, w.Target.Threshold),
+                LooserTargets = w.Target.Looser is { Count: > 0 } looser ? [.. looser.OrderDescending()] : null,
                 MaxSteps = MaxSteps,
                 Seed = Trial.Seed,
                 Threads = Spec.Threads,

@@ -19,6 +19,12 @@ public sealed record TrialConfig
     public int BatchSize { get; init; } = 128;
     /// <summary>Required: a training-loss or validation-error target.</summary>
     public Target? Target { get; init; }
+    /// <summary>
+    /// Thresholds on the target's metric, looser than its own, whose first crossings the trial also records on its way
+    /// to <see cref="Target"/> (<see cref="TrialRecord.LooserTargets"/>); null = none. Resolved: loosest first.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<double>? LooserTargets { get; init; }
     public long MaxSteps { get; init; } = 10_000;
     /// <summary>The trial seed; the model's initial weights and the data order use streams derived from it (<see cref="Seeds"/>).</summary>
     public long Seed { get; init; }
@@ -43,6 +49,10 @@ public sealed record TrialConfig
             throw new TrialConfigException($"target threshold must be positive and finite, got {Target.Threshold}.");
         if (Target.Metric == TargetMetric.ValidationError && Target.Threshold > 1)
             throw new TrialConfigException($"--target-error is a fraction in (0, 1], got {Target.Threshold}.");
+        if (LooserTargets is { } looser && looser.Any(t => !(t > Target.Threshold) || double.IsInfinity(t) || (Target.Metric == TargetMetric.ValidationError && t > 1)))
+            throw new TrialConfigException($"looser targets must be finite and above the target's threshold {Target.Threshold}, got [{string.Join(", ", looser)}].");
+        if (LooserTargets is { } distinct && distinct.Distinct().Count() != distinct.Count)
+            throw new TrialConfigException($"looser targets must be distinct, got [{string.Join(", ", distinct)}].");
         if (BatchSize < 1) throw new TrialConfigException($"batch_size must be at least 1, got {BatchSize}.");
         if (MaxSteps < 1) throw new TrialConfigException($"max_steps must be at least 1, got {MaxSteps}.");
         if (Seed < 0) throw new TrialConfigException($"seed must be non-negative, got {Seed}.");
@@ -56,6 +66,7 @@ public sealed record TrialConfig
             return this with
             {
                 Model = ModelRegistry.Resolve(Model),
+                LooserTargets = LooserTargets is { Count: > 0 } l ? [.. l.OrderDescending()] : null,
                 Optimizer = OptimizerFamilies.Resolve(Optimizer, MaxSteps),
                 DataDir = Path.GetFullPath(FashionMnist.ResolveDirectory(DataDir)),
             };

@@ -16,6 +16,12 @@ public sealed record TrialRecord
     public long? StepsToTarget { get; init; }
     /// <summary>The largest evaluated step below steps_to_target known NOT to meet the target: the true first step lies in (lower, steps_to_target].</summary>
     public long? StepsLowerBound { get; init; }
+    /// <summary>
+    /// The first crossing of each of the config's looser targets (loosest first), found as <see cref="StepsToTarget"/>
+    /// is: null steps = not met before the trial ended. Absent when the config has none.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<TargetCrossing>? LooserTargets { get; init; }
     public long StepsRun { get; init; }
     public long ExamplesSeen { get; init; }
     /// <summary>Training loss on the evaluation subset before the first update.</summary>
@@ -42,6 +48,10 @@ public sealed record TrialRecord
     public Runtime.MachineProvenance? Machine { get; init; }
     public string[]? CommandLine { get; init; }
 }
+
+/// <summary>Where a trial first met one threshold: the first evaluated step meeting it, and the largest evaluated step
+/// before it known not to (the true first step lies in (lower, steps]); both null when it was not met.</summary>
+public sealed record TargetCrossing(double Threshold, long? StepsToTarget, long? StepsLowerBound);
 
 /// <summary>Versions that can change a trial's numbers.</summary>
 public sealed record VersionInfo(string Nqm, string TorchSharp, string Dotnet, string Os, int ProcessorCount)

@@ -350,11 +350,23 @@ public static class TrialRunner
             string? divergence = null;
             long? reached = null, lowerBound = null;
             Metrics? final = initial;
+            // The looser targets (loosest first) and the trial's own (last). Each keeps the schedule it would have alone —
+            // its own coarse evaluations and its own interval of parameter copies — and sees an evaluation made for another
+            // only through the copy kept at that grid point, so each crossing is the step a trial to that target alone
+            // reports, and the trial's own steps-to-target do not change when looser targets are added.
+            var levels = (_config.LooserTargets ?? []).Select(t => new Target(_target.Metric, t)).Append(_target)
+                .Select(t => new Level(t, schedule.NextCoarse(0))).ToArray();
+            var own = levels[^1];
+            var evaluatedAt = new Dictionary<long, double> { [0] = TargetValue(initial) };
             if (!double.IsFinite(initialLoss)) (status, divergence) = (TrialStatus.Diverged, "the initial training loss is not finite");
-            else if (_target.IsMetBy(TargetValue(initial))) (status, reached) = (TrialStatus.Reached, 0);
+            else
+            {
+                foreach (var level in levels[..^1].Where(l => l.Target.IsMetBy(TargetValue(initial)))) level.Close((0, null));
+                if (_target.IsMetBy(TargetValue(initial))) (status, reached) = (TrialStatus.Reached, 0);
+            }
 
             double averageLoss = double.NaN;
-            long nextGrid = EvaluationSchedule.NextGridPoint(0), nextCoarse = schedule.NextCoarse(0), lastCoarse = 0;
+            long nextGrid = EvaluationSchedule.NextGridPoint(0);
             while (status is null)
             {
                 if (cancel.IsCancellationRequested) { status = TrialStatus.Interrupted; final = null; break; }
@@ -373,12 +385,13 @@ public static class TrialRunner
                 observer.Stepped(step, loss);
                 averageLoss = double.IsNaN(averageLoss) ? loss : (1 - LossAverageWeight) * averageLoss + LossAverageWeight * loss;
 
-                bool isGrid = step == nextGrid, isCoarse = step == nextCoarse;
-                // The mini-batch loss average is a free estimate of the training loss: once it comes near the target,
-                // evaluate at every grid point (the crossing is then bracketed to one grid interval at little cost).
-                if (isGrid && HasLossProxy && averageLoss < _target.Threshold * (1 + LossProxyMargin)) isCoarse = true;
+                bool isGrid = step == nextGrid;
+                // The mini-batch loss average is a free estimate of the training loss: once it comes near a target, that
+                // target evaluates at every grid point (its crossing is then bracketed to one grid interval at little cost).
+                var coarse = levels.Where(l => l.Open && (step == l.NextCoarse
+                    || (isGrid && HasLossProxy && averageLoss < l.Target.Threshold * (1 + LossProxyMargin)))).ToList();
                 if (isGrid) nextGrid = EvaluationSchedule.NextGridPoint(step);
-                if (isGrid || isCoarse || (_config.LogEvery > 0 && step % _config.LogEvery == 0) || !double.IsFinite(loss))
+                if (isGrid || coarse.Count > 0 || (_config.LogEvery > 0 && step % _config.LogEvery == 0) || !double.IsFinite(loss))
                     _curve[step] = new CurvePoint(step, examples, TrainSeconds, loss, null, null, null, lr);
 
                 if (!double.IsFinite(loss))
@@ -395,37 +408,40 @@ public static class TrialRunner
                     break;
                 }
 
-                if (isCoarse)
+                if (coarse.Count > 0)
                 {
-                    double value = EvaluateTarget(step, observer);
+                    double value = evaluatedAt[step] = EvaluateTarget(step, observer);
                     if (!double.IsFinite(value))
                     {
                         (status, divergence, final) = (TrialStatus.Diverged, $"evaluated {_target.Metric} is {value} at step {step}", null);
+                        break;
                     }
-                    else if (_target.IsMetBy(value) || step >= _config.MaxSteps)
+                    // The trial ends when its own target is met at one of its coarse evaluations, or at the last step of its
+                    // budget; then every target still open searches its interval (the loss may have dipped below it since).
+                    bool ends = coarse.Contains(own) && (_target.IsMetBy(value) || step >= _config.MaxSteps);
+                    var searching = ends ? levels.Where(l => l.Open).ToList() : coarse.Where(l => l.Target.IsMetBy(value)).ToList();
+                    if (searching.Count > 0)
                     {
-                        final = HasLossProxy ? new Metrics(value, double.NaN, double.NaN) : EvaluateAll(step, observer);
-                        // Also when the last step of the budget misses: the loss may have dipped below the target since
-                        // the last coarse evaluation, which a trial with a larger budget finds in the same copies.
-                        if (FindFirstMet(lastCoarse, step, _target.IsMetBy(value), snapshots, observer) is { } first)
+                        if (ends) final = HasLossProxy ? new Metrics(value, double.NaN, double.NaN) : EvaluateAll(step, observer);
+                        using var live = ends ? null : new LiveWeights(this);
+                        foreach (var level in searching)
                         {
-                            status = TrialStatus.Reached;
-                            (reached, lowerBound) = first;
+                            var found = FindFirstMet(level.LastCoarse, step, value, level.Target,
+                                snapshots.Where(c => c.Step > level.LastCoarse).ToList(), evaluatedAt, observer);
+                            if (level != own) level.Close(found is { } f ? (f.Reached, f.LowerBound) : null);
+                            else if (found is { } first) (status, reached, lowerBound) = (TrialStatus.Reached, first.Reached, first.LowerBound);
+                            else status = TrialStatus.BudgetExhausted;
                         }
-                        else status = TrialStatus.BudgetExhausted;
                     }
-                    else
-                    {
-                        foreach (var (_, state) in snapshots) _snapshotPool.Push(state);
-                        snapshots.Clear();
-                        lastCoarse = step;
-                        nextCoarse = schedule.NextCoarse(step);
-                    }
+                    foreach (var level in coarse.Where(l => l.Open)) level.Advance(step, schedule);
+                    // Copies no open target's interval holds any more go back to the pool.
+                    long keepAfter = levels.Where(l => l.Open).Select(l => l.LastCoarse).DefaultIfEmpty(step).Min();
+                    foreach (var (_, state) in snapshots.Where(c => c.Step <= keepAfter)) _snapshotPool.Push(state);
+                    snapshots.RemoveAll(c => c.Step <= keepAfter);
                 }
-                else if (isGrid)
-                {
+                // A grid point inside some open target's interval keeps a copy (a step evaluated for another target too).
+                if (status is null && isGrid && levels.Any(l => l.Open && l.LastCoarse < step))
                     snapshots.Add((step, Snapshot()));
-                }
             }
 
             var record = new TrialRecord
@@ -433,6 +449,8 @@ public static class TrialRunner
                 Status = status.Value,
                 StepsToTarget = reached,
                 StepsLowerBound = lowerBound,
+                LooserTargets = levels.Length == 1 ? null
+                    : levels[..^1].Select(l => new TargetCrossing(l.Target.Threshold, l.Crossing?.Reached, l.Crossing?.LowerBound)).ToList(),
                 StepsRun = step,
                 ExamplesSeen = examples,
                 InitialLoss = initialLoss,
@@ -456,10 +474,10 @@ public static class TrialRunner
         }
 
         /// <summary>
-        /// The coarse evaluation at <paramref name="previous"/> missed the target; search the parameter copies kept at
-        /// the grid points after it for the first one that meets it. With <paramref name="hitMet"/> the coarse step
-        /// <paramref name="hit"/> met the target (the search then always succeeds); without it <paramref name="hit"/> is
-        /// the last step of the budget, which missed, and the search looks for a dip below the target before it.
+        /// The coarse evaluation at <paramref name="previous"/> missed <paramref name="target"/>; search the parameter copies
+        /// kept at the grid points after it for the first one that meets it. When the coarse step <paramref name="hit"/>
+        /// (evaluated at <paramref name="hitValue"/>) met the target the search always succeeds; otherwise <paramref name="hit"/>
+        /// is the last step of the trial, which missed, and the search looks for a dip below the target before it.
         /// Returns (first step meeting the target, largest evaluated step below it not meeting it), or null.
         /// </summary>
         /// <remarks>
@@ -471,15 +489,21 @@ public static class TrialRunner
         /// again and falls back within one interval (a plain bisection lands on different crossings there). It costs
         /// at most about twice a bisection's evaluations, and fewer when the crossing lies early in the interval.
         /// </remarks>
-        (long Reached, long LowerBound)? FindFirstMet(long previous, long hit, bool hitMet,
-            List<(long Step, Dictionary<string, Tensor> State)> snapshots, ITrialObserver observer)
+        (long Reached, long LowerBound)? FindFirstMet(long previous, long hit, double hitValue, Target target,
+            List<(long Step, Dictionary<string, Tensor> State)> snapshots, Dictionary<long, double> evaluatedAt, ITrialObserver observer)
         {
             int n = snapshots.Count; // index n stands for the coarse step itself
             bool Meets(int i)
             {
-                if (i >= n) return hitMet;
-                Restore(snapshots[i].State);
-                return _target.IsMetBy(EvaluateTarget(snapshots[i].Step, observer, restored: true));
+                if (i >= n) return target.IsMetBy(hitValue);
+                // A copy evaluated before (for another target, or live at an evaluation made for one) is not evaluated again:
+                // the same weights give the same value.
+                if (!evaluatedAt.TryGetValue(snapshots[i].Step, out double value))
+                {
+                    Restore(snapshots[i].State);
+                    evaluatedAt[snapshots[i].Step] = value = EvaluateTarget(snapshots[i].Step, observer, restored: true);
+                }
+                return target.IsMetBy(value);
             }
             long StepAt(int i) => i >= n ? hit : snapshots[i].Step;
 
@@ -500,6 +524,23 @@ public static class TrialRunner
         }
 
         readonly record struct Metrics(double TrainLoss, double ValidationLoss, double ValidationError);
+
+        /// <summary>
+        /// One target a trial watches: the step its open interval starts at (its last coarse evaluation that missed), its
+        /// next scheduled coarse evaluation, and once closed its first crossing (null: not met before the trial ended).
+        /// </summary>
+        sealed class Level(Target target, long nextCoarse)
+        {
+            public Target Target { get; } = target;
+            public long LastCoarse { get; private set; }
+            public long NextCoarse { get; private set; } = nextCoarse;
+            public bool Open { get; private set; } = true;
+            public (long Reached, long? LowerBound)? Crossing { get; private set; }
+
+            public void Advance(long coarse, EvaluationSchedule schedule) => (LastCoarse, NextCoarse) = (coarse, schedule.NextCoarse(coarse));
+
+            public void Close((long Reached, long? LowerBound)? crossing) => (Open, Crossing) = (false, crossing);
+        }
 
         double TargetValue(Metrics m) => _target.Metric == TargetMetric.TrainLoss ? m.TrainLoss : m.ValidationError;
 
@@ -587,6 +628,34 @@ public static class TrialRunner
                 return _model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.clone().DetachFromDisposeScope());
             foreach (var (name, tensor) in _model.state_dict()) state[name].copy_(tensor);
             return state;
+        }
+
+        /// <summary>
+        /// The training weights (parameters and buffers as they are, not an evaluation view) held while a search restores
+        /// copies into the model mid-trial, and put back when disposed, so that training goes on from where it was.
+        /// </summary>
+        sealed class LiveWeights : IDisposable
+        {
+            readonly TrialSession _session;
+            readonly Dictionary<string, Tensor>? _state;
+
+            public LiveWeights(TrialSession session)
+            {
+                _session = session;
+                // A stack member's model is only a view its stack copies the member's weights into before each read.
+                if (session._syncModel is not null) return;
+                using var noGrad = no_grad();
+                if (!session._snapshotPool.TryPop(out _state))
+                    _state = session._model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.clone().DetachFromDisposeScope());
+                else foreach (var (name, tensor) in session._model.state_dict()) _state[name].copy_(tensor);
+            }
+
+            public void Dispose()
+            {
+                if (_state is null) return;
+                _session.Restore(_state);
+                _session._snapshotPool.Push(_state);
+            }
         }
 
         void Restore(Dictionary<string, Tensor> state)

@@ -40,6 +40,19 @@ public sealed class SyntheticTrialRunner : ITrialRunner
         return ("reached", reached, reached);
     }
 
+    /// <summary>
+    /// The first evaluation at which the synthetic trial meets the looser target <paramref name="threshold"/>: its
+    /// untruncated crossing of the study's own target scaled by target/threshold (a looser target is met earlier), on the
+    /// 10-step evaluation grid; null if it diverged first or the crossing lies beyond its cap.
+    /// </summary>
+    public static long? LooserCrossing(TrialRequest r, double threshold)
+    {
+        var (status, steps, _) = Outcome(r with { MaxSteps = long.MaxValue / 4 });
+        if (status == "diverged") return null;
+        long crossing = (long)Math.Ceiling(steps!.Value * r.Config.Target!.Threshold / threshold / 10.0) * 10;
+        return crossing <= r.MaxSteps ? crossing : null;
+    }
+
     public async Task<TrialExit> RunAsync(TrialRequest request, string directory, Action<int> started, CancellationToken cancel)
     {
         Interlocked.Increment(ref Launched);
@@ -60,6 +73,7 @@ public sealed class SyntheticTrialRunner : ITrialRunner
         {
             Status = ResultsStore.ParseStatus(status, "synthetic trial"),
             StepsToTarget = steps,
+            LooserTargets = request.Config.LooserTargets?.Select(t => new TargetCrossing(t, LooserCrossing(request, t), null)).ToList(),
             StepsRun = run,
             Config = request.Config,
             Versions = VersionInfo.Current(),
