@@ -534,7 +534,14 @@ public sealed class WorkerTrialRunner : ITrialRunner, IWaveRunner, IDisposable
         {
             var answer = _answers[attempt].Task;
             await Task.WhenAny(answer, waveDone);
-            if (answer.IsCompletedSuccessfully) return new TrialExit(answer.Result, "", false);
+            if (answer.IsCompletedSuccessfully)
+            {
+                // The wave's last answer ends only once the worker is back in the pool (or retired): the sweep frees the
+                // wave's job slot when its last member ends, and a wave launched into that slot before the release would
+                // start a worker more than the sweep's jobs.
+                if (_answers.Values.All(a => a.Task.IsCompleted)) await waveDone;
+                return new TrialExit(answer.Result, "", false);
+            }
             await waveDone; // Close has run: every member not answered ends with the worker's exit
             var (exitCode, tail, cancelled) = _closed!.Value;
             return new TrialExit(exitCode, tail, cancelled);
