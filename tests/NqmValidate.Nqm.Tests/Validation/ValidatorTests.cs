@@ -95,6 +95,7 @@ public class ValidatorTests : IDisposable
     internal static readonly IReadOnlyDictionary<string, IReadOnlyList<string>> Counterparts = new Dictionary<string, IReadOnlyList<string>>
     {
         ["sgd"] = ["sgd"], ["momentum"] = ["momentum"], ["nesterov"] = ["momentum"], ["adam"] = ["precond-p0.5", "precond-measured"], ["ema"] = ["ema"],
+        ["kfac"] = ["precond-p1-d0.1", "precond-p1"],
     };
 
     [Fact]
