@@ -27,7 +27,9 @@ public static class TrainCommand
     static readonly Option<double?> Beta2 = new("--beta2") { Description = "Adam β2 (default 0.999)." };
     static readonly Option<double?> Epsilon = new("--epsilon") { Description = "Adam ε (default 1e-8)." };
     static readonly Option<string[]> Hyper = new("--hyperparameter") { Description = "Any hyperparameter of the optimizer's family as NAME=VALUE (e.g. ema_decay=0.95); repeatable." };
-    static readonly Option<string?> LrSchedule = new("--lr-schedule") { Description = "constant (default) or linear decay." };
+    static readonly Option<string?> LrSchedule = new("--lr-schedule") { Description = "constant (default), linear decay, or piecewise (--piece-steps, --lr-factors)." };
+    static readonly Option<long?> PieceSteps = new("--piece-steps") { Description = "Piecewise schedule: steps per piece." };
+    static readonly Option<string?> LrFactors = new("--lr-factors") { Description = "Piecewise schedule: the learning rate's multiplier in each piece, comma-separated (the last holds after the last piece)." };
     static readonly Option<long?> DecaySteps = new("--decay-steps") { Description = "Linear decay length in steps (default max-steps)." };
     static readonly Option<double?> FinalLrFraction = new("--final-lr-fraction") { Description = "Learning rate at the end of the linear decay, as a fraction of the initial one (default 0.01)." };
     static readonly Option<int?> BatchSize = new("--batch-size") { Description = "Mini-batch size (default 128)." };
@@ -48,7 +50,7 @@ public static class TrainCommand
     {
         var command = new Command("train", "Run one trial: train a model from a seed until it reaches a target, exhausts its step budget or diverges.");
         foreach (var o in new Option[] { Config, Model, HiddenWidths, WidthMultiplier, BlocksPerStage, Optimizer, LearningRate, Momentum, Beta1, Beta2,
-                     Epsilon, Hyper, LrSchedule, DecaySteps, FinalLrFraction, BatchSize, TargetLoss, TargetError, MaxSteps, Seed, Threads, Device,
+                     Epsilon, Hyper, LrSchedule, DecaySteps, FinalLrFraction, PieceSteps, LrFactors, BatchSize, TargetLoss, TargetError, MaxSteps, Seed, Threads, Device,
                      DataDir, EvalExamples, DivergenceFactor, LogEvery, Out, Quiet })
             command.Options.Add(o);
         command.SetAction(Run);
@@ -77,6 +79,8 @@ public static class TrainCommand
             Schedule = p.GetValue(LrSchedule) ?? o.Schedule,
             DecaySteps = p.GetValue(DecaySteps) ?? o.DecaySteps,
             FinalFraction = p.GetValue(FinalLrFraction) ?? o.FinalFraction,
+            PieceSteps = p.GetValue(PieceSteps) ?? o.PieceSteps,
+            Factors = p.GetValue(LrFactors) is { } factors ? [.. ParseFactors(factors)] : o.Factors,
         };
         foreach (var (option, name) in new[] { (Momentum, "momentum"), (Beta1, "beta1"), (Beta2, "beta2"), (Epsilon, "epsilon") })
             if (p.GetValue(option) is { } value) o = o.With(name, value);
@@ -107,6 +111,11 @@ public static class TrainCommand
             LogEvery = p.GetValue(LogEvery) ?? c.LogEvery,
         };
     }
+
+    static double[] ParseFactors(string text) =>
+        text.Split(',', StringSplitOptions.TrimEntries).Select(part =>
+            double.TryParse(part, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double v)
+                ? v : throw new TrialConfigException($"--lr-factors: '{part}' is not a number (expected e.g. 1,0.5,0.25).")).ToArray();
 
     static int[] ParseWidths(string text)
     {

@@ -20,7 +20,7 @@ public static class OptimizerFamilies
     ];
 
     public static IReadOnlyList<string> Names => All.Select(f => f.Name).ToList();
-    public static readonly string[] Schedules = ["constant", "linear"];
+    public static readonly string[] Schedules = ["constant", "linear", "piecewise"];
 
     public static IOptimizerFamily? Find(string name) => All.FirstOrDefault(f => f.Name == name);
 
@@ -49,6 +49,13 @@ public static class OptimizerFamilies
             throw new OptimizerSpecException($"decay_steps must be at least 1, got {d}.");
         if (spec.FinalFraction is { } f && !(f >= 0 && f <= 1))
             throw new OptimizerSpecException($"final_fraction must be in [0, 1], got {f}.");
+        bool piecewise = spec.Schedule == "piecewise";
+        if (!piecewise && (spec.PieceSteps ?? (object?)spec.Factors) is not null)
+            throw new OptimizerSpecException("piece_steps and factors apply to the piecewise schedule only.");
+        if (piecewise && spec.PieceSteps is not >= 1)
+            throw new OptimizerSpecException($"a piecewise schedule needs piece_steps >= 1, got {(spec.PieceSteps?.ToString() ?? "nothing")}.");
+        if (piecewise && (spec.Factors is not { Length: > 0 } fs || fs.Any(x => !(x > 0) || !double.IsFinite(x))))
+            throw new OptimizerSpecException($"a piecewise schedule needs factors: one or more positive finite multipliers of the learning rate, got [{string.Join(", ", spec.Factors ?? [])}].");
         var resolved = spec with
         {
             DecaySteps = linear ? spec.DecaySteps ?? Math.Max(1, maxSteps) : null,
@@ -65,6 +72,12 @@ public static class OptimizerFamilies
     /// <summary>The learning rate used by update <paramref name="step"/> (1-based) under a resolved spec.</summary>
     public static double LearningRateAt(OptimizerSpec resolved, long step)
     {
+        if (resolved.Schedule == "piecewise")
+        {
+            var factors = resolved.Factors!.Value;
+            long piece = Math.Min(factors.Length - 1, (step - 1) / resolved.PieceSteps!.Value);
+            return resolved.LearningRate * factors[(int)piece];
+        }
         if (resolved.Schedule != "linear") return resolved.LearningRate;
         double progress = Math.Min(1.0, (double)(step - 1) / resolved.DecaySteps!.Value);
         return resolved.LearningRate * (1.0 - (1.0 - resolved.FinalFraction!.Value) * progress);

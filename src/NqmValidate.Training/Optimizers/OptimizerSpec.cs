@@ -23,12 +23,19 @@ public sealed record OptimizerSpec
     public double LearningRate { get; init; } = 0.1;
     /// <summary>The family's hyperparameters by name, besides the learning rate.</summary>
     public ImmutableSortedDictionary<string, double> Hyperparameters { get; init; } = ImmutableSortedDictionary<string, double>.Empty;
-    /// <summary>constant, or linear: η decays linearly to η·FinalFraction over DecaySteps steps, then stays there.</summary>
+    /// <summary>
+    /// constant; linear: η decays linearly to η·FinalFraction over DecaySteps steps, then stays there; piecewise: η·Factors[i]
+    /// in piece i of PieceSteps steps (the NQM's optimal piecewise-constant shape, scaled by the searched η).
+    /// </summary>
     public string Schedule { get; init; } = "constant";
     /// <summary>Steps of the linear decay (default: the trial's max_steps).</summary>
     public long? DecaySteps { get; init; }
     /// <summary>η at the end of the linear decay as a fraction of the initial η (default 0.01).</summary>
     public double? FinalFraction { get; init; }
+    /// <summary>piecewise: steps per piece (piece i runs updates (i−1)·PieceSteps + 1 … i·PieceSteps).</summary>
+    public long? PieceSteps { get; init; }
+    /// <summary>piecewise: η's multiplier in each piece; the last one holds after the last piece.</summary>
+    public ImmutableArray<double>? Factors { get; init; }
 
     public OptimizerSpec() { }
 
@@ -52,6 +59,8 @@ public sealed record OptimizerSpec
     public bool Equals(OptimizerSpec? other) =>
         other is not null && Name == other.Name && LearningRate.Equals(other.LearningRate) && Schedule == other.Schedule
         && DecaySteps == other.DecaySteps && Nullable.Equals(FinalFraction, other.FinalFraction)
+        && PieceSteps == other.PieceSteps && Factors.HasValue == other.Factors.HasValue
+        && (Factors is not { } mine || mine.SequenceEqual(other.Factors!.Value))
         && Hyperparameters.Count == other.Hyperparameters.Count
         && Hyperparameters.All(kv => other.Hyperparameters.TryGetValue(kv.Key, out double v) && v.Equals(kv.Value));
 
@@ -71,7 +80,7 @@ public sealed class OptimizerSpecException(string message) : Exception(message);
 
 /// <summary>
 /// Flat snake_case JSON for <see cref="OptimizerSpec"/>: name, learning_rate, the hyperparameters, schedule,
-/// decay_steps, final_fraction. Reading accepts a null hyperparameter as absent (trial.json files written
+/// decay_steps, final_fraction, and for a piecewise schedule piece_steps and factors. Reading accepts a null hyperparameter as absent (trial.json files written
 /// before optimizer families listed every optimizer's fields, null where unused).
 /// </summary>
 public sealed class OptimizerSpecJsonConverter : JsonConverter<OptimizerSpec>
@@ -92,6 +101,14 @@ public sealed class OptimizerSpecJsonConverter : JsonConverter<OptimizerSpec>
                 case "schedule": spec = spec with { Schedule = reader.GetString() ?? "constant" }; break;
                 case "decay_steps": spec = spec with { DecaySteps = reader.TokenType == JsonTokenType.Null ? null : reader.GetInt64() }; break;
                 case "final_fraction": spec = spec with { FinalFraction = reader.TokenType == JsonTokenType.Null ? null : ReadDouble(ref reader, key) }; break;
+                case "piece_steps": spec = spec with { PieceSteps = reader.TokenType == JsonTokenType.Null ? null : reader.GetInt64() }; break;
+                case "factors":
+                    if (reader.TokenType == JsonTokenType.Null) break;
+                    if (reader.TokenType != JsonTokenType.StartArray) throw new JsonException("optimizer.factors: expected a list of numbers.");
+                    var factors = ImmutableArray.CreateBuilder<double>();
+                    while (reader.Read() && reader.TokenType != JsonTokenType.EndArray) factors.Add(ReadDouble(ref reader, key));
+                    spec = spec with { Factors = factors.ToImmutable() };
+                    break;
                 default:
                     if (reader.TokenType == JsonTokenType.Null) break;
                     if (reader.TokenType != JsonTokenType.Number && reader.TokenType != JsonTokenType.String)
@@ -124,6 +141,14 @@ public sealed class OptimizerSpecJsonConverter : JsonConverter<OptimizerSpec>
         writer.WriteString("schedule", value.Schedule);
         if (value.DecaySteps is { } d) writer.WriteNumber("decay_steps", d); else writer.WriteNull("decay_steps");
         if (value.FinalFraction is { } f) WriteDouble(writer, "final_fraction", f); else writer.WriteNull("final_fraction");
+        // Only a piecewise schedule writes its keys: every other trial.json stays as it was before they existed.
+        if (value.PieceSteps is { } n) writer.WriteNumber("piece_steps", n);
+        if (value.Factors is { } fs)
+        {
+            writer.WriteStartArray("factors");
+            foreach (double x in fs) writer.WriteNumberValue(x);
+            writer.WriteEndArray();
+        }
         writer.WriteEndObject();
     }
 

@@ -107,12 +107,16 @@ public sealed record TargetSpec
 /// </summary>
 public sealed record ScheduleSpec
 {
-    /// <summary>constant | linear.</summary>
+    /// <summary>constant | linear | piecewise.</summary>
     public string Kind { get; init; } = "constant";
     /// <summary>Steps of the linear decay (required for linear).</summary>
     public long? DecaySteps { get; init; }
     /// <summary>η at the end of the decay as a fraction of the initial η (default 0.01).</summary>
     public double? FinalFraction { get; init; }
+    /// <summary>piecewise: steps per piece.</summary>
+    public long? PieceSteps { get; init; }
+    /// <summary>piecewise: η's multiplier in each piece (the last holds after the last piece).</summary>
+    public IReadOnlyList<double>? Factors { get; init; }
 }
 
 /// <summary>
@@ -392,6 +396,16 @@ public static class SpecValidation
         }
         else if (schedule.DecaySteps is not null || schedule.FinalFraction is not null)
             f.Add($"{at}: decay_steps and final_fraction belong to the linear schedule only.");
+        if (schedule.Kind == "piecewise")
+        {
+            if (schedule.PieceSteps is not >= 1)
+                f.Add($"{at}.piece_steps: a piecewise schedule needs its piece length in steps, >= 1 (got {(schedule.PieceSteps?.ToString() ?? "nothing")}).");
+            if (schedule.Factors is not { Count: > 0 } fs || fs.Any(x => !(x > 0) || !double.IsFinite(x)))
+                f.Add($"{at}.factors: a piecewise schedule needs one or more positive finite multipliers of the learning rate " +
+                      $"(got [{string.Join(", ", (schedule.Factors ?? []).Select(x => x.ToString(CultureInfo.InvariantCulture)))}]).");
+        }
+        else if (schedule.PieceSteps is not null || schedule.Factors is not null)
+            f.Add($"{at}: piece_steps and factors belong to the piecewise schedule only.");
     }
 
     static void RangeFaults(LogRange r, string at, bool grid, List<string> f, bool below1 = false)

@@ -28,6 +28,7 @@ public sealed record TrialRequest(ExperimentSpec Spec, StudyPlan Study, TrialPla
                 {
                     Name = Study.Optimizer, LearningRate = Trial.Point.LearningRate, Hyperparameters = Trial.Point.Hyperparameters,
                     Schedule = schedule?.Kind ?? "constant", DecaySteps = schedule?.DecaySteps, FinalFraction = schedule?.FinalFraction,
+                    PieceSteps = schedule?.PieceSteps, Factors = schedule?.Factors is { } factors ? [.. factors] : null,
                 },
                 BatchSize = Study.BatchSize,
                 Target = new Target(w.Target!.Metric == "train_loss" ? TargetMetric.TrainLoss : TargetMetric.ValidationError, w.Target.Threshold),

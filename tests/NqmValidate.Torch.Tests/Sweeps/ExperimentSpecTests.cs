@@ -44,9 +44,12 @@ public class ExperimentSpecTests
     [InlineData("\"jobs\": 3", "\"jobs\": 3, \"order\": \"random\"", "order: must be one of `predicted`, `canonical`")]
     [InlineData("\"budget\": { \"examples\": 64000,", "\"budget\": { \"steps\": 10, \"examples\": 64000,", "budget: give exactly one of `steps` and `examples`")]
     [InlineData("{ \"name\": \"sgd\",", "{ \"name\": \"sgd\", \"one_minus_momentum\": { \"min\": 0.1, \"max\": 0.1 },", "optimizers[0].one_minus_momentum: not a key of `sgd`; allowed: name, search, trials, learning_rate, schedule.")]
-    [InlineData("{ \"name\": \"sgd\",", "{ \"name\": \"sgd\", \"schedule\": { \"kind\": \"cosine\" },", "optimizers[0].schedule.kind: must be one of `constant`, `linear` (got \"cosine\")")]
+    [InlineData("{ \"name\": \"sgd\",", "{ \"name\": \"sgd\", \"schedule\": { \"kind\": \"cosine\" },", "optimizers[0].schedule.kind: must be one of `constant`, `linear`, `piecewise` (got \"cosine\")")]
     [InlineData("{ \"name\": \"sgd\",", "{ \"name\": \"sgd\", \"schedule\": { \"kind\": \"linear\" },", "optimizers[0].schedule.decay_steps: a linear schedule in a sweep needs its decay length")]
     [InlineData("{ \"name\": \"sgd\",", "{ \"name\": \"sgd\", \"schedule\": { \"kind\": \"linear\", \"decay_steps\": 500, \"final_fraction\": 2 },", "optimizers[0].schedule.final_fraction: must be in [0, 1] (got 2)")]
+    [InlineData("{ \"name\": \"sgd\",", "{ \"name\": \"sgd\", \"schedule\": { \"kind\": \"piecewise\", \"factors\": [1, 0.3] },", "optimizers[0].schedule.piece_steps: a piecewise schedule needs its piece length in steps")]
+    [InlineData("{ \"name\": \"sgd\",", "{ \"name\": \"sgd\", \"schedule\": { \"kind\": \"piecewise\", \"piece_steps\": 50, \"factors\": [1, 0] },", "optimizers[0].schedule.factors: a piecewise schedule needs one or more positive finite multipliers of the learning rate (got [1, 0])")]
+    [InlineData("{ \"name\": \"sgd\",", "{ \"name\": \"sgd\", \"schedule\": { \"kind\": \"linear\", \"decay_steps\": 500, \"piece_steps\": 50 },", "optimizers[0].schedule: piece_steps and factors belong to the piecewise schedule only")]
     [InlineData("{ \"name\": \"sgd\",", "{ \"name\": \"sgd\", \"schedule\": { \"kind\": \"constant\", \"decay_steps\": 500 },", "optimizers[0].schedule: decay_steps and final_fraction belong to the linear schedule only")]
     public void AnInvalidValueIsReportedWithItsFieldAndTheAllowedValues(string from, string to, string expected) =>
         Assert.Contains(expected, Fault(Edit(from, to)));
@@ -131,5 +134,10 @@ public class ExperimentSpecTests
             else
                 Assert.Equal(("constant", (long?)null, (double?)null), (config.Optimizer.Schedule, config.Optimizer.DecaySteps, config.Optimizer.FinalFraction));
         }
+        var piecewise = SpecLoader.Parse(Edit("{ \"name\": \"sgd\",", "{ \"name\": \"sgd\", \"schedule\": { \"kind\": \"piecewise\", \"piece_steps\": 40, \"factors\": [1, 0.5, 0.1] },"), "spec.json");
+        var sgd = SweepPlan.Create(piecewise).Chains.SelectMany(c => c.Studies).First(s => s.Optimizer == "sgd");
+        var o = new TrialRequest(piecewise, sgd, sgd.Trials[0], 100).Config.Optimizer;
+        Assert.Equal(("piecewise", 40L), (o.Schedule, o.PieceSteps!.Value));
+        Assert.Equal([1, 0.5, 0.1], o.Factors!.Value.ToArray());
     }
 }
