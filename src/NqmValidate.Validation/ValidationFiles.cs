@@ -102,4 +102,6 @@ public static class ValidationFileNames
     /// <summary>The fit trial's curve as recorded and run on past the target (fit.fit_curve_extension): what the floor was fitted to.</summary>
     public const string FitCurve = "fit-curve.csv";
     public const string Provenance = "provenance.json";
+    /// <summary>The sweep's steps-by-target.csv, copied when it recorded looser targets (the report's per-target S(B) figures).</summary>
+    public const string StepsByTarget = NqmValidate.Formats.TargetStepsFile.FileName;
 }

@@ -18,6 +18,7 @@ internal sealed record ReportFiles(
     IReadOnlyList<MeasuredRow> Measured,
     IReadOnlyList<SensitivityRow> Sensitivity,
     IReadOnlyList<MeasuredDrift> Drift,
+    IReadOnlyList<NqmValidate.Formats.TargetStepsRow> ByTarget,
     Recipe Recipe,
     string FitCurve,
     string FitPoint,
@@ -54,7 +55,8 @@ internal sealed record ReportFiles(
         var primaryRecipe = new Recipe(R("checkpoint"), R("floor"), R("initial_condition"), R("variant"), R("calibration"));
         var drift = File.Exists(F(TrajectoryDrift.FileName)) ? TrajectoryDrift.Read(F(TrajectoryDrift.FileName)) : [];
         string? provenance = File.Exists(F(ValidationFileNames.Provenance)) ? File.ReadAllText(F(ValidationFileNames.Provenance)) : null;
-        return new ReportFiles(comparison, predictions, errors, scaling, verdicts, spectra, measured, sensitivity, drift, primaryRecipe,
+        var byTarget = File.Exists(F(ValidationFileNames.StepsByTarget)) ? NqmValidate.Formats.TargetStepsFile.Read(F(ValidationFileNames.StepsByTarget)) : [];
+        return new ReportFiles(comparison, predictions, errors, scaling, verdicts, spectra, measured, sensitivity, drift, byTarget, primaryRecipe,
             Str(fit.RootElement, "fit_curve"), Str(fit.RootElement, "fit_point"), fitJson, provenance);
     }
 
@@ -77,7 +79,7 @@ public static class ValidationReport
         var doc = new ReportDocument("Does the NQM predict this network's batch-size scaling?");
         IEnumerable<ReportBlock>[] sections =
         [
-            Introduction(files), Verdicts(files), CriticalBatchSizes(files), PredictionErrors(files), StepsToTarget(files),
+            Introduction(files), Verdicts(files), CriticalBatchSizes(files), PredictionErrors(files), StepsToTarget(files), StepsByTarget(files),
             LearningRates(files), PointByPoint(files), Sensitivity(files), CurvatureAlongTheTrajectory(files), FittedSpectra(files),
             CalibrationChoices(files), Provenance(files),
         ];
@@ -156,6 +158,23 @@ public static class ValidationReport
         yield return new Figure("steps-measured.png", Charts.Png(new ChartSpec("Measured steps to target", "batch size", "steps",
             f.Optimizers.Select(o => Measured(o, f.Comparison.Where(c => f.IsPrimary(c.Variant)).ToList())).ToList(), LogX: true, LogY: true)),
             "All optimizers, measured");
+    }
+
+    /// <summary>With looser targets recorded: each optimizer's measured S(B) at every target (claim (i)'s curves).</summary>
+    static IEnumerable<ReportBlock> StepsByTarget(ReportFiles f)
+    {
+        if (f.ByTarget.Count == 0) yield break;
+        yield return new Heading(1, "Steps to target at each target");
+        foreach (var optimizer in f.ByTarget.Select(r => r.Optimizer).Distinct())
+        {
+            var series = f.ByTarget.Where(r => r.Optimizer == optimizer).GroupBy(r => r.Target).OrderByDescending(g => g.Key)
+                .Select(g => g.OrderBy(r => r.BatchSize).ToArray())
+                .Select(rows => new ChartSeries($"target {rows[0].Target.ToString("G3", Inv)}", rows.Select(r => (double)r.BatchSize).ToArray(),
+                    rows.Select(r => r.StepsToTarget is { } s ? (double)s : double.NaN).ToArray(), SeriesStyle.Markers))
+                .ToList();
+            yield return new Figure($"steps-by-target-{Slug(optimizer)}.png", Charts.Png(new ChartSpec($"{optimizer}: measured steps at each target", "batch size", "steps", series, LogX: true, LogY: true)),
+                $"{optimizer}: the fewest steps to each target over the study's trials, every trial recording its crossings of the looser targets on its way to the study's own ({ValidationFileNames.StepsByTarget}); claim (i) fits each curve's critical batch size (Verdicts).");
+        }
     }
 
     static IEnumerable<ReportBlock> LearningRates(ReportFiles f)

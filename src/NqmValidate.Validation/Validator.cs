@@ -46,7 +46,11 @@ public sealed record ValidationResult(
     IReadOnlyList<FittedSpectrumRow> Spectra,
     IReadOnlyList<MeasuredRow> Measured,
     IReadOnlyList<SensitivityRow> Sensitivity,
-    FitRecord Fit);
+    FitRecord Fit)
+{
+    /// <summary>The sweep's steps-by-target.csv rows, carried into the validation directory for the report (empty: one target).</summary>
+    public IReadOnlyList<NqmValidate.Formats.TargetStepsRow> ByTarget { get; init; } = [];
+}
 
 /// <summary>The pre-registered primary recipe, as the spec's fit section named it.</summary>
 public sealed record Recipe(string Checkpoint, string Floor, string InitialCondition, string Variant, string Calibration);
@@ -102,7 +106,7 @@ public static class Validator
         var sensitivity = SensitivityStage.Run(facts, primary, progress);
         var verdicts = VerdictStage.Judge(facts, primary, primaryFit, scaling, sensitivity.Tally);
         return new ValidationResult(comparison.Predictions, comparison.Comparison, comparison.Errors, scaling.Rows, verdicts,
-            Spectra(primary), MeasuredRows(facts), sensitivity.Rows, Record(facts, primary));
+            Spectra(primary), MeasuredRows(facts), sensitivity.Rows, Record(facts, primary)) { ByTarget = facts.Inputs.Sweep.ByTarget ?? [] };
     }
 
     /// <summary>The spec's primary variant in the primary combo; an error in the spec's terms if it was not built or cannot be fitted.</summary>
@@ -162,5 +166,7 @@ public static class Validator
         CsvFiles.Write(Path.Combine(directory, ValidationFileNames.Spectra), result.Spectra);
         CsvFiles.Write(Path.Combine(directory, ValidationFileNames.Sensitivity), result.Sensitivity);
         AtomicFile.WriteAllText(Path.Combine(directory, ValidationFileNames.Fit), JsonSerializer.Serialize(result.Fit, FitOptions.Json));
+        if (result.ByTarget.Count > 0)
+            AtomicFile.WriteAllText(Path.Combine(directory, ValidationFileNames.StepsByTarget), NqmValidate.Formats.TargetStepsFile.Text(result.ByTarget));
     }
 }

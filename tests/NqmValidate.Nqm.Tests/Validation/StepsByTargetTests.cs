@@ -37,4 +37,26 @@ public class StepsByTargetTests
         Assert.Equal(VerdictOutcome.Holds, VerdictRules.TighterTargetRaisesCriticalBatchSize("sgd", sgd).Outcome);
         Directory.Delete(dir, true);
     }
+
+    [Fact]
+    public void TheReportDrawsEachOptimizersCurvesAtEveryTargetWhenTheValidationHoldsThem()
+    {
+        var root = new DirectoryInfo(AppContext.BaseDirectory);
+        while (root is not null && !File.Exists(Path.Combine(root.FullName, "NqmValidate.sln"))) root = root.Parent;
+        Assert.NotNull(root);
+        string run = Path.Combine(root.FullName, "experiments", "results", "fmnist-mlp-quick");
+        string dir = Path.Combine(Path.GetTempPath(), $"nqm-report-by-target-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(dir);
+        foreach (var file in Directory.EnumerateFiles(Path.Combine(run, "validation")).Where(f => f.EndsWith(".csv") || f.EndsWith(".json")))
+            File.Copy(file, Path.Combine(dir, Path.GetFileName(file)));
+        File.Delete(Path.Combine(dir, ValidationFileNames.StepsByTarget));
+        Assert.DoesNotContain("Steps to target at each target", ValidationReport.Build(dir).ToMarkdown());
+
+        File.Copy(Path.Combine(run, "sweep", TargetStepsFile.FileName), Path.Combine(dir, ValidationFileNames.StepsByTarget));
+        string md = ValidationReport.Build(dir).ToMarkdown();
+        Assert.Contains("# Steps to target at each target", md);
+        foreach (var optimizer in new[] { "sgd", "momentum", "adam", "kfac", "ema" })
+            Assert.Contains($"steps-by-target-{optimizer}.png", md);
+        Directory.Delete(dir, true);
+    }
 }
