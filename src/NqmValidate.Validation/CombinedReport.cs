@@ -72,7 +72,8 @@ public static class CombinedReport
         yield return new Paragraph("Each column is one run: its verdicts (measured, and in brackets what its primary recipe's NQM predicts), its per-optimizer errors and its critical " +
             "batch sizes, copied from the run's own files. Each run keeps its own pre-registered primary recipe; a claim a run did not judge shows —.");
         yield return new Table(["run", "validation directory", "primary recipe (checkpoint, floor, s0, variant, calibration)"],
-            runs.Select(r => (IReadOnlyList<string>)[r.Name, r.Directory,
+            // Relative to where the command ran (a committed page then names the runs by their place in the repository).
+            runs.Select(r => (IReadOnlyList<string>)[r.Name, Path.GetRelativePath(Environment.CurrentDirectory, r.Directory),
                 $"{r.Files.Recipe.Checkpoint}, {r.Files.Recipe.Floor}, {r.Files.Recipe.InitialCondition}, {r.Files.Recipe.Variant}, {r.Files.Recipe.Calibration}"]).ToList(),
             ValidationFileNames.Fit);
     }
@@ -116,7 +117,7 @@ public static class CombinedReport
         foreach (var o in optimizers)
         {
             rows.Add([$"{o}: B_noise measured", .. runs.Select(r => Sc(r, "measured", o)?.BNoiseLabel ?? "—")]);
-            rows.Add([$"{o}: B_noise NQM, primary recipe", .. runs.Select(r => (Sc(r, $"nqm {r.Files.Primary}", o) ?? Sc(r, $"nqm {r.Files.Primary} [precond-p0.5]", o))?.BNoiseLabel ?? "—")]);
+            rows.Add([$"{o}: B_noise NQM, primary recipe", .. runs.Select(r => ValidationReport.PrimaryScaling(r.Files.Scaling, r.Files.Primary, o)?.BNoiseLabel ?? "—")]);
         }
         yield return new Table(["optimizer: curve", .. runs.Select(r => r.Name)], rows, ValidationFileNames.Scaling);
         yield return new Paragraph($"B_noise is a number only when the S(B) fit's knee lies within the run's measured batch sizes and its RMS log2 residual is at most {ScalingFitResult.MaxRmsLog2Residual}; " +

@@ -87,8 +87,18 @@ public static class ValidationReport
         return doc;
     }
 
-    /// <summary>Whether a comparison/error label is the primary variant's: Adam's rows of a diagonal variant name the p = 0.5 preconditioner.</summary>
-    internal static bool IsPrimaryLabel(string variant, string primary) => variant == primary || variant == primary + " [precond-p0.5]";
+    /// <summary>
+    /// Whether a comparison/error/scaling label is the primary variant's. An optimizer with several NQM counterparts names
+    /// each in brackets; its first counterpart is the primary recipe's (the one verdict (e) scores): Adam's p = 0.5, K-FAC's
+    /// damped power-1 preconditioner (`precond-p1-d` and its λ).
+    /// </summary>
+    internal static bool IsPrimaryLabel(string variant, string primary) =>
+        variant == primary || variant == primary + " [precond-p0.5]"
+        || (variant.StartsWith(primary + " [precond-p1-d", StringComparison.Ordinal) && variant.EndsWith(']'));
+
+    /// <summary>The primary recipe's NQM row of scaling.csv for one optimizer.</summary>
+    internal static ScalingRow? PrimaryScaling(IEnumerable<ScalingRow> scaling, string primary, string optimizer) =>
+        scaling.FirstOrDefault(s => s.Optimizer == optimizer && s.Source.StartsWith("nqm ", StringComparison.Ordinal) && IsPrimaryLabel(s.Source[4..], primary));
 
     static IEnumerable<ReportBlock> Introduction(ReportFiles f)
     {
@@ -121,7 +131,7 @@ public static class ValidationReport
             f.Optimizers.Select(o =>
             {
                 var m = Sc("measured", o);
-                var p = Sc($"nqm {primary}", o) ?? Sc($"nqm {primary} [precond-p0.5]", o);
+                var p = PrimaryScaling(f.Scaling, primary, o);
                 var e = f.Errors.FirstOrDefault(x => f.IsPrimary(x.Variant) && x.Optimizer == o && x.Calibration == scheme);
                 var bl = f.Errors.FirstOrDefault(x => x.Variant == "mccandlish" && x.Optimizer == o && x.Calibration == scheme);
                 return (IReadOnlyList<string>)[o, m?.BNoiseLabel ?? "", p?.BNoiseLabel ?? "",

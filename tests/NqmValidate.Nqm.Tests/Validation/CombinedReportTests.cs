@@ -81,4 +81,18 @@ public class CombinedReportTests : IDisposable
         var doc = CombinedReport.Build([Results("fmnist-mlp-quick"), Results("fmnist-mlp-quick-adam-p")]);
         Assert.Equal(["claim", "fmnist-mlp-quick (fmnist-mlp-quick)", "fmnist-mlp-quick (fmnist-mlp-quick-adam-p)"], Row(doc.ToMarkdown(), "claim"));
     }
+
+    /// <summary>K-FAC's primary NQM is its first counterpart (the damped power-1 preconditioner), as verdict (e) scores it.</summary>
+    [Fact]
+    public void KfacsColumnsAreItsPrimaryCounterpartsErrorAndCriticalBatchSize()
+    {
+        string md = CombinedReport.Build([Results("fmnist-cnn-quick")]).ToMarkdown();
+        var errors = CsvFiles.Read<ErrorRow>(Path.Combine(Results("fmnist-cnn-quick"), ValidationFileNames.Errors));
+        var e = errors.Single(x => x.Variant == "eigen/measured-c [precond-p1-d0.1]" && x.Optimizer == "kfac" && x.Calibration == "one-point-smallest");
+        Assert.Equal(["kfac: NQM error, primary recipe", $"{e.MedianAbsLog2!.Value.ToString("F2", CultureInfo.InvariantCulture)} (n={e.Points}, one-point-smallest)"],
+            Row(md, "kfac: NQM error, primary recipe"));
+        var verdicts = CsvFiles.Read<VerdictRow>(Path.Combine(Results("fmnist-cnn-quick"), ValidationFileNames.Verdicts));
+        Assert.Contains($"NQM = {e.MedianAbsLog2.Value:F2}", verdicts.Single(v => v.Claim.StartsWith("(e) kfac")).MeasuredEvidence);
+        Assert.Equal(["kfac: B_noise NQM, primary recipe", "212"], Row(md, "kfac: B_noise NQM, primary recipe"));
+    }
 }
