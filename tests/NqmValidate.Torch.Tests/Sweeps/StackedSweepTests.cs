@@ -91,8 +91,9 @@ public class StackedSweepTests(TinyRealSweep sweep)
             Assert.DoesNotContain("nqm-worker:", log);
         }
 
-        // Killed and resumed.
-        string killedDir = Path.Combine(root, "killed");
+        // Killed and resumed. A loaded machine can starve the poll until the whole sweep has finished, which tests
+        // nothing: then the attempt is repeated in a fresh directory (at most three times).
+        string killedDir = "";
         string specPath = Path.Combine(root, "stacked-3.json");
         Process Start()
         {
@@ -104,15 +105,18 @@ public class StackedSweepTests(TinyRealSweep sweep)
             p.BeginErrorReadLine();
             return p;
         }
-        using (var p = Start())
+        int total = FinishedIn(stackedDir), finishedAtKill = total;
+        for (int attempt = 0; attempt < 3 && finishedAtKill >= total; attempt++)
         {
+            killedDir = Path.Combine(root, $"killed-{attempt}");
+            using var p = Start();
             var clock = Stopwatch.StartNew();
-            while (!p.HasExited && FinishedIn(killedDir) < 3 && clock.Elapsed < TimeSpan.FromMinutes(3)) await Task.Delay(50);
-            Assert.False(p.HasExited, "the sweep finished before it could be killed");
-            Assert.Equal(0, kill(-p.Id, 9));
+            while (!p.HasExited && FinishedIn(killedDir) < 3 && clock.Elapsed < TimeSpan.FromMinutes(3)) await Task.Delay(20);
+            if (!p.HasExited) Assert.Equal(0, kill(-p.Id, 9));
             await p.WaitForExitAsync();
+            finishedAtKill = FinishedIn(killedDir);
         }
-        Assert.InRange(FinishedIn(killedDir), 3, FinishedIn(stackedDir) - 1);
+        Assert.InRange(finishedAtKill, 3, total - 1);
         using (var resume = Start())
         {
             await resume.WaitForExitAsync();
