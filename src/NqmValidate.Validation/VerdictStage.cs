@@ -155,14 +155,14 @@ internal static class VerdictStage
         foreach (var (optimizer, curves) in byTarget)
         {
             var measured = VerdictRules.TighterTargetRaisesCriticalBatchSize(optimizer, curves);
-            var predicted = PredictedByTarget(facts, primaryFit, optimizer, curves.Select(c => c.TargetLoss), predictedCurve(optimizer)) is { } p
-                ? VerdictRules.TighterTargetRaisesCriticalBatchSize(optimizer, p) with
-                  {
-                      Evidence = VerdictRules.TighterTargetRaisesCriticalBatchSize(optimizer, p).Evidence +
-                                 $"; the primary recipe's NQM (variant {primaryFit.Variant.Name}, floor {primaryFit.Floor:G3}) optimised to each target's excess",
-                  }
-                : VerdictRules.NotMeasured(VerdictRules.TighterTargetRaisesCriticalBatchSize(optimizer, []),
-                    primaryFit.Variant.Segments is not null ? "the piecewise variant's segments end at the primary target's loss levels" : $"no NQM counterpart for {optimizer}");
+            Verdict predicted;
+            if (PredictedByTarget(facts, primaryFit, optimizer, curves.Select(c => c.TargetLoss), predictedCurve(optimizer)) is { } p)
+            {
+                var v = VerdictRules.TighterTargetRaisesCriticalBatchSize(optimizer, p);
+                predicted = v with { Evidence = v.Evidence + $"; the primary recipe's NQM (variant {primaryFit.Variant.Name}, floor {primaryFit.Floor:G3}) optimised to each target's excess" };
+            }
+            else predicted = VerdictRules.NotMeasured(VerdictRules.TighterTargetRaisesCriticalBatchSize(optimizer, []),
+                primaryFit.Variant.Segments is not null ? "the piecewise variant's segments end at the primary target's loss levels" : $"no NQM counterpart for {optimizer}");
             yield return row(measured, predicted);
         }
     }

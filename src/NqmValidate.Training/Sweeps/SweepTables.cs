@@ -26,10 +26,7 @@ public static class SweepTables
             // Unreached = +∞ for the order statistics.
             var sorted = studies.OrderBy(s => s.StepsToTarget ?? long.MaxValue).ThenBy(s => s.Study.Replicate).ToList();
             var median = sorted[(sorted.Count - 1) / 2];
-            // Median of the per-seed minima, unreached = +∞ (then empty).
-            var minima = sorted.Select(s => s.StepsToTarget is { } v ? (double)v : double.PositiveInfinity).ToList();
-            double med = minima.Count % 2 == 1 ? minima[minima.Count / 2] : (minima[minima.Count / 2 - 1] + minima[minima.Count / 2]) / 2;
-            double? stepsMedian = double.IsFinite(med) ? med : null;
+            var spread = SeedSpread(sorted.Select(s => s.StepsToTarget).ToList());
             var best = median.Best?.Log.Record.Config.Optimizer;
             var space = new SearchSpace(opt);
             rows.Add(new StepsRow(
@@ -38,8 +35,7 @@ public static class SweepTables
                 studies.Sum(s => s.Trials.Count), studies.Sum(s => s.Count(StudyTrialStatus.Reached)),
                 studies.Sum(s => s.Count(StudyTrialStatus.Diverged)), studies.Sum(s => s.Count(StudyTrialStatus.Pruned)),
                 studies.Sum(s => s.Count(StudyTrialStatus.Crashed)),
-                studies.Count, studies.All(s => s.StepsToTarget is null) ? null : studies.Min(s => s.StepsToTarget ?? long.MaxValue),
-                stepsMedian, studies.Any(s => s.StepsToTarget is null) ? null : studies.Max(s => s.StepsToTarget),
+                studies.Count, spread.Min, spread.Median, spread.Max,
                 studies[0].Study.BudgetSteps, opt.LearningRate!.Min, opt.LearningRate.Max,
                 best is null ? null : Math.Round(space.LearningRatePosition(best.LearningRate), 4),
                 studies.Sum(s => s.StepsTrained)));
@@ -71,14 +67,22 @@ public static class SweepTables
             var perSeed = seeds.Select(s => BestAt(s!, threshold, threshold == target.Threshold))
                 .OrderBy(x => x.Steps ?? long.MaxValue).ToList();
             var median = perSeed[(perSeed.Count - 1) / 2];
-            var minima = perSeed.Select(x => x.Steps is { } v ? (double)v : double.PositiveInfinity).ToList();
-            double med = minima.Count % 2 == 1 ? minima[minima.Count / 2] : (minima[minima.Count / 2 - 1] + minima[minima.Count / 2]) / 2;
+            var spread = SeedSpread(perSeed.Select(x => x.Steps).ToList());
             rows.Add(new TargetStepsRow(threshold, opt.Name, b, median.Steps, median.Trial?.Log.Record.Config.Optimizer.LearningRate,
-                perSeed.Sum(x => x.Reached),
-                perSeed.All(x => x.Steps is null) ? null : perSeed.Min(x => x.Steps ?? long.MaxValue),
-                double.IsFinite(med) ? med : null, perSeed.Any(x => x.Steps is null) ? null : perSeed.Max(x => x.Steps)));
+                perSeed.Sum(x => x.Reached), spread.Min, spread.Median, spread.Max));
         }
         return rows;
+    }
+
+    /// <summary>
+    /// The spread of the per-seed minima, ascending with unreached (null) last: their minimum (null if no seed reached),
+    /// ordinary median (null when it involves a seed that reached nothing) and maximum (null if any seed did not reach).
+    /// </summary>
+    static (long? Min, double? Median, long? Max) SeedSpread(IReadOnlyList<long?> ascending)
+    {
+        var minima = ascending.Select(v => v is { } x ? (double)x : double.PositiveInfinity).ToList();
+        double median = minima.Count % 2 == 1 ? minima[minima.Count / 2] : (minima[minima.Count / 2 - 1] + minima[minima.Count / 2]) / 2;
+        return (ascending[0], double.IsFinite(median) ? median : null, ascending.Any(v => v is null) ? null : ascending[^1]);
     }
 
     /// <summary>A study's fewest steps to <paramref name="threshold"/> over its trials (ties to the smallest canonical index).</summary>

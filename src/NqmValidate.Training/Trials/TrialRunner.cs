@@ -357,6 +357,7 @@ public static class TrialRunner
             var levels = (_config.LooserTargets ?? []).Select(t => new Target(_target.Metric, t)).Append(_target)
                 .Select(t => new Level(t, schedule.NextCoarse(0))).ToArray();
             var own = levels[^1];
+            var coarse = new List<Level>(levels.Length);
             var evaluatedAt = new Dictionary<long, double> { [0] = TargetValue(initial) };
             if (!double.IsFinite(initialLoss)) (status, divergence) = (TrialStatus.Diverged, "the initial training loss is not finite");
             else
@@ -388,8 +389,10 @@ public static class TrialRunner
                 bool isGrid = step == nextGrid;
                 // The mini-batch loss average is a free estimate of the training loss: once it comes near a target, that
                 // target evaluates at every grid point (its crossing is then bracketed to one grid interval at little cost).
-                var coarse = levels.Where(l => l.Open && (step == l.NextCoarse
-                    || (isGrid && HasLossProxy && averageLoss < l.Target.Threshold * (1 + LossProxyMargin)))).ToList();
+                coarse.Clear(); // reused: this runs at every step
+                foreach (var l in levels)
+                    if (l.Open && (step == l.NextCoarse || (isGrid && HasLossProxy && averageLoss < l.Target.Threshold * (1 + LossProxyMargin))))
+                        coarse.Add(l);
                 if (isGrid) nextGrid = EvaluationSchedule.NextGridPoint(step);
                 if (isGrid || coarse.Count > 0 || (_config.LogEvery > 0 && step % _config.LogEvery == 0) || !double.IsFinite(loss))
                     _curve[step] = new CurvePoint(step, examples, TrainSeconds, loss, null, null, null, lr);

@@ -14,12 +14,7 @@ public class CombinedReportTests : IDisposable
 
     public void Dispose() { try { if (Environment.GetEnvironmentVariable("NQM_KEEP_TEST_OUTPUT") is null) Directory.Delete(_out, true); } catch (IOException) { } }
 
-    static string Results(string run)
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "NqmValidate.sln"))) dir = dir.Parent;
-        return Path.Combine(dir!.FullName, "experiments", "results", run, "validation");
-    }
+    static string Results(string run) => Path.Combine(CommittedRuns.Run(run), "validation");
 
     static readonly string[] Runs = ["fmnist-mlp", "fmnist-mlp-quick"];
 

@@ -21,13 +21,7 @@ public class CommittedRunTests : IDisposable
 
     public void Dispose() { try { if (Environment.GetEnvironmentVariable("NQM_KEEP_TEST_OUTPUT") is null) Directory.Delete(_root, true); } catch (IOException) { } }
 
-    static string Run()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "NqmValidate.sln"))) dir = dir.Parent;
-        Assert.NotNull(dir);
-        return Path.Combine(dir.FullName, "experiments", "results", "fmnist-mlp-quick");
-    }
+    static string Run() => CommittedRuns.Run("fmnist-mlp-quick");
 
     static string Committed(string name) => Path.Combine(Run(), "validation", name);
 

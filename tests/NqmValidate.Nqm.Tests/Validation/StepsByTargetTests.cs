@@ -11,10 +11,7 @@ public class StepsByTargetTests
     {
         string dir = Path.Combine(Path.GetTempPath(), $"nqm-steps-by-target-{Guid.NewGuid():N}");
         Directory.CreateDirectory(dir);
-        var root = new DirectoryInfo(AppContext.BaseDirectory);
-        while (root is not null && !File.Exists(Path.Combine(root.FullName, "NqmValidate.sln"))) root = root.Parent;
-        Assert.NotNull(root);
-        string committed = Path.Combine(root.FullName, "experiments", "results", "fmnist-mlp-quick", "sweep");
+        string committed = Path.Combine(CommittedRuns.Run("fmnist-mlp-quick"), "sweep");
         File.Copy(Path.Combine(committed, StepsFile.FileName), Path.Combine(dir, StepsFile.FileName));
         Assert.Empty(SweepResults.Load(dir).CurvesByTarget());
 
@@ -41,10 +38,7 @@ public class StepsByTargetTests
     [Fact]
     public void TheReportDrawsEachOptimizersCurvesAtEveryTargetWhenTheValidationHoldsThem()
     {
-        var root = new DirectoryInfo(AppContext.BaseDirectory);
-        while (root is not null && !File.Exists(Path.Combine(root.FullName, "NqmValidate.sln"))) root = root.Parent;
-        Assert.NotNull(root);
-        string run = Path.Combine(root.FullName, "experiments", "results", "fmnist-mlp-quick");
+        string run = CommittedRuns.Run("fmnist-mlp-quick");
         string dir = Path.Combine(Path.GetTempPath(), $"nqm-report-by-target-{Guid.NewGuid():N}");
         Directory.CreateDirectory(dir);
         foreach (var file in Directory.EnumerateFiles(Path.Combine(run, "validation")).Where(f => f.EndsWith(".csv") || f.EndsWith(".json")))

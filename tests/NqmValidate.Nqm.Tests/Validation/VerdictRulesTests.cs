@@ -270,9 +270,7 @@ public class VerdictRulesTests
     public void TheCommittedFullStudysTrajectoriesAreJudged()
     {
         // Real drift.csv: the committed fmnist-mlp study measured six trajectories at init, at loss levels and at the target.
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "NqmValidate.sln"))) dir = dir.Parent;
-        var drift = TrajectoryDrift.Read(Path.Combine(dir!.FullName, "experiments", "results", "fmnist-mlp", "validation", "drift.csv"));
+        var drift = TrajectoryDrift.Read(Path.Combine(CommittedRuns.Run("fmnist-mlp"), "validation", "drift.csv"));
         var verdicts = drift.GroupBy(d => d.Trajectory).Select(g => VerdictRules.SpectraStabilise(g.Key, g)).ToList();
         Assert.Equal(6, verdicts.Count);
         // sgd-b16-r0: λ_max 1.51 → 4.27 → 3.30, tr Σ 31 → 62 → 48, overlap 0.08 then 0.53.
