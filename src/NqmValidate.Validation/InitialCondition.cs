@@ -53,10 +53,31 @@ public static class InitialCondition
     }
 
     /// <summary>
+    /// Least-squares weights for evaluations at <paramref name="steps"/> (increasing, ≥ 1): each point stands for the
+    /// stretch of log-step half-way to its neighbours, normalised to a mean of 1. A trial evaluates unevenly (a geometric
+    /// grid, then dense around its crossing; the fit curve's extension evenly in steps), and unweighted least squares
+    /// would let whichever stretch was evaluated most decide the floor; with these weights the fit approximates the
+    /// integral of the squared log-residual over log-step, whatever the evaluation schedule.
+    /// </summary>
+    public static double[] LogStepWeights(IReadOnlyList<double> steps)
+    {
+        int n = steps.Count;
+        if (n <= 2) return Enumerable.Repeat(1.0, n).ToArray();
+        var ln = steps.Select(s => Math.Log(s)).ToArray();
+        var w = new double[n];
+        for (int j = 0; j < n; j++)
+            w[j] = j == 0 ? ln[1] - ln[0] : j == n - 1 ? ln[n - 1] - ln[n - 2] : (ln[j + 1] - ln[j - 1]) / 2;
+        double mean = w.Average();
+        if (!(mean > 0) || w.Any(x => !(x >= 0))) throw new ArgumentException("steps must be increasing and ≥ 1", nameof(steps));
+        return w.Select(x => x / mean).ToArray();
+    }
+
+    /// <summary>
     /// Fits (floor, a) — or only a when <paramref name="fixedFloor"/> is given — to a training-loss curve of SGD at
     /// its learning rate α and batch size B, modelled by the NQM's closed form on <paramref name="bins"/>:
     /// L(k) = floor + ½ Σ count·h·s_k with s0 from <see cref="WithMeasuredStart"/> (L(0) − floor as the initial excess)
-    /// or isotropic (a = 0, measured s0 ignored). Least squares on ln L over the curve's evaluations after step 0.
+    /// or isotropic (a = 0, measured s0 ignored). Least squares on ln L over the curve's evaluations after step 0,
+    /// each weighted by the stretch of log-step it stands for (<see cref="LogStepWeights"/>).
     /// Directions with α·h ≥ 2 (unstable at the trial's own learning rate: the checkpoint's sharpness is not what
     /// this trial lived with) are capped at <paramref name="capMargin"/> × 2/α, the edge of stability.
     /// </summary>
@@ -71,6 +92,7 @@ public static class InitialCondition
         var pts = curve.Points.Skip(1).Where(p => p.Loss > 0 && double.IsFinite(p.Loss)).ToArray();
         int n = pts.Length, m = bs.Length;
         var lnLoss = pts.Select(p => Math.Log(p.Loss)).ToArray();
+        var weight = LogStepWeights(pts.Select(p => p.Step).ToArray());
 
         // Per bin and evaluation: r = (1−x)^(2k) and the noise part ½ count·h·s*(1 − r); both independent of (floor, a).
         var r = new double[m, n];
@@ -118,7 +140,7 @@ public static class InitialCondition
                 {
                     double model = floors[f] + noise[j] + topPart[j] + amp * g[j];
                     double d = model > 0 && double.IsFinite(model) ? Math.Log(model) - lnLoss[j] : 1e3;
-                    sse += d * d;
+                    sse += weight[j] * d * d;
                 }
                 if (sse < profile[f]) { profile[f] = sse; profileA[f] = a; }
             }

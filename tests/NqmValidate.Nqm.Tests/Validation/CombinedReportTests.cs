@@ -66,7 +66,7 @@ public class CombinedReportTests : IDisposable
         }
         // Critical batch sizes: measured SGD 179 (full) and 57.2 (quick), as their scaling.csv's labels.
         Assert.Equal(["sgd: B_noise measured", "179", "57.2"], Row(md, "sgd: B_noise measured"));
-        Assert.Equal(["adam: B_noise NQM, primary recipe", "> 2048 (no plateau in the measured range)", "455"], Row(md, "adam: B_noise NQM, primary recipe"));
+        Assert.Equal(["adam: B_noise NQM, primary recipe", "> 2048 (no plateau in the measured range)", "473"], Row(md, "adam: B_noise NQM, primary recipe"));
     }
 
     [Fact]
