@@ -1,3 +1,4 @@
+using NqmValidate.Reports;
 namespace NqmValidate.Validation;
 
 /// <summary>
@@ -112,7 +113,7 @@ public static partial class VerdictRules
             return new Verdict("h", claim, VerdictOutcome.Inconclusive, $"{shared.Length} batch size(s) reached by both sgd and ema", rule);
         double R(double b) => Math.Log2(ema.At(b)!.Value / sgd.At(b)!.Value);
         double rSmall = R(shared[0]), rLarge = R(shared[^1]);
-        string evidence = $"log2(S_ema/S_sgd) {rSmall:+0.00;-0.00} at B={shared[0]:G}, {rLarge:+0.00;-0.00} at B={shared[^1]:G}";
+        string evidence = $"log2(S_ema/S_sgd) {Numbers.Signed(rSmall)} at B={shared[0]:G}, {Numbers.Signed(rLarge)} at B={shared[^1]:G}";
         var outcome = rSmall <= -SameLog2 && Math.Abs(rLarge) <= SameLog2 ? VerdictOutcome.Holds
                     : rSmall > NoCutLog2 || Math.Abs(rLarge) > ClearlyDifferentLog2 ? VerdictOutcome.Fails
                     : VerdictOutcome.Inconclusive;

@@ -1,3 +1,4 @@
+using NqmValidate.Reports;
 namespace NqmValidate.Validation;
 
 /// <summary>
@@ -26,7 +27,7 @@ public static class SearchCoverage
                 string Inv(FormattableString f) => FormattableString.Invariant(f);
                 string hyper = Inv($"learning rate {point.LearningRate:G4}") + (point.Momentum is double mu ? Inv($", momentum {mu:G4}") : "")
                                + (point.Beta1 is double b1 ? Inv($", β1 {b1:G4}") : "");
-                string above = bCrit is double c ? Inv($" (≥ its critical batch size {c:G3})") : "";
+                string above = bCrit is double c ? Inv($" (≥ its critical batch size {Numbers.Figures3(c)})") : "";
                 notes.Add(Inv($"{group.Key}: the best trial sits on the same search point ({hyper}) at every batch size from {large[0].BatchSize:G6} to {large[^1].BatchSize:G6}{above}: ")
                           + "the search is too coarse there to show the optimum move with B.");
             }

@@ -136,8 +136,8 @@ public static class ValidationReport
                 var bl = f.Errors.FirstOrDefault(x => x.Variant == "mccandlish" && x.Optimizer == o && x.Calibration == scheme);
                 return (IReadOnlyList<string>)[o, m?.BNoiseLabel ?? "", p?.BNoiseLabel ?? "",
                     m?.BNoise is double mb && p?.BNoise is double pb ? (pb / mb).ToString("G3", Inv) : "—",
-                    e is null ? "" : $"{Num(e.MedianAbsLog2, "F2")} (n={e.Points})", Num(e?.Slope, "+0.00;-0.00"),
-                    bl is null ? "" : $"{Num(bl.MedianAbsLog2, "F2")} (n={bl.Points})", Num(bl?.Slope, "+0.00;-0.00")];
+                    e is null ? "" : $"{Num(e.MedianAbsLog2, "F2")} (n={e.Points})", Num(e?.Slope, Numbers.SignedFormat),
+                    bl is null ? "" : $"{Num(bl.MedianAbsLog2, "F2")} (n={bl.Points})", Num(bl?.Slope, Numbers.SignedFormat)];
             }).ToList(), $"{ValidationFileNames.Scaling}, {ValidationFileNames.Errors}");
         yield return new Paragraph("B_noise is a number only when the S(B) fit's knee lies within the measured batch sizes and its RMS log2 residual is at most " +
             $"{ScalingFitResult.MaxRmsLog2Residual}; otherwise the label says what the curve shows (e.g. no plateau in the measured range). The slope is that of log2(predicted/measured) " +
@@ -152,7 +152,7 @@ public static class ValidationReport
             f.Errors.GroupBy(e => (e.Variant, e.Calibration))
                 .OrderBy(g => Array.IndexOf(variantsInOrder, g.Key.Variant)).ThenBy(g => Array.IndexOf(FitOptions.CalibrationSchemes, g.Key.Calibration))
                 .Select(g => (IReadOnlyList<string>)[g.Key.Variant, g.Key.Calibration,
-                    .. f.Optimizers.Select(o => g.FirstOrDefault(e => e.Optimizer == o) is { } e && e.Points > 0 ? $"{Num(e.MedianAbsLog2, "F2")} (n={e.Points}, slope {Num(e.Slope, "+0.00;-0.00")})" : "")])
+                    .. f.Optimizers.Select(o => g.FirstOrDefault(e => e.Optimizer == o) is { } e && e.Points > 0 ? $"{Num(e.MedianAbsLog2, "F2")} (n={e.Points}, slope {Num(e.Slope, Numbers.SignedFormat)})" : "")])
                 .ToList(),
             ValidationFileNames.Errors);
         yield return new Paragraph("0 = exact; 1 = off by a factor of 2. Adam rows of diagonal variants name the NQM preconditioner in brackets: p = 0.5 or the measured 1/(√v + ε). " +
@@ -218,7 +218,7 @@ public static class ValidationReport
             f.Comparison.Where(c => f.IsPrimary(c.Variant))
                 .Select(c => (IReadOnlyList<string>)[c.Optimizer, Num(c.BatchSize, "G"), Num(c.MeasuredSteps, "F0"),
                     c.MeasuredMin is null ? "" : $"{Num(c.MeasuredMin, "F0")}–{Num(c.MeasuredMax, "F0")}",
-                    Num(c.ZeroShot, "F0"), Num(c.Calibrated, "F0"), Num(c.Baseline, "F0"), Num(c.Log2ZeroShot, "+0.00;-0.00"), Num(c.Log2Calibrated, "+0.00;-0.00"), Num(c.Log2Baseline, "+0.00;-0.00"), c.Excluded ?? ""])
+                    Num(c.ZeroShot, "F0"), Num(c.Calibrated, "F0"), Num(c.Baseline, "F0"), Num(c.Log2ZeroShot, Numbers.SignedFormat), Num(c.Log2Calibrated, Numbers.SignedFormat), Num(c.Log2Baseline, Numbers.SignedFormat), c.Excluded ?? ""])
                 .ToList(),
             ValidationFileNames.Comparison);
     }

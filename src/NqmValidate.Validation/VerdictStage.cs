@@ -1,3 +1,4 @@
+using NqmValidate.Reports;
 namespace NqmValidate.Validation;
 
 /// <summary>
@@ -39,7 +40,7 @@ internal static class VerdictStage
             var e = Calibration.Summarize(CalibrateStage.Nqm(facts, primary, primaryName, optimizer, nqm, options.Calibration));
             var b = Calibration.Summarize(CalibrateStage.Baseline(facts, optimizer, options.Calibration));
             var v = VerdictRules.NqmBeatsBaseline(optimizer, options.Calibration, e.MedianAbsLog2, b.MedianAbsLog2, Math.Min(e.Points, b.Points));
-            verdicts.Add(new VerdictRow(v.Id, v.Claim, v.OutcomeText, v.Evidence + $"; slope of log2 error vs log2 B: NQM {e.Slope:+0.00;-0.00}, baseline {b.Slope:+0.00;-0.00}",
+            verdicts.Add(new VerdictRow(v.Id, v.Claim, v.OutcomeText, v.Evidence + $"; slope of log2 error vs log2 B: NQM {Numbers.Signed(e.Slope)}, baseline {Numbers.Signed(b.Slope)}",
                 "—", $"primary recipe, variant {primaryName}", tally.Describe("e " + optimizer, RecipesE), v.Rule));
         }
         return verdicts;

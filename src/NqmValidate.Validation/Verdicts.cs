@@ -1,3 +1,4 @@
+using NqmValidate.Reports;
 namespace NqmValidate.Validation;
 
 /// <summary>How a claim fared.</summary>
@@ -72,9 +73,9 @@ public static partial class VerdictRules
         var ratios = sgd.BatchSizes.Where(b => b <= bcrit && momentum.At(b) is not null)
             .Select(b => (B: b, L: Math.Log2(momentum.At(b)!.Value / sgd.At(b)!.Value))).ToArray();
         if (ratios.Length < 2)
-            return new Verdict("b", claim, VerdictOutcome.Inconclusive, $"{ratios.Length} shared batch size(s) ≤ B_crit = {bcrit:G3}", rule);
+            return new Verdict("b", claim, VerdictOutcome.Inconclusive, $"{ratios.Length} shared batch size(s) ≤ B_crit = {Numbers.Figures3(bcrit)}", rule);
         double median = Stats.Median(ratios.Select(r => Math.Abs(r.L)));
-        string evidence = $"B_crit(SGD) = {bcrit:G3}; log2 ratios " + string.Join(", ", ratios.Select(r => $"B={r.B:G}: {r.L:+0.00;-0.00}")) + $"; median |log2| = {median:F2}";
+        string evidence = $"B_crit(SGD) = {Numbers.Figures3(bcrit)}; log2 ratios " + string.Join(", ", ratios.Select(r => $"B={r.B:G}: {Numbers.Signed(r.L)}")) + $"; median |log2| = {median:F2}";
         var outcome = median <= SameLog2 ? VerdictOutcome.Holds : median > 0.58 ? VerdictOutcome.Fails : VerdictOutcome.Inconclusive;
         return new Verdict("b", claim, outcome, evidence, rule);
     }
@@ -122,11 +123,11 @@ public static partial class VerdictRules
         var below = kept.Where(p => p.B <= bcrit).ToArray();
         var above = kept.Where(p => p.B >= bcrit).ToArray();
         if (below.Length < 2 || above.Length < 2)
-            return new Verdict("j", claim, VerdictOutcome.Inconclusive, $"B_crit = {bcrit:G3}: {below.Length} batch size(s) at or below, {above.Length} at or above", rule);
+            return new Verdict("j", claim, VerdictOutcome.Inconclusive, $"B_crit = {Numbers.Figures3(bcrit)}: {below.Length} batch size(s) at or below, {above.Length} at or above", rule);
         static double SlopeOf((double B, double Eta)[] ps) => Stats.Slope(ps.Select(p => Math.Log2(p.B)).ToArray(), ps.Select(p => Math.Log2(p.Eta)).ToArray());
         double slopeBelow = SlopeOf(below), slopeAbove = SlopeOf(above);
-        string evidence = $"B_crit = {bcrit:G3}; slope {slopeBelow:+0.00;-0.00} over B {below[0].B:G}–{below[^1].B:G} ({below.Length} points), " +
-                          $"{slopeAbove:+0.00;-0.00} over B {above[0].B:G}–{above[^1].B:G} ({above.Length} points)";
+        string evidence = $"B_crit = {Numbers.Figures3(bcrit)}; slope {Numbers.Signed(slopeBelow)} over B {below[0].B:G}–{below[^1].B:G} ({below.Length} points), " +
+                          $"{Numbers.Signed(slopeAbove)} over B {above[0].B:G}–{above[^1].B:G} ({above.Length} points)";
         var outcome = slopeBelow >= GrowingSlope && slopeAbove <= slopeBelow / 2 ? VerdictOutcome.Holds
                     : slopeBelow < GrowingSlope / 2 || slopeAbove >= slopeBelow ? VerdictOutcome.Fails
                     : VerdictOutcome.Inconclusive;
@@ -181,7 +182,7 @@ public sealed record ScalingFitResult(double SMin, double BNoise, double RSquare
     /// <summary>How the report states B_noise: the number, or the label with the bound it implies.</summary>
     public string Label => Status switch
     {
-        InRange => BNoise.ToString("G3", System.Globalization.CultureInfo.InvariantCulture),
+        InRange => Numbers.Figures3(BNoise),
         NoPlateau => $"> {BMax:G} ({NoPlateau})",
         NoPerfectScaling => $"< {BMin:G} ({NoPerfectScaling})",
         _ => $"{PoorFit} (RMS log2 residual {RmsLog2Residual:F2})",
