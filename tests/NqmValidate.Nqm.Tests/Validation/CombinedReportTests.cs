@@ -64,8 +64,9 @@ public class CombinedReportTests : IDisposable
             Assert.Equal($"{e.MedianAbsLog2!.Value.ToString("F2", CultureInfo.InvariantCulture)} (n={e.Points}, one-point-smallest)", sgdNqm[i + 1]);
             Assert.Equal($"{b.MedianAbsLog2!.Value.ToString("F2", CultureInfo.InvariantCulture)} (n={b.Points}, one-point-smallest)", sgdBaseline[i + 1]);
         }
-        // Critical batch sizes: measured SGD 179 (full) and 57.2 (quick), as their scaling.csv's labels.
-        Assert.Equal(["sgd: B_noise measured", "179", "57.2"], Row(md, "sgd: B_noise measured"));
+        // Critical batch sizes: measured SGD 185 (full) and 57.2 (quick), as their scaling.csv's labels.
+        Assert.Equal(["sgd: B_noise measured", "185", "57.2"], Row(md, "sgd: B_noise measured"));
+        Assert.Equal(["adam: B_noise measured", "1000", "162"], Row(md, "adam: B_noise measured"));
         Assert.Equal(["adam: B_noise NQM, primary recipe", "> 2048 (no plateau in the measured range)", "473"], Row(md, "adam: B_noise NQM, primary recipe"));
     }
 
@@ -88,6 +89,6 @@ public class CombinedReportTests : IDisposable
             Row(md, "kfac: NQM error, primary recipe"));
         var verdicts = CsvFiles.Read<VerdictRow>(Path.Combine(Results("fmnist-cnn-quick"), ValidationFileNames.Verdicts));
         Assert.Contains($"NQM = {e.MedianAbsLog2.Value:F2}", verdicts.Single(v => v.Claim.StartsWith("(e) kfac")).MeasuredEvidence);
-        Assert.Equal(["kfac: B_noise NQM, primary recipe", "212"], Row(md, "kfac: B_noise NQM, primary recipe"));
+        Assert.Equal(["kfac: B_noise NQM, primary recipe", "204"], Row(md, "kfac: B_noise NQM, primary recipe"));
     }
 }

@@ -20,6 +20,11 @@ public class SyntheticLinearRegressionTests
 {
     const int D = 64;              // features
     const int Replicas = 8;        // independent runs trained side by side; their mean excess loss estimates E L(k)
+    // The NQM predicts when the EXPECTED loss crosses the target; the first crossing of a mean of a few noisy runs comes
+    // early, most where noise dominates (small B), which biases the measured critical batch size down. Measured on this
+    // workload (B_noise of the measured S(B), NQM 297): 206 with 8 replicas, 255 with 32, 286 with 64. The test that
+    // scores the critical batch size therefore averages 64 (at most 4,096 / B, at least 4).
+    const int ExpectedLossReplicas = 64;
     const double LabelNoise = 1.0; // σ² of y = w*·x + ε
     const double InitialExcess = 0.25, TargetExcess = 0.02;
     static readonly int[] BatchSizes = [4, 16, 64, 256, 1024];
@@ -91,15 +96,16 @@ public class SyntheticLinearRegressionTests
     /// (label noise σ²/2) and the initial condition (w* with |w*_i|² ∝ h_i^−0.5, not the isotropic start) are NOT
     /// handed to the fit. It must find both from the loss curve of the largest batch size's best SGD trial (the
     /// mean excess of its replicas plus the floor).
-    /// With the curve as recorded (<paramref name="extension"/> = 1: it stops at the target, like a real trial's) the
-    /// floor and exponent are recovered (0.502 [0.501, 0.502] for a true 0.5, a = 0.40 for 0.5; before the fit weighted
-    /// its points by log-step, 0.505 and 0.35) and the zero-shot predictions land just inside the issue's 1.5× (log2
-    /// +0.55 / +0.45 / +0.35 / +0.19 at B = 4 / 16 / 64 / 256; unweighted +0.82 / +0.72 / +0.60 / +0.36): a 0.4% floor
-    /// error is a 10% error in the target excess, which the noise-dominated small batch sizes amplify. With a margin
-    /// that thin that part is not asserted. With the default recipe (fit.fit_curve_extension = 4: the fit trial run on to 4× its steps, as
-    /// `nqm fit` does by replaying it) every batch size is predicted within 1.5× (measured: floor 0.501, a = 0.40,
-    /// log2 +0.34 / +0.25 / +0.16 / +0.04 / −0.12), which is asserted. The issue's other criterion, the critical batch
-    /// size within 1.25×, is still missed (NQM B_noise 297 against 206 measured, 1.44×) and is not asserted.
+    /// The measured side averages <see cref="ExpectedLossReplicas"/> runs per learning rate, so that its first crossing
+    /// estimates the expected loss's, which is what the NQM predicts (with 8, the measured critical batch size came out
+    /// 206 against the NQM's 297, and the miss was the measurement's: 255 with 32 replicas, 286 with 64).
+    /// Asserted for both curves: every batch size within 1.5× zero-shot and the critical batch size within 1.25× of the
+    /// measured one (issue #10 item 10). Measured with 64 replicas (measured B_noise 286): with the curve as recorded
+    /// (<paramref name="extension"/> = 1: it stops at the target, like a real trial's) floor 0.502 [0.501, 0.502] for a
+    /// true 0.5, a = 0.40 for 0.5, log2 +0.19 / +0.16 / +0.14 / +0.23 / 0.00 at B = 4 … 1024, NQM B_noise 321 (1.12×);
+    /// with the default recipe's longer curve (fit.fit_curve_extension = 4: the fit trial run on to 4× its steps, as
+    /// `nqm fit` does by replaying it) floor 0.501, a = 0.40, log2 −0.02 / −0.05 / −0.04 / +0.08 / −0.12, B_noise 297
+    /// (1.04×).
     /// </summary>
     [Theory]
     [InlineData(1.0)]
@@ -123,7 +129,7 @@ public class SyntheticLinearRegressionTests
             foreach (int b in BatchSizes)
             {
                 bool largest = b == BatchSizes[^1];
-                var (steps, rate, curve) = StepsToTarget(h, wStar, b, rates, 0, 20_000, seed: 7000 + b, recordCurve: largest, extend: extension);
+                var (steps, rate, curve) = StepsToTarget(h, wStar, b, rates, 0, 20_000, seed: 7000 + b, recordCurve: largest, replicaCap: ExpectedLossReplicas, extend: extension);
                 Assert.True(steps > 0, $"B={b}: no learning rate reached the target");
                 studies.Add(new MeasuredStudy("sgd", b, steps, rate, null, 32, 1, 0, null, null));
                 trials.Add(new MeasuredTrial("sgd", b, rate, null, "reached", steps, steps, floor + InitialExcess, floor + TargetExcess, $"sgd-b{b}-r0", "t000"));
@@ -163,11 +169,16 @@ public class SyntheticLinearRegressionTests
             Assert.True(Math.Abs(rows.Single(r => r.BatchSize == BatchSizes[^1]).Log2ZeroShot!.Value) <= Math.Log2(1.25), report);
             Assert.True(rows.Single(r => r.BatchSize == 4).ZeroShot > 4 * rows.Single(r => r.BatchSize == 1024).ZeroShot, report);
             Assert.Equal(Calibration.FitPoint, rows.Single(r => r.BatchSize == BatchSizes[^1]).Excluded);
+            // From the data alone: every batch size zero-shot within 1.5×, the critical batch size within 1.25×.
+            Assert.All(rows, r => Assert.True(Math.Abs(r.Log2ZeroShot!.Value) <= Math.Log2(1.5), report));
+            var measuredFit = result.Scaling.Single(x => x.Optimizer == "sgd" && x.Source == "measured");
+            var predictedFit = result.Scaling.Single(x => x.Optimizer == "sgd" && x.Source == "nqm diagonal/measured-c");
+            Assert.True(measuredFit.BNoise is double bm && predictedFit.BNoise is double bp && Math.Abs(Math.Log(bp / bm)) <= Math.Log(1.25),
+                $"critical batch size: measured {measuredFit.BNoiseLabel}, NQM {predictedFit.BNoiseLabel}\n{report}");
             if (extension > 1)
             {
-                // The fit read the longer curve, and from it predicts every batch size zero-shot within 1.5×.
+                // The fit read the longer curve.
                 Assert.StartsWith(longer!.Path, result.Fit.FitCurve);
-                Assert.All(rows, r => Assert.True(Math.Abs(r.Log2ZeroShot!.Value) <= Math.Log2(1.5), report));
                 Assert.True(Math.Abs(fit.Floor - floor) <= 0.01 * floor, report);
                 // The earlier choice stays in the sensitivity table: floor and s0 fitted to the curve as recorded.
                 var recorded = result.Sensitivity.Where(r => r.FloorPolicy == "curve-recorded" && r.Variant == "diagonal/measured-c").ToList();
@@ -181,7 +192,7 @@ public class SyntheticLinearRegressionTests
 
     /// <summary>
     /// Trains linear models with SGD (heavy-ball momentum β, the project's SgdRule) on fresh samples every step: for each
-    /// learning rate of <paramref name="rates"/>, <see cref="Replicas"/> independent rows of one weight matrix.
+    /// learning rate of <paramref name="rates"/>, <see cref="Replicas"/> (or <c>replicaCap</c>) independent rows of one weight matrix.
     /// SGD and heavy-ball momentum are linear in the gradient, so a row whose loss is weighted by α_r under an
     /// optimizer with learning rate 1 follows exactly the updates of learning rate α_r. Returns the first step
     /// at which the mean excess loss ½ Σ h (w − w*)² of some learning rate's replicas is below the target
@@ -189,7 +200,7 @@ public class SyntheticLinearRegressionTests
     /// </summary>
     static (long Steps, double Rate) StepsToTarget(Tensor h, Tensor wStar, int batchSize, double[] rates, double beta, long cap, int seed)
     {
-        var (steps, rate, _) = StepsToTarget(h, wStar, batchSize, rates, beta, cap, seed, recordCurve: false);
+        var (steps, rate, _) = StepsToTarget(h, wStar, batchSize, rates, beta, cap, seed, recordCurve: false, replicaCap: Replicas);
         return (steps, rate);
     }
 
@@ -197,12 +208,12 @@ public class SyntheticLinearRegressionTests
     /// As above; with <paramref name="recordCurve"/> also the winning learning rate's mean excess loss at every step from 0,
     /// and with <paramref name="extend"/> &gt; 1 that rate trained on to <paramref name="extend"/> × its steps (the curve then runs past the target).
     /// </summary>
-    static (long Steps, double Rate, double[]? Curve) StepsToTarget(Tensor h, Tensor wStar, int batchSize, double[] rates, double beta, long cap, int seed, bool recordCurve, double extend = 1)
+    static (long Steps, double Rate, double[]? Curve) StepsToTarget(Tensor h, Tensor wStar, int batchSize, double[] rates, double beta, long cap, int seed, bool recordCurve, int replicaCap, double extend = 1)
     {
         long reachedAt = -1, winnerRow = -1;
         var history = new List<double[]>();
         if (recordCurve) history.Add(Enumerable.Repeat((0.5 * (wStar.square() * h).sum()).item<double>(), rates.Length).ToArray());
-        int replicas = Math.Clamp(4096 / batchSize, 4, Replicas);
+        int replicas = Math.Clamp(4096 / batchSize, 4, replicaCap);
         int rows = rates.Length * replicas;
         var gen = new Generator((ulong)seed);
         // Float32 for speed; the excess loss that decides the outcome is computed in float64.
