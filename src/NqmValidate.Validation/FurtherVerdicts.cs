@@ -1,4 +1,5 @@
 using NqmValidate.Reports;
+
 namespace NqmValidate.Validation;
 
 /// <summary>

@@ -92,6 +92,9 @@ public static class InitialCondition
         var pts = curve.Points.Skip(1).Where(p => p.Loss > 0 && double.IsFinite(p.Loss)).ToArray();
         int n = pts.Length, m = bs.Length;
         var lnLoss = pts.Select(p => Math.Log(p.Loss)).ToArray();
+        for (int j = 1; j < n; j++)
+            if (!(pts[j].Step > pts[j - 1].Step))
+                throw new RunFileException($"{curve.Path}: evaluations out of step order (step {pts[j].Step:G} after {pts[j - 1].Step:G}); the floor fit weights each by the stretch of steps it stands for.");
         var weight = LogStepWeights(pts.Select(p => p.Step).ToArray());
 
         // Per bin and evaluation: r = (1−x)^(2k) and the noise part ½ count·h·s*(1 − r); both independent of (floor, a).

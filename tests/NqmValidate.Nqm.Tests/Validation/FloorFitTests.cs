@@ -1,3 +1,4 @@
+using NqmValidate.Reports;
 using NqmValidate.Validation;
 
 namespace NqmValidate.Nqm.Tests.Validation;
@@ -71,5 +72,15 @@ public class FloorFitTests
         double[] raw = [Math.Log(2), Math.Log(4) / 2, Math.Log(5 / 2.0) / 2, Math.Log(8 / 4.0) / 2, Math.Log(8 / 5.0)];
         for (int j = 0; j < raw.Length; j++) Assert.Equal(raw[j] / raw.Average(), w[j], 12);
         Assert.Throws<ArgumentException>(() => InitialCondition.LogStepWeights([1, 4, 2]));
+    }
+
+    [Fact]
+    public void ACurveOutOfStepOrderIsRefusedWithItsPath()
+    {
+        var curve = Curve(Grid, slow: 0);
+        var shuffled = curve with { Points = [curve.Points[0], curve.Points[2], curve.Points[1], .. curve.Points.Skip(3)] };
+        var e = Assert.Throws<RunFileException>(() => InitialCondition.FitCurve(Bins, shuffled, null, isotropic: false, capMargin: 0.9));
+        Assert.Contains("synthetic/curve.csv", e.Message);
+        Assert.Contains("out of step order", e.Message);
     }
 }
