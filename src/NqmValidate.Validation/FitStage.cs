@@ -141,6 +141,10 @@ internal static class FitStage
                 // The earlier choice, kept beside the longer curve: floor and s0 fitted to the curve as recorded (it stops at the target).
                 var recorded = InitialCondition.FitCurve(variant.Bins, facts.RecordedCurve!, null, isotropic, capMargin);
                 return (recorded, recorded.Floor, "fitted to the curve as recorded (stopping at the target)");
+            case "curve-unweighted":
+                // The earlier choice, kept beside the log-step weights: every evaluation of the curve weighted alike.
+                var unweighted = InitialCondition.FitCurve(variant.Bins, curve!, null, isotropic, capMargin, logStepWeights: false);
+                return (unweighted, unweighted.Floor, "fitted to the curve with every evaluation weighted alike (the fit before log-step weights)");
             case "curve" or "curve-low" or "curve-high":
                 var full = InitialCondition.FitCurve(variant.Bins, curve!, null, isotropic, capMargin);
                 if (floorPolicy == "curve") return (full, full.Floor, "fitted to the curve");

@@ -77,11 +77,13 @@ public static class InitialCondition
     /// its learning rate α and batch size B, modelled by the NQM's closed form on <paramref name="bins"/>:
     /// L(k) = floor + ½ Σ count·h·s_k with s0 from <see cref="WithMeasuredStart"/> (L(0) − floor as the initial excess)
     /// or isotropic (a = 0, measured s0 ignored). Least squares on ln L over the curve's evaluations after step 0,
-    /// each weighted by the stretch of log-step it stands for (<see cref="LogStepWeights"/>).
+    /// each weighted by the stretch of log-step it stands for (<see cref="LogStepWeights"/>; with
+    /// <paramref name="logStepWeights"/> false every evaluation alike, the fit before those weights, kept for the
+    /// sensitivity table's floor policy curve-unweighted).
     /// Directions with α·h ≥ 2 (unstable at the trial's own learning rate: the checkpoint's sharpness is not what
     /// this trial lived with) are capped at <paramref name="capMargin"/> × 2/α, the edge of stability.
     /// </summary>
-    public static CurveFitResult FitCurve(IReadOnlyList<NqmBin> bins, LossCurve curve, double? fixedFloor, bool isotropic, double capMargin)
+    public static CurveFitResult FitCurve(IReadOnlyList<NqmBin> bins, LossCurve curve, double? fixedFloor, bool isotropic, double capMargin, bool logStepWeights = true)
     {
         double alpha = curve.LearningRate, batch = curve.BatchSize;
         double cap = capMargin * 2 / alpha;
@@ -95,7 +97,7 @@ public static class InitialCondition
         for (int j = 1; j < n; j++)
             if (!(pts[j].Step > pts[j - 1].Step))
                 throw new RunFileException($"{curve.Path}: evaluations out of step order (step {pts[j].Step:G} after {pts[j - 1].Step:G}); the floor fit weights each by the stretch of steps it stands for.");
-        var weight = LogStepWeights(pts.Select(p => p.Step).ToArray());
+        var weight = logStepWeights ? LogStepWeights(pts.Select(p => p.Step).ToArray()) : Enumerable.Repeat(1.0, n).ToArray();
 
         // Per bin and evaluation: r = (1−x)^(2k) and the noise part ½ count·h·s*(1 − r); both independent of (floor, a).
         var r = new double[m, n];

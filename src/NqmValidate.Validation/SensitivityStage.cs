@@ -40,8 +40,9 @@ internal static class SensitivityStage
 
     /// <summary>
     /// The primary combo, then (with fit.sensitivity) every other checkpoint × floor policy × initial condition, predicted:
-    /// floor policies fitted to the curve only where there is one (curve-recorded only where the longer curve replaced it),
-    /// zero, and the spec's own; initial condition measured only with a curve.
+    /// floor policies fitted to the curve only where there is one (curve-unweighted: the fit before it weighted evaluations
+    /// by log-step; curve-recorded only where the longer curve replaced it), zero, and the spec's own; initial condition
+    /// measured only with a curve.
     /// </summary>
     static List<Combo> Combos(RunFacts facts, Combo primary, IProgress<string>? progress)
     {
@@ -49,8 +50,8 @@ internal static class SensitivityStage
         var combos = new List<Combo> { primary };
         if (!options.Sensitivity) return combos;
         var floorPolicies = new List<string> { "zero" };
-        if (facts.FitCurve is not null) floorPolicies.InsertRange(0, ["curve", "curve-low", "curve-high"]);
-        if (facts.FitCurve is not null && !ReferenceEquals(facts.FitCurve, facts.RecordedCurve)) floorPolicies.Insert(3, "curve-recorded");
+        if (facts.FitCurve is not null) floorPolicies.InsertRange(0, ["curve", "curve-low", "curve-high", "curve-unweighted"]);
+        if (facts.FitCurve is not null && !ReferenceEquals(facts.FitCurve, facts.RecordedCurve)) floorPolicies.Insert(4, "curve-recorded");
         if (!floorPolicies.Contains(options.Floor)) floorPolicies.Add(options.Floor);
         var initialConditions = facts.FitCurve is not null ? new[] { "measured", "isotropic" } : ["isotropic"];
         foreach (var checkpoint in facts.Inputs.Checkpoints.OrderBy(c => c.Label, StringComparer.Ordinal))

@@ -63,6 +63,12 @@ public class FloorFitTests
         Assert.True(Math.Abs(dense.Floor - sparse.Floor) <= 0.01 * sparse.Floor,
             $"floor {sparse.Floor:G4} on the grid, {dense.Floor:G4} with steps {from}–{to} evaluated densely");
         Assert.Equal(sparse.BulkExponent, dense.BulkExponent, 0.051);
+        // The fit before the weights (kept as the sensitivity table's floor policy curve-unweighted) is moved by the stretch.
+        var sparseAlike = InitialCondition.FitCurve(Bins, Curve(Grid, slow: 0.08), null, isotropic: false, capMargin: 0.9, logStepWeights: false);
+        var denseAlike = InitialCondition.FitCurve(Bins, Curve(Grid.Concat(Enumerable.Range(from, to - from + 1).Select(k => (long)k)), slow: 0.08),
+            null, isotropic: false, capMargin: 0.9, logStepWeights: false);
+        Assert.True(Math.Abs(denseAlike.Floor - sparseAlike.Floor) >= 0.04 * sparseAlike.Floor,
+            $"unweighted: floor {sparseAlike.Floor:G4} on the grid, {denseAlike.Floor:G4} with steps {from}–{to} evaluated densely");
     }
 
     [Fact]

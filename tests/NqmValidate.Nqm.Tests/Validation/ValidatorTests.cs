@@ -256,12 +256,14 @@ public class ValidatorTests : IDisposable
     {
         var (sweep, curvature) = WriteRun();
         var result = Run(sweep, curvature, new FitOptions { EdgeOfStability = false });
-        // 1 checkpoint × 4 floor policies × 2 initial conditions × 5 variants (diagonal ×2, eigen ×2, eigen+eos) × 4 calibrations, one optimizer.
-        Assert.Equal(1 * 4 * 2 * 5 * 4, result.Sensitivity.Count);
+        // 1 checkpoint × 5 floor policies (curve, its interval's two ends, curve-unweighted, zero) × 2 initial conditions
+        // × 5 variants (diagonal ×2, eigen ×2, eigen+eos) × 4 calibrations, one optimizer.
+        Assert.Equal(1 * 5 * 2 * 5 * 4, result.Sensitivity.Count);
+        Assert.Equal(40, result.Sensitivity.Count(r => r.FloorPolicy == "curve-unweighted"));
         Assert.Single(result.Sensitivity, r => r.Primary);
         var primary = result.Sensitivity.Single(r => r.Primary);
         Assert.Equal(result.Errors.Single(e => e.Variant == "eigen/measured-c" && e.Calibration == "one-point-smallest").MedianAbsLog2, primary.MedianAbsLog2);
-        Assert.Contains("of 40 recipes", result.Verdicts.Single(v => v.Id == "a").Recipes);
+        Assert.Contains("of 50 recipes", result.Verdicts.Single(v => v.Id == "a").Recipes);
         // The eos-aware variant's cap is self-consistent with the learning rate it predicts: P·h_cap ≤ 0.9 · 2/α (within the 2% tolerance).
         foreach (var p in result.Predictions.Where(p => p.Variant == "eigen+eos/measured-c" && p.CurvatureCap is not null))
             Assert.True(p.CurvatureCap!.Value * p.LearningRate!.Value <= 0.9 * 2 * 1.03, $"B={p.BatchSize}: cap {p.CurvatureCap} at α {p.LearningRate}");
