@@ -5,6 +5,7 @@ using System.Text.Json;
 using ResultsStore = NqmValidate.Training.Sweeps.ResultsStore;
 using SweepStoreException = NqmValidate.Training.Sweeps.SweepStoreException;
 using ExperimentSpec = NqmValidate.Training.Sweeps.ExperimentSpec;
+using OptimizerSearch = NqmValidate.Training.Sweeps.OptimizerSearch;
 using NqmValidate.Reports;
 using NqmValidate.Validation;
 using NqmValidate.Common;
@@ -63,23 +64,34 @@ public static class FitCommand
     {
         if (!(targetLoss > 0) || !double.IsFinite(targetLoss))
             throw new SpecException($"--target-loss: must be a finite number > 0 (got {targetLoss.ToString(CultureInfo.InvariantCulture)}).");
-        var store = new ResultsStore(sweepDir);
-        if (!File.Exists(store.SpecPath)) return; // not a sweep directory: SweepResults.Load says what is missing
-        ExperimentSpec spec;
-        try { spec = store.ReadSpec(); }
-        catch (SweepStoreException e) { throw new SpecException(e.Message); }
+        if (SweepSpec(sweepDir) is not { } spec) return;
+        string specPath = new ResultsStore(sweepDir).SpecPath;
         var target = spec.Workload?.Target;
         if (target is null) return;
         if (target.Metric != "train_loss")
-            throw new SpecException($"--sweep: {store.SpecPath} measured steps to {target.Metric} {target.Threshold.ToString(CultureInfo.InvariantCulture)}; the NQM fit needs a train_loss target.");
+            throw new SpecException($"--sweep: {specPath} measured steps to {target.Metric} {target.Threshold.ToString(CultureInfo.InvariantCulture)}; the NQM fit needs a train_loss target.");
         if (Math.Abs(target.Threshold - targetLoss) > 1e-12 * Math.Max(1, Math.Abs(target.Threshold)))
             throw new SpecException($"--target-loss {targetLoss.ToString(CultureInfo.InvariantCulture)} differs from the sweep's target " +
-                                    $"(train_loss {target.Threshold.ToString(CultureInfo.InvariantCulture)} in {store.SpecPath}): predictions must be for the target the sweep measured.");
+                                    $"(train_loss {target.Threshold.ToString(CultureInfo.InvariantCulture)} in {specPath}): predictions must be for the target the sweep measured.");
     }
 
-    /// <summary>Which NQM optimizers model each optimizer family, as the families declare it.</summary>
-    public static IReadOnlyDictionary<string, IReadOnlyList<string>> NqmCounterparts =>
-        Training.Optimizers.OptimizerFamilies.All.ToDictionary(f => f.Name, f => f.NqmCounterparts);
+    /// <summary>
+    /// Which NQM optimizers model each optimizer family, as the families declare it for <paramref name="spec"/>'s entry
+    /// (K-FAC's damped counterpart at the λ its trials ran with); a family the spec does not list, or no spec, gets its
+    /// defaults.
+    /// </summary>
+    public static IReadOnlyDictionary<string, IReadOnlyList<string>> NqmCounterparts(ExperimentSpec? spec) =>
+        Training.Optimizers.OptimizerFamilies.All.ToDictionary(f => f.Name, f => f.NqmCounterparts(
+            spec?.Optimizers?.FirstOrDefault(o => o.Name == f.Name) ?? new OptimizerSearch { Name = f.Name }));
+
+    /// <summary>The spec a sweep directory recorded; null when it has none (SweepResults.Load says what is missing).</summary>
+    static ExperimentSpec? SweepSpec(string sweepDir)
+    {
+        var store = new ResultsStore(sweepDir);
+        if (!File.Exists(store.SpecPath)) return null;
+        try { return store.ReadSpec(); }
+        catch (SweepStoreException e) { throw new SpecException(e.Message); }
+    }
 
     /// <summary>One row of fit-curve.csv: the fit trial's evaluated training loss; <c>recorded</c> = from its curve.csv, else from the run past the target.</summary>
     public sealed record FitCurveRow(long Step, double TrainLoss, bool Recorded);
@@ -128,7 +140,7 @@ public static class FitCommand
         string fitCurvePath = Path.Combine(outDir, ValidationFileNames.FitCurve);
         var longer = options.FitCurveExtension > 1 ? LongerFitCurve(sweep, options.FitCurveExtension, fitCurvePath) : null;
         if (longer is null && File.Exists(fitCurvePath)) File.Delete(fitCurvePath); // an earlier fit's: not what this one read
-        var inputs = new ValidationInputs(sweep, checkpoints, targetLoss, options, NqmCounterparts) { LongerFitCurve = longer };
+        var inputs = new ValidationInputs(sweep, checkpoints, targetLoss, options, NqmCounterparts(SweepSpec(sweepDir))) { LongerFitCurve = longer };
         var result = Validator.Run(inputs);
         Validator.Write(result, outDir);
         // The drift table goes into the report's folder as measured, so every number of the report is a file of the run.

@@ -1,3 +1,4 @@
+using NqmValidate.Training.Sweeps;
 using static TorchSharp.torch;
 
 namespace NqmValidate.Training.Optimizers;
@@ -26,7 +27,7 @@ public sealed class AdamFamily : IOptimizerFamily
     public double ScalingExponent => 0.5;
     // p = 0.5 on the plain spectrum, P from the gradient's second moment per diagonal bin, and heavy ball on the spectrum
     // measured under the trial's own P (where the curvature stage replayed an Adam trial).
-    public IReadOnlyList<string> NqmCounterparts => ["precond-p0.5", "precond-measured", "precond-own"];
+    public IReadOnlyList<string> NqmCounterparts(OptimizerSearch entry) => ["precond-p0.5", "precond-measured", "precond-own"];
 
     public IUpdateRule Create(OptimizerSpec resolved, nn.Module model) =>
         new AdamRule(model.parameters(), resolved["beta1"]!.Value, resolved["beta2"]!.Value, resolved["epsilon"]!.Value);

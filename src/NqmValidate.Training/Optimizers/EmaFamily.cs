@@ -1,3 +1,4 @@
+using NqmValidate.Training.Sweeps;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -15,7 +16,7 @@ public sealed class EmaFamily : IOptimizerFamily
     public IReadOnlyList<Hyperparameter> Hyperparameters => [Hyperparameter.Decay("ema_decay", 0.99, "decay γ of the average of iterates")];
     public IReadOnlyList<SearchDimension> SearchDimensions => [new("one_minus_ema_decay", "ema_decay", OneMinus: true)];
     public double ScalingExponent => 1.0;
-    public IReadOnlyList<string> NqmCounterparts => ["ema"];
+    public IReadOnlyList<string> NqmCounterparts(OptimizerSearch entry) => ["ema"];
 
     public IUpdateRule Create(OptimizerSpec resolved, nn.Module model) => new Rule(model, resolved["ema_decay"]!.Value);
 

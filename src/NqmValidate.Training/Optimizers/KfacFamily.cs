@@ -1,4 +1,5 @@
 using System.Globalization;
+using NqmValidate.Training.Sweeps;
 using static TorchSharp.torch;
 
 namespace NqmValidate.Training.Optimizers;
@@ -63,9 +64,18 @@ public sealed class KfacFamily : IOptimizerFamily
         new("one_minus_factor_decay", "factor_decay", OneMinus: true),
     ];
     public double ScalingExponent => 1.0;
-    // Heavy ball on P = 1/(h + λ) at the default damping (the NQM does not see a trial's own λ), and the undamped ideal
-    // P = 1/h (NqmValidate.Validation's NqmAdapter).
-    public IReadOnlyList<string> NqmCounterparts => [DampedCounterpart(DefaultDamping), "precond-p1"];
+    /// <summary>
+    /// Heavy ball on P = 1/(h + λ) at the λ the trials ran with (the spec's fixed damping, else the default), and the
+    /// undamped ideal P = 1/h (NqmValidate.Validation's NqmAdapter). A searched λ gives the damped counterpart at both
+    /// ends of its range: the NQM searches α and β but not λ, so it is shown at the range's bounds, not at an optimum over λ.
+    /// </summary>
+    public IReadOnlyList<string> NqmCounterparts(OptimizerSearch entry)
+    {
+        // The spec gives damping as a range only (`{ "min": λ, "max": λ }` fixes it), never as a bare number.
+        var dampings = entry.Dimensions(this).Where(d => d.Dimension.Hyperparameter == "damping")
+            .SelectMany(d => new[] { d.Range.Min, d.Range.Max }).DefaultIfEmpty(DefaultDamping).Distinct();
+        return [.. dampings.Select(DampedCounterpart), "precond-p1"];
+    }
 
     /// <summary>The NQM optimizer name of heavy ball on P = 1/(h + <paramref name="damping"/>): precond-p1-d{λ}.</summary>
     public static string DampedCounterpart(double damping) => "precond-p1-d" + damping.ToString("R", CultureInfo.InvariantCulture);

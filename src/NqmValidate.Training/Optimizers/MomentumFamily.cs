@@ -1,3 +1,4 @@
+using NqmValidate.Training.Sweeps;
 using static TorchSharp.torch;
 
 namespace NqmValidate.Training.Optimizers;
@@ -13,7 +14,7 @@ public sealed class MomentumFamily(bool nesterov) : IOptimizerFamily
     public IReadOnlyList<Hyperparameter> Hyperparameters => [Hyperparameter.Decay("momentum", 0.9, "momentum μ")];
     public IReadOnlyList<SearchDimension> SearchDimensions => [new("one_minus_momentum", "momentum", OneMinus: true, Required: true)];
     public double ScalingExponent => 1.0;
-    public IReadOnlyList<string> NqmCounterparts => ["momentum"];
+    public IReadOnlyList<string> NqmCounterparts(OptimizerSearch entry) => ["momentum"];
 
     public IUpdateRule Create(OptimizerSpec resolved, nn.Module model) =>
         new SgdRule(model.parameters(), momentum: resolved["momentum"]!.Value, nesterov: nesterov);

@@ -1,3 +1,4 @@
+using NqmValidate.Training.Sweeps;
 using static TorchSharp.torch;
 
 namespace NqmValidate.Training.Optimizers;
@@ -70,8 +71,12 @@ public interface IOptimizerFamily
     /// </summary>
     double ScalingExponent { get; }
 
-    /// <summary>The NQM optimizers (NqmValidate.Validation's names: sgd, momentum, ema, precond-p0.5, …) that model this family.</summary>
-    IReadOnlyList<string> NqmCounterparts { get; }
+    /// <summary>
+    /// The NQM optimizers (NqmValidate.Validation's names: sgd, momentum, ema, precond-p0.5, …) that model this family as
+    /// <paramref name="entry"/> (the sweep spec's entry for it) ran it: a counterpart may carry a hyperparameter the
+    /// NQM cannot search, such as K-FAC's damping.
+    /// </summary>
+    IReadOnlyList<string> NqmCounterparts(OptimizerSearch entry);
 
     /// <summary>The update rule over <paramref name="model"/>'s parameters for a resolved spec.</summary>
     IUpdateRule Create(OptimizerSpec resolved, nn.Module model);

@@ -1,3 +1,4 @@
+using NqmValidate.Training.Sweeps;
 using static TorchSharp.torch;
 
 namespace NqmValidate.Training.Optimizers;
@@ -10,7 +11,7 @@ public sealed class SgdFamily : IOptimizerFamily
     public IReadOnlyList<Hyperparameter> Hyperparameters => [];
     public IReadOnlyList<SearchDimension> SearchDimensions => [];
     public double ScalingExponent => 1.0;
-    public IReadOnlyList<string> NqmCounterparts => ["sgd"];
+    public IReadOnlyList<string> NqmCounterparts(OptimizerSearch entry) => ["sgd"];
 
     public IUpdateRule Create(OptimizerSpec resolved, nn.Module model) =>
         new SgdRule(model.parameters());

@@ -264,4 +264,18 @@ public class KfacFamilyTests(TrialData data) : IClassFixture<TrialData>
             "\"name\": \"kfac\", \"learning_rate\": { \"min\": 0.005, \"max\": 5.0, \"points\": 7 }, \"inverse_every\": 0"), "test"));
         Assert.Contains("inverse_every: must be in [1, ∞) (whole numbers)", fault.Message);
     }
+    [Fact]
+    public void TheNqmCounterpartRunsAtTheDampingTheTrialsRanWith()
+    {
+        const string sgd = "\"name\": \"sgd\", \"learning_rate\": { \"min\": 0.005, \"max\": 5.0, \"points\": 7 }";
+        IReadOnlyList<string> Counterparts(string damping) => Cli.Commands.FitCommand.NqmCounterparts(SpecLoader.Parse(
+            Sweeps.SweepTestKit.SmallSpecJson.Replace(sgd, "\"name\": \"kfac\", \"learning_rate\": { \"min\": 0.005, \"max\": 5.0, \"points\": 7 }" + damping),
+            "test"))["kfac"];
+        Assert.Equal(["precond-p1-d0.1", "precond-p1"], Counterparts(""));
+        Assert.Equal(["precond-p1-d0.03", "precond-p1"], Counterparts(", \"damping\": { \"min\": 0.03, \"max\": 0.03 }"));
+        // Searched: the NQM does not search λ, so it is shown at both ends of the range.
+        Assert.Equal(["precond-p1-d0.001", "precond-p1-d0.1", "precond-p1"], Counterparts(", \"damping\": { \"min\": 0.001, \"max\": 0.1, \"points\": 3 }"));
+        // Without a spec (or without a kfac entry) the default.
+        Assert.Equal(["precond-p1-d0.1", "precond-p1"], Cli.Commands.FitCommand.NqmCounterparts(null)["kfac"]);
+    }
 }

@@ -80,7 +80,7 @@ public class SyntheticLinearRegressionTests
         var curvature = new CurvatureResults("synthetic", bins, [], [], new CurvatureSummary(floor + InitialExcess, null, null, D, null, null, null, null));
         var result = Validator.Run(new ValidationInputs(sweep, curvature, floor + TargetExcess,
             new FitOptions { Floor = floor.ToString(System.Globalization.CultureInfo.InvariantCulture), InitialCondition = "isotropic", Checkpoint = "given", Sensitivity = false, PrimaryVariant = "diagonal/measured-c" },
-            Cli.Commands.FitCommand.NqmCounterparts));
+            Cli.Commands.FitCommand.NqmCounterparts(null)));
 
         var rows = result.Comparison.Where(c => c.Variant == "diagonal/measured-c").ToArray();
         Assert.Equal(2 * BatchSizes.Length, rows.Length);
@@ -157,7 +157,7 @@ public class SyntheticLinearRegressionTests
 
             var result = Validator.Run(new ValidationInputs(new SweepResults(dir, studies, trials), curvature, floor + TargetExcess,
                 new FitOptions { Checkpoint = "given", PrimaryVariant = "diagonal/measured-c", Sensitivity = extension > 1, EosMargin = 0, EdgeOfStability = false, FitCurveExtension = extension },
-                Cli.Commands.FitCommand.NqmCounterparts) { LongerFitCurve = longer });
+                Cli.Commands.FitCommand.NqmCounterparts(null)) { LongerFitCurve = longer });
 
             var fit = result.Fit.Variants.Single(v => v.Name == "diagonal/measured-c");
             var rows = result.Comparison.Where(c => c.Variant == "diagonal/measured-c").ToArray();
