@@ -29,6 +29,7 @@ public static partial class NqmApp
         yield return ReportCommand.Create();
         yield return ValidateCommand.Create();
         yield return VerifyCommand.Create();
+        yield return ReplicatesCommand.Create();
         yield return WorkerCommand.Create();
     }
 

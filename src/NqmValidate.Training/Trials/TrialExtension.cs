@@ -21,21 +21,38 @@ public static class TrialExtension
     {
         if (to <= from) throw new ArgumentOutOfRangeException(nameof(to), $"must exceed the recorded {from} steps.");
         ArgumentOutOfRangeException.ThrowIfLessThan(points, 1);
+        var steps = Enumerable.Range(1, points).Select(i => from + (long)Math.Round((double)i * (to - from) / points)).Distinct().ToList();
+        var losses = LossesAt(config, workload, steps);
+        if (Array.FindIndex(losses, double.IsPositiveInfinity) is var diverged and >= 0)
+            throw new TrialConfigException($"the run past the recorded steps diverged before step {steps[diverged]}.");
+        return steps.Zip(losses).ToList();
+    }
+
+    /// <summary>
+    /// The training loss of <paramref name="config"/>'s trial (replayed from step 0, whatever its max_steps) at each of
+    /// <paramref name="steps"/> (ascending, ≥ 1); +∞ from the first non-finite mini-batch loss on (a diverged run never
+    /// reaches a target). A replicate of a trial is this with another seed.
+    /// </summary>
+    public static double[] LossesAt(TrialConfig config, IWorkload workload, IReadOnlyList<long> steps)
+    {
+        if (steps.Count == 0 || steps[0] < 1 || steps.Zip(steps.Skip(1)).Any(p => p.Second <= p.First))
+            throw new ArgumentException("steps must be ascending and at least 1.", nameof(steps));
         // The recorded steps are the trial's only under the same learning rate at every step: a schedule whose decay
         // length is max_steps would follow another path if max_steps were moved, so only constant schedules extend.
         if (config.Optimizer.Schedule is { } schedule && schedule != "constant")
             throw new TrialConfigException($"only a constant learning-rate schedule can be run on past its recorded steps (this trial's is '{schedule}').");
-        var steps = Enumerable.Range(1, points).Select(i => from + (long)Math.Round((double)i * (to - from) / points)).Distinct().ToList();
-        using var replay = new TrialRunner.TrialReplay(config with { MaxSteps = Math.Max(config.MaxSteps, to) }, workload);
-        var curve = new List<(long, double)>();
-        foreach (long step in steps)
+        using var replay = new TrialRunner.TrialReplay(config with { MaxSteps = Math.Max(config.MaxSteps, steps[^1]) }, workload);
+        var losses = new double[steps.Count];
+        Array.Fill(losses, double.PositiveInfinity);
+        for (int i = 0; i < steps.Count; i++)
         {
-            replay.TrainTo(step, (s, loss) =>
-            {
-                if (!double.IsFinite(loss)) throw new TrialConfigException($"the run past the recorded steps diverged: mini-batch loss {loss} at step {s}.");
-            });
-            curve.Add((step, replay.EvaluateTrainLoss()));
+            bool diverged = false;
+            replay.TrainTo(steps[i], (_, loss) => diverged |= !double.IsFinite(loss));
+            if (diverged) break;
+            double loss = replay.EvaluateTrainLoss();
+            if (!double.IsFinite(loss)) break;
+            losses[i] = loss;
         }
-        return curve;
+        return losses;
     }
 }

@@ -41,4 +41,21 @@ public class TrialExtensionTests(TrialData data) : IClassFixture<TrialData>
         Assert.Contains("constant learning-rate schedule", e.Message);
         Assert.Throws<ArgumentOutOfRangeException>(() => TrialExtension.Run(Config.Resolve(), new FashionMnistWorkload(data.RealSmall), 100, 100, 3));
     }
+    [Fact]
+    public void LossesOnTheEvaluationGridGiveBackTheTrialsOwnStepsToTargetAndADivergedRunNeverReaches()
+    {
+        var reached = TrialRunner.Run(Config, data.RealSmall).Record;
+        long t = reached.StepsToTarget!.Value;
+        // The trial resolves its target on EvaluationSchedule's grid; evaluated at every grid point from t/4, the first
+        // one at or below the target must be the trial's own steps-to-target.
+        var grid = EvaluationSchedule.GridPoints(t / 4, 2 * t).ToList();
+        var losses = TrialExtension.LossesAt(reached.Config, new FashionMnistWorkload(data.RealSmall), grid);
+        Assert.Equal(t, grid[Array.FindIndex(losses, l => l <= Config.Target!.Threshold)]);
+        Assert.True(losses[0] > Config.Target!.Threshold, $"the grid must start before the crossing: {losses[0]} at step {grid[0]}");
+
+        var diverging = (Config with { Optimizer = new OptimizerSpec("sgd", 1e4) }).Resolve();
+        var blownUp = TrialExtension.LossesAt(diverging, new FashionMnistWorkload(data.RealSmall), [5, 10, 20]);
+        Assert.All(blownUp, l => Assert.Equal(double.PositiveInfinity, l));
+        Assert.Throws<ArgumentException>(() => TrialExtension.LossesAt(diverging, new FashionMnistWorkload(data.RealSmall), [10, 5]));
+    }
 }
