@@ -17,7 +17,9 @@ public sealed record ReplicateCurves(string Optimizer, int BatchSize, double Lea
 /// its fluctuations are large against its slope, so <c>GridRatio</c> (median first grid crossing over the mean curve's)
 /// is ≤ 1 in expectation; the trial's own procedure can also miss a dip between two coarse evaluations, which counts
 /// the other way. <c>Ratio</c> (median measured steps over the mean curve's crossing) is the net effect on the numbers
-/// the validation compares with the NQM.
+/// the validation compares with the NQM, and <c>RecordedRatio</c> (the study's steps-to-target over the mean curve's
+/// crossing) that number's own distance from the expected-loss crossing at its hyperparameters: it also carries the
+/// study's selection (the best of several learning rates per seed, the median of its seeds).
 /// <para><c>OwnSeedMeasured</c>: replicate 0's measured steps, which must equal <c>RecordedSteps</c> (the trial repeats).
 /// Medians rank a replicate that never reached the target after all others (null if such replicates are the middle).
 /// <c>FirstStepCrossed</c>: some replicate was at the target already at the first evaluated grid step
@@ -26,7 +28,7 @@ public sealed record ReplicateCurves(string Optimizer, int BatchSize, double Lea
 public sealed record FirstCrossingRow(
     string Optimizer, int BatchSize, double LearningRate, int Replicates, double? RecordedSteps, long? OwnSeedMeasured,
     int ReplicatesReached, long? MeasuredMin, double? MeasuredMedian, long? MeasuredMax, double? GridCrossingMedian,
-    long? MeanCurveCrossing, double? Ratio, double? GridRatio, bool FirstStepCrossed, long FirstStep, long LastStep);
+    long? MeanCurveCrossing, double? Ratio, double? GridRatio, double? RecordedRatio, bool FirstStepCrossed, long FirstStep, long LastStep);
 
 public static class FirstCrossing
 {
@@ -65,7 +67,7 @@ public static class FirstCrossing
         long? meanCrossing = Of(curves.Steps, MeanCurve(curves.Losses), target);
         return new FirstCrossingRow(curves.Optimizer, curves.BatchSize, curves.LearningRate, n, curves.RecordedSteps, curves.MeasuredSteps[0],
             reached.Count, reached.Count > 0 ? reached.Min() : null, measuredMedian, reached.Count > 0 ? reached.Max() : null, gridMedian,
-            meanCrossing, measuredMedian / meanCrossing, gridMedian / meanCrossing,
+            meanCrossing, measuredMedian / meanCrossing, gridMedian / meanCrossing, curves.RecordedSteps / meanCrossing,
             grid.Contains(curves.Steps[0]), curves.Steps[0], curves.Steps[^1]);
     }
 }

@@ -57,12 +57,13 @@ public static class ReplicatesCommand
                 Directory.CreateDirectory(outDir);
                 var clock = Stopwatch.StartNew();
                 var rows = Run(sweep, optimizer, batchSizes, count, multiple, outDir, Console.Error.WriteLine);
+                static string Steps(double steps) => steps.ToString("0.#", CultureInfo.InvariantCulture); // every digit: a step count, not an estimate
                 static string Ratio(double? q) => q is double v ? v.ToString("F2", CultureInfo.InvariantCulture) : "—";
                 foreach (var r in rows)
-                    Console.WriteLine($"{r.Optimizer} B = {r.BatchSize}: recorded {(r.RecordedSteps is double t ? Numbers.Figures3(t) : "—")} (own seed again: " +
+                    Console.WriteLine($"{r.Optimizer} B = {r.BatchSize}: recorded {(r.RecordedSteps is double t ? Steps(t) : "—")} (own seed again: " +
                                       $"{r.OwnSeedMeasured?.ToString(CultureInfo.InvariantCulture) ?? "not reached"}); median of {r.Replicates} " +
-                                      $"{(r.MeasuredMedian is double m ? Numbers.Figures3(m) : "not reached")} [{r.MeasuredMin}, {r.MeasuredMax}]; mean curve " +
-                                      $"{r.MeanCurveCrossing?.ToString(CultureInfo.InvariantCulture) ?? "not reached"}: ratio {Ratio(r.Ratio)} (first grid crossings: {Ratio(r.GridRatio)})");
+                                      $"{(r.MeasuredMedian is double m ? Steps(m) : "not reached")} [{r.MeasuredMin}, {r.MeasuredMax}]; mean curve " +
+                                      $"{r.MeanCurveCrossing?.ToString(CultureInfo.InvariantCulture) ?? "not reached"}: ratio {Ratio(r.Ratio)} (first grid crossings: {Ratio(r.GridRatio)}; recorded: {Ratio(r.RecordedRatio)})");
                 Console.WriteLine(Path.Combine(outDir, TableFile));
                 Console.Error.WriteLine($"replicates: {clock.Elapsed.TotalMinutes:F1} min");
                 return ExitCodes.Ok;

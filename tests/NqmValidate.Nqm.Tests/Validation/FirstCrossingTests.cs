@@ -29,7 +29,7 @@ public class FirstCrossingTests
         // At 0.61: grid crossings 20, 30, never (median 30); the mean curve reaches 0.6 at 30; measured median 40 (as given).
         var row2 = FirstCrossing.Measure(curves with { MeasuredSteps = [20, 40, 40] }, 0.61);
         Assert.Equal((30.0, 30L, 40.0), (row2.GridCrossingMedian!.Value, row2.MeanCurveCrossing!.Value, row2.MeasuredMedian!.Value));
-        Assert.Equal((4.0 / 3, 1.0), (row2.Ratio!.Value, row2.GridRatio!.Value));
+        Assert.Equal((4.0 / 3, 1.0, 1.0), (row2.Ratio!.Value, row2.GridRatio!.Value, row2.RecordedRatio!.Value)); // recorded 30
 
         // A replicate that never crossed is ranked after every crossing; when it is the median, there is none.
         Assert.Null(FirstCrossing.Median([null, null, 5]));
