@@ -37,23 +37,30 @@ public class ReplicatesCommandTests(TinyRealSweep sweep)
             Assert.True(steps[0] <= long.Parse(row["recorded_steps"], CultureInfo.InvariantCulture) / 4 + 1 && steps[^1] >= long.Parse(row["recorded_steps"], CultureInfo.InvariantCulture));
         }
     }
+}
 
-    [Fact]
-    public async Task BadArgumentsAreRefusedByName()
+/// <summary>`nqm replicates`' refusals, read from what it prints (Console is process-wide: the console collection).</summary>
+[Collection("console")]
+public class ReplicatesArgumentTests
+{
+    static string QuickSweep()
     {
-        var err = new StringWriter();
-        var saved = Console.Error;
-        Console.SetError(err);
-        try
-        {
-            Assert.Equal(ExitCodes.BadInput, await NqmApp.RunAsync(["replicates", "--sweep", sweep.Reference, "--batch-sizes", "64", "--out", SweepTestKit.TempDir("rep-bad")]));
-            Assert.Equal(ExitCodes.BadInput, await NqmApp.RunAsync(["replicates", "--sweep", sweep.Reference, "--replicates", "0", "--out", SweepTestKit.TempDir("rep-bad")]));
-            Assert.Equal(ExitCodes.BadInput, await NqmApp.RunAsync(["replicates", "--sweep", sweep.Reference, "--optimizer", "adam", "--out", SweepTestKit.TempDir("rep-bad")]));
-        }
-        finally { Console.SetError(saved); }
-        string text = err.ToString();
-        Assert.Contains("--batch-sizes: '64' is not a batch size at which sgd reached the target (those are 32, 128)", text);
-        Assert.Contains("--replicates: must be at least 1", text);
-        Assert.Contains("no adam study reached the target", text);
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "NqmValidate.sln"))) dir = dir.Parent;
+        return Path.Combine(dir!.FullName, "experiments", "results", "fmnist-mlp-quick", "sweep");
+    }
+
+    [Theory]
+    [InlineData("--batch-sizes 32", "--batch-sizes: '32' is not a batch size at which sgd reached the target (those are 16, 64, 256, 1024, 4096)")]
+    [InlineData("--replicates 0", "--replicates: must be at least 1")]
+    [InlineData("--multiple 1", "--multiple: must be a finite number > 1")]
+    [InlineData("--optimizer nesterov", "no nesterov study reached the target")]
+    public async Task BadArgumentsAreRefusedByNameBeforeAnyTraining(string arguments, string message)
+    {
+        string outDir = SweepTestKit.TempDir("rep-bad");
+        var r = await Reliability.CliHarness.Run(["replicates", "--sweep", QuickSweep(), "--out", outDir, .. arguments.Split(' ')]);
+        Assert.Equal(ExitCodes.BadInput, r.Code);
+        Assert.Contains(message, r.Err);
+        Assert.False(File.Exists(Path.Combine(outDir, ReplicatesCommand.TableFile)), r.ToString());
     }
 }
