@@ -123,9 +123,10 @@ public static class ReplicatesCommand
             {
                 var clock = Stopwatch.StartNew();
                 var config = record.Config with { Seed = seeds[k] };
-                // As the sweep ran it (stops at the target; budget capped at the replay's last step), then replayed past it.
-                measured.Add(TrialRunner.Run(config with { MaxSteps = steps[^1] }, workload).Record.StepsToTarget);
+                // Replayed past the target (first: it refuses a schedule that cannot be run on), then as the sweep ran it
+                // (stopping at the target; the budget capped at the replay's last step).
                 var l = TrialExtension.LossesAt(config, workload, steps);
+                measured.Add(TrialRunner.Run(config with { MaxSteps = steps[^1] }, workload).Record.StepsToTarget);
                 losses.Add(l);
                 curveRows.AddRange(steps.Select((s, i) => new ReplicateCurveRow(optimizer, b, k, seeds[k], s, l[i])));
                 progress($"{optimizer} B = {b}: replicate {k} of {count} (seed {seeds[k]}{(k == 0 ? ", the trial's own" : "")}): steps-to-target " +
