@@ -191,7 +191,8 @@ public class SweepProcessTests(TinyRealSweep sweep)
         await secondOut;
         Assert.Equal(2, second.ExitCode);
         Assert.Contains($"is in use by another run (pid {first.Id} on host {Environment.MachineName}", secondErr);
-        Assert.False(first.HasExited, "the refused sweep must not have stopped the first one");
+        // The refused sweep must not have stopped the first one: it ends with exit 0 and the uninterrupted tables (whether
+        // it was still running here depends on the machine's load, so that is not asserted).
 
         await first.WaitForExitAsync();
         Assert.Equal(0, first.ExitCode);
