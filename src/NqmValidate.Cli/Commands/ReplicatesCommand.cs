@@ -62,10 +62,10 @@ public static class ReplicatesCommand
                 foreach (var r in rows)
                     Console.WriteLine($"{r.Optimizer} B = {r.BatchSize}: recorded {(r.RecordedSteps is double t ? Steps(t) : "—")} (own seed again: " +
                                       $"{r.OwnSeedMeasured?.ToString(CultureInfo.InvariantCulture) ?? "not reached"}); median of {r.Replicates} " +
-                                      $"{(r.MeasuredMedian is double m ? Steps(m) : "not reached")} [{r.MeasuredMin}, {r.MeasuredMax}]; mean curve " +
+                                      $"{(r.MeasuredMedian is double m ? Steps(m) : "not reached")} [{r.MeasuredMin?.ToString(CultureInfo.InvariantCulture) ?? "—"}, {r.MeasuredMax?.ToString(CultureInfo.InvariantCulture) ?? "—"}]; mean curve " +
                                       $"{r.MeanCurveCrossing?.ToString(CultureInfo.InvariantCulture) ?? "not reached"}: ratio {Ratio(r.Ratio)} (first grid crossings: {Ratio(r.GridRatio)}; recorded: {Ratio(r.RecordedRatio)})");
                 Console.WriteLine(Path.Combine(outDir, TableFile));
-                Console.Error.WriteLine($"replicates: {clock.Elapsed.TotalMinutes:F1} min");
+                Console.Error.WriteLine($"replicates: {clock.Elapsed.TotalMinutes.ToString("F1", CultureInfo.InvariantCulture)} min");
                 return ExitCodes.Ok;
             }
             catch (Exception e) when (e is RunFileException or SpecException or JsonException or TrialConfigException or DataSetException)
@@ -106,7 +106,7 @@ public static class ReplicatesCommand
         var curveRows = new List<ReplicateCurveRow>();
         foreach (int b in batchSizes)
         {
-            var study = sweep.Studies.Single(s => s.Optimizer == optimizer && s.BatchSize == b);
+            var study = sweep.Studies.First(s => s.Optimizer == optimizer && s.BatchSize == b);
             var curve = sweep.BestTrialCurve(optimizer, b);
             string trialJson = Path.Combine(Path.GetDirectoryName(curve.Path)!, "trial.json");
             if (!File.Exists(trialJson)) throw new RunFileException($"{trialJson}: file not found; replicates re-run the best trial from its record.");
@@ -114,6 +114,7 @@ public static class ReplicatesCommand
             double target = record.Config.Target?.Threshold ?? throw new RunFileException($"{trialJson}: the trial has no target.");
             long recorded = record.StepsToTarget ?? throw new RunFileException($"{trialJson}: the trial did not reach its target.");
             var steps = EvaluationSchedule.GridPoints(recorded / 4, (long)Math.Ceiling(multiple * recorded)).ToList();
+            if (steps.Count == 0) throw new RunFileException($"{trialJson}: the trial met its target at step {recorded}; there is no crossing to replicate.");
             using var data = FashionMnist.Load(record.Config.DataDir);
             var workload = new FashionMnistWorkload(data);
             var seeds = Enumerable.Range(0, count + 1).Select(k => ReplicateSeed(record.Config.Seed, k)).ToList();
@@ -133,6 +134,9 @@ public static class ReplicatesCommand
                          $"{measured[k]?.ToString(CultureInfo.InvariantCulture) ?? "not reached"}, first grid crossing " +
                          $"{FirstCrossing.Of(steps, l, target)?.ToString(CultureInfo.InvariantCulture) ?? "none"} up to step {steps[^1]} ({clock.Elapsed.TotalSeconds:F0} s)");
             }
+            if (measured[0] != recorded)
+                progress($"warning: {optimizer} B = {b}: the trial's own seed reached the target at {measured[0]?.ToString(CultureInfo.InvariantCulture) ?? "no step"}, " +
+                         $"not at its recorded {recorded} (another machine, thread count or build?); recorded_ratio compares with the recorded number.");
             rows.Add(FirstCrossing.Measure(new ReplicateCurves(optimizer, b, record.Config.Optimizer.LearningRate, study.StepsToTarget, steps, seeds, measured, losses), target));
             CsvFiles.Write(Path.Combine(outDir, TableFile), rows);
             CsvFiles.Write(Path.Combine(outDir, CurvesFile), curveRows);

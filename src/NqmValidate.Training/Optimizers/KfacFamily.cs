@@ -65,16 +65,17 @@ public sealed class KfacFamily : IOptimizerFamily
     ];
     public double ScalingExponent => 1.0;
     /// <summary>
-    /// Heavy ball on P = 1/(h + λ) at the λ the trials ran with (the spec's fixed damping, else the default), and the
-    /// undamped ideal P = 1/h (NqmValidate.Validation's NqmAdapter). A searched λ gives the damped counterpart at both
-    /// ends of its range: the NQM searches α and β but not λ, so it is shown at the range's bounds, not at an optimum over λ.
+    /// Heavy ball on P = 1/(h + λ) at the λ the trials ran with, and the undamped ideal P = 1/h (NqmValidate.Validation's
+    /// NqmAdapter). The spec gives damping as a range only (`{ "min": λ, "max": λ }` fixes it); a searched range is
+    /// represented by its geometric midpoint √(min·max): the NQM searches α and β but not λ, and one damped counterpart
+    /// keeps the primary recipe one row per optimizer (the report takes the first counterpart as the primary's). The
+    /// midpoint comes from the spec alone, never from which λ won a study (that would read a scored point).
     /// </summary>
     public IReadOnlyList<string> NqmCounterparts(OptimizerSearch entry)
     {
-        // The spec gives damping as a range only (`{ "min": λ, "max": λ }` fixes it), never as a bare number.
-        var dampings = entry.Dimensions(this).Where(d => d.Dimension.Hyperparameter == "damping")
-            .SelectMany(d => new[] { d.Range.Min, d.Range.Max }).DefaultIfEmpty(DefaultDamping).Distinct();
-        return [.. dampings.Select(DampedCounterpart), "precond-p1"];
+        double damping = entry.Dimensions(this).Where(d => d.Dimension.Hyperparameter == "damping")
+            .Select(d => d.Range.Min == d.Range.Max ? d.Range.Min : Math.Sqrt(d.Range.Min * d.Range.Max)).DefaultIfEmpty(DefaultDamping).First();
+        return [DampedCounterpart(damping), "precond-p1"];
     }
 
     /// <summary>The NQM optimizer name of heavy ball on P = 1/(h + <paramref name="damping"/>): precond-p1-d{λ}.</summary>

@@ -30,8 +30,10 @@ public static class TrialExtension
 
     /// <summary>
     /// The training loss of <paramref name="config"/>'s trial (replayed from step 0, whatever its max_steps) at each of
-    /// <paramref name="steps"/> (ascending, ≥ 1); +∞ from the first non-finite mini-batch loss on (a diverged run never
-    /// reaches a target). A replicate of a trial is this with another seed.
+    /// <paramref name="steps"/> (ascending, ≥ 1); +∞ from the first non-finite mini-batch or evaluated loss on (a run that
+    /// blew up never reaches a target). Only non-finite losses count: the trial's own divergence rule (a running loss above
+    /// divergence_factor × the initial loss) is not applied here, so a run the trial would stop may still be followed.
+    /// A replicate of a trial is this with another seed.
     /// </summary>
     public static double[] LossesAt(TrialConfig config, IWorkload workload, IReadOnlyList<long> steps)
     {

@@ -35,6 +35,12 @@ public class ReplicatesCommandTests(TinyRealSweep sweep)
             long? crossing = steps.Select((s, i) => (s, mean: byReplicate.Values.Average(l => l[i]))).Where(p => p.mean <= 1.2).Select(p => (long?)p.s).FirstOrDefault();
             Assert.Equal(row["mean_curve_crossing"], crossing?.ToString(CultureInfo.InvariantCulture) ?? "");
             Assert.True(steps[0] <= long.Parse(row["recorded_steps"], CultureInfo.InvariantCulture) / 4 + 1 && steps[^1] >= long.Parse(row["recorded_steps"], CultureInfo.InvariantCulture));
+            // Replicate 0 replayed is the recorded trial: at every step both evaluated, the same training loss, bit for bit.
+            var recorded = NqmValidate.Validation.SweepResults.Load(sweep.Reference).BestTrialCurve("sgd", int.Parse(row["batch_size"], CultureInfo.InvariantCulture))
+                .Points.ToDictionary(p => (long)p.Step, p => p.Loss);
+            var shared = steps.Select((s, i) => (s, i)).Where(x => recorded.ContainsKey(x.s)).ToList();
+            Assert.NotEmpty(shared);
+            Assert.All(shared, x => Assert.Equal(recorded[x.s], byReplicate["0"][x.i]));
         }
     }
 }

@@ -180,6 +180,9 @@ public class SweepProcessTests(TinyRealSweep sweep)
                         .Any(a => ResultsStore.ProcessesRunning(a).Count > 0)))
             await Task.Delay(50);
         Assert.False(first.HasExited, "the first sweep finished before the second could start");
+        // Hold the first sweep still (SIGSTOP: alive, its lock held) while the second starts, which takes seconds on a loaded
+        // machine; otherwise the first could finish meanwhile and the second would find the directory free.
+        Assert.Equal(0, Signal(first.Id, SigStop));
 
         var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "nqm.dll"), "sweep", "--spec", sweep.SpecPath, "--out", dir, "--progress", "none" })
@@ -189,10 +192,10 @@ public class SweepProcessTests(TinyRealSweep sweep)
         string secondErr = await second.StandardError.ReadToEndAsync();
         await second.WaitForExitAsync();
         await secondOut;
+        Assert.Equal(0, Signal(first.Id, SigCont));
         Assert.Equal(2, second.ExitCode);
         Assert.Contains($"is in use by another run (pid {first.Id} on host {Environment.MachineName}", secondErr);
-        // The refused sweep must not have stopped the first one: it ends with exit 0 and the uninterrupted tables (whether
-        // it was still running here depends on the machine's load, so that is not asserted).
+        // The refused sweep must not have stopped the first one: it goes on to exit 0 with the uninterrupted tables.
 
         await first.WaitForExitAsync();
         Assert.Equal(0, first.ExitCode);
@@ -200,6 +203,11 @@ public class SweepProcessTests(TinyRealSweep sweep)
         Assert.Equal(File.ReadAllText(Path.Combine(sweep.Reference, "trials.csv")), File.ReadAllText(Path.Combine(dir, "trials.csv")));
         Assert.DoesNotContain("\"crashed\"", string.Concat(Directory.GetFiles(Path.Combine(dir, "trials"), "trial.json", SearchOption.AllDirectories).Select(File.ReadAllText)));
     }
+
+    const int SigStop = 19, SigCont = 18; // Linux x86-64/arm64 numbering
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    static extern int Signal(int pid, int signal);
 
     static int FinishedTrials(string dir) =>
         Directory.Exists(Path.Combine(dir, "trials"))

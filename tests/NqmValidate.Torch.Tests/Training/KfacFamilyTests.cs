@@ -273,8 +273,8 @@ public class KfacFamilyTests(TrialData data) : IClassFixture<TrialData>
             "test"))["kfac"];
         Assert.Equal(["precond-p1-d0.1", "precond-p1"], Counterparts(""));
         Assert.Equal(["precond-p1-d0.03", "precond-p1"], Counterparts(", \"damping\": { \"min\": 0.03, \"max\": 0.03 }"));
-        // Searched: the NQM does not search λ, so it is shown at both ends of the range.
-        Assert.Equal(["precond-p1-d0.001", "precond-p1-d0.1", "precond-p1"], Counterparts(", \"damping\": { \"min\": 0.001, \"max\": 0.1, \"points\": 3 }"));
+        // Searched: the NQM does not search λ; one damped counterpart at the range's geometric midpoint.
+        Assert.Equal(["precond-p1-d0.01", "precond-p1"], Counterparts(", \"damping\": { \"min\": 0.001, \"max\": 0.1, \"points\": 3 }"));
         // Without a spec (or without a kfac entry) the default.
         Assert.Equal(["precond-p1-d0.1", "precond-p1"], Cli.Commands.FitCommand.NqmCounterparts(null)["kfac"]);
     }
